@@ -1,0 +1,46 @@
+"""prepull: pre-pull container images onto Kubernetes node pools, as a Pulumi component.
+
+``manifests()`` and the validation behind it are pure (no Pulumi engine);
+``ImagePrePuller`` registers exactly those objects. The component is imported
+lazily so the pure core works without the Pulumi SDKs loaded.
+"""
+
+from .args import (
+    ContainerResources,
+    CustomTimeouts,
+    ImagePrePullerArgs,
+    Method,
+    PullPolicy,
+    StartupTaint,
+    TaintEffect,
+    Toleration,
+    TolerationOperator,
+)
+from .errors import PrePullInputError
+from .manifests import manifests
+
+__version__ = "0.1.0"
+
+
+def __getattr__(attr: str):
+    if attr == "ImagePrePuller":
+        from .component import ImagePrePuller
+
+        return ImagePrePuller
+    raise AttributeError(attr)
+
+
+__all__ = [
+    "ContainerResources",
+    "CustomTimeouts",
+    "ImagePrePuller",
+    "ImagePrePullerArgs",
+    "Method",
+    "PrePullInputError",
+    "PullPolicy",
+    "StartupTaint",
+    "TaintEffect",
+    "Toleration",
+    "TolerationOperator",
+    "manifests",
+]

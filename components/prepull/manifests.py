@@ -1,0 +1,230 @@
+"""Plan -> plain Kubernetes objects (camelCase dicts). No Pulumi engine involved.
+
+The component, the offline renderer and the tests all build from here, so what
+is reviewed is exactly what is deployed. Every dict is built in a fixed order
+from sorted or user-ordered inputs: the same inputs give byte-identical output.
+"""
+
+import hashlib
+import json
+from typing import Mapping, Optional
+
+from .args import ImagePrePullerArgs, Method
+from .names import container_name
+from .plan import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME, Group, Plan, build_plan
+
+ANNOTATION_IMAGES_HASH = "prepull.dev/images-hash"
+HELPER_MOUNT = "/.prepull"
+HELPER_VOLUME = "prepull-bin"
+NOOP = [f"{HELPER_MOUNT}/busybox", "true"]
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+# Checks checkov flags on the default output that do not apply to a pre-puller,
+# carried on the objects so any scanner run shows the reason next to the skip.
+CHECKOV_SKIPS = (
+    ("CKV_K8S_8", "pause has no endpoint to probe; liveness adds nothing to a process that only sleeps"),
+    ("CKV_K8S_9", "readiness is the completion of the pull init containers, which the kubelet reports without a probe"),
+    ("CKV_K8S_43", "digests cannot be resolved offline; users pin digests in images, which are used verbatim"),
+    ("CKV_K8S_15", "IfNotPresent is deliberate: Always would re-contact the registry on every pod start; pull_policy=Always is offered"),
+    ("CKV_K8S_38", "automountServiceAccountToken is false on the pod; the ServiceAccount itself is the namespace default"),
+)
+
+
+def _pairs(pairs) -> dict:
+    return {k: v for k, v in pairs}
+
+
+def _images_hash(plan: Plan, group: Group) -> str:
+    payload = json.dumps(
+        {"images": [r.canonical for r in group.images], "pullPolicy": plan.pull_policy.value, "method": plan.method.value},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _resources(plan: Plan) -> dict:
+    r = plan.resources
+    return {
+        "requests": {"cpu": r["cpu_request"], "memory": r["memory_request"]},
+        "limits": {"cpu": r["cpu_limit"], "memory": r["memory_limit"]},
+    }
+
+
+def _security_context(read_only_root: bool = True) -> dict:
+    # Container-level settings Pod Security "restricted" checks on every container.
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "privileged": False,
+        "readOnlyRootFilesystem": read_only_root,
+    }
+
+
+def _selector_labels(plan: Plan, group: Group) -> dict:
+    return {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name, LABEL_DAEMONSET: group.name}
+
+
+def _object_labels(plan: Plan, extra: Optional[Mapping] = None) -> dict:
+    labels = {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name, "app.kubernetes.io/managed-by": "prepull"}
+    labels.update(extra or {})
+    labels.update(_pairs(plan.labels))
+    return labels
+
+
+def _affinity(group: Group) -> Optional[dict]:
+    if group.arch_in:
+        expr = {"key": ARCH_LABEL, "operator": "In", "values": list(group.arch_in)}
+    elif group.arch_not_in:
+        expr = {"key": ARCH_LABEL, "operator": "NotIn", "values": list(group.arch_not_in)}
+    else:
+        return None
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expr]}]}}}
+
+
+def _pull_containers(plan: Plan, group: Group) -> tuple:
+    """(initContainers, holder volumeMounts, volumes) for the group's images."""
+    res = _resources(plan)
+    init, mounts, volumes = [], [], []
+    if plan.method is Method.KUBELET:
+        helper = plan.helper_image
+        init.append({
+            "name": "prepull-noop",
+            "image": helper.canonical,
+            "imagePullPolicy": "IfNotPresent",
+            # Copy the static busybox so images without a shell or coreutils can run it.
+            "command": ["/bin/busybox", "cp", "/bin/busybox", f"{HELPER_MOUNT}/busybox"],
+            "resources": res,
+            "securityContext": _security_context(),
+            "volumeMounts": [{"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT}],
+        })
+        for ref in group.images:
+            init.append({
+                "name": container_name("pull", ref.path, ref.short_hash),
+                "image": ref.canonical,
+                "imagePullPolicy": plan.pull_policy.value,
+                # command replaces ENTRYPOINT and an empty args drops CMD: only the no-op runs.
+                "command": NOOP,
+                "args": [],
+                "resources": res,
+                "securityContext": _security_context(),
+                "volumeMounts": [{"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}],
+            })
+        volumes.append({"name": HELPER_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}})
+    elif plan.method is Method.DOCKER_SOCKET:
+        for ref in group.images:
+            sc = _security_context(read_only_root=False)
+            # Root is required to open the root-owned socket; this method is legacy and documented as not restricted.
+            sc.update({"runAsNonRoot": False, "runAsUser": 0})
+            init.append({
+                "name": container_name("pull", ref.path, ref.short_hash),
+                "image": plan.docker_cli_image.canonical,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["docker", "pull", "--quiet", ref.canonical],
+                "resources": res,
+                "securityContext": sc,
+                "volumeMounts": [{"name": "docker-socket", "mountPath": DOCKER_SOCKET}],
+            })
+        volumes.append({"name": "docker-socket", "hostPath": {"path": DOCKER_SOCKET, "type": "Socket"}})
+    else:  # IMAGE_VOLUME
+        for ref in group.images:
+            vol = container_name("img", ref.path, ref.short_hash)
+            volumes.append({"name": vol, "image": {"reference": ref.canonical, "pullPolicy": plan.pull_policy.value}})
+            mounts.append({"name": vol, "mountPath": f"/images/{vol}", "readOnly": True})
+    return init, mounts, volumes
+
+
+def namespace_manifest(plan: Plan) -> dict:
+    """The Namespace, labelled for the Pod Security level the method needs."""
+    level = "privileged" if plan.method is Method.DOCKER_SOCKET else "restricted"
+    psa = {
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit": "restricted",
+    }
+    meta = {"name": plan.namespace, "labels": _object_labels(plan, psa)}
+    if plan.annotations:
+        meta["annotations"] = _pairs(plan.annotations)
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+def daemon_set_manifest(plan: Plan, group: Group) -> dict:
+    """One pre-pull DaemonSet: pull init containers (or image volumes) and a pause holder."""
+    init, mounts, volumes = _pull_containers(plan, group)
+    holder = {
+        "name": "holder",
+        "image": plan.pause_image.canonical,
+        "imagePullPolicy": "IfNotPresent",
+        "resources": _resources(plan),
+        "securityContext": _security_context(),
+    }
+    if mounts:
+        holder["volumeMounts"] = mounts
+    pod_spec: dict = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 5,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": plan.run_as_user,
+            "runAsGroup": plan.run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "nodeSelector": _pairs(plan.node_selector),
+    }
+    affinity = _affinity(group)
+    if affinity:
+        pod_spec["affinity"] = affinity
+    if plan.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in plan.tolerations]
+    if plan.priority_class_name:
+        pod_spec["priorityClassName"] = plan.priority_class_name
+    if plan.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s} for s in plan.image_pull_secrets]
+    if init:
+        pod_spec["initContainers"] = init
+    pod_spec["containers"] = [holder]
+    if volumes:
+        pod_spec["volumes"] = volumes
+
+    selector = _selector_labels(plan, group)
+    pod_annotations = {ANNOTATION_IMAGES_HASH: _images_hash(plan, group)}
+    pod_annotations.update(_pairs(plan.annotations))
+    ds_annotations = {f"checkov.io/skip{i + 1}": f"{check}={why}" for i, (check, why) in enumerate(CHECKOV_SKIPS)}
+    if plan.skip_await:
+        ds_annotations["pulumi.com/skipAwait"] = "true"
+    ds_annotations.update(_pairs(plan.annotations))
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {
+            "name": group.name,
+            "namespace": plan.namespace,
+            "labels": _object_labels(plan, {LABEL_DAEMONSET: group.name}),
+            "annotations": ds_annotations,
+        },
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": plan.max_unavailable}},
+            "template": {
+                "metadata": {"labels": _object_labels(plan, selector), "annotations": pod_annotations},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def render(plan: Plan) -> list:
+    """Every object of a plan, Namespace first."""
+    objects = [namespace_manifest(plan)] if plan.create_namespace else []
+    objects.extend(daemon_set_manifest(plan, g) for g in plan.groups)
+    return objects
+
+
+def manifests(args: ImagePrePullerArgs, name: str = "prepull") -> list:
+    """The exact Kubernetes objects ImagePrePuller(name, args) creates, as camelCase dicts.
+
+    Raises PrePullInputError (naming the field and value) on bad input.
+    """
+    return render(build_plan(args, name))

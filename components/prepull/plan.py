@@ -1,0 +1,398 @@
+"""Validate :class:`ImagePrePullerArgs` into a :class:`Plan`.
+
+Every check lives here, runs before any resource is registered, and raises
+:class:`PrePullInputError` naming the field and the value. The rest of the
+package only ever sees a valid, normalised Plan.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
+
+from .args import DEFAULTS, KNOWN_FIELDS, Method, PullPolicy, TaintEffect, TolerationOperator
+from .errors import PrePullInputError
+from .images import ImageRef, Platform, parse_image, parse_platform
+from .names import (
+    DNS1123_LABEL_MAX,
+    check_dns_label,
+    check_dns_subdomain,
+    check_duration,
+    check_label_value,
+    check_qualified_name,
+    check_quantity,
+)
+
+# Labels the component owns: the DaemonSet selectors are built from them and
+# must never change (a selector change forces a DaemonSet replacement).
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_DAEMONSET = "prepull.dev/daemonset"
+RESERVED_LABELS = (LABEL_NAME, LABEL_INSTANCE, LABEL_DAEMONSET, "app.kubernetes.io/managed-by")
+OS_LABEL = "kubernetes.io/os"
+ARCH_LABEL = "kubernetes.io/arch"
+MAX_LANES = 32
+OTHER_ARCHES = "other"
+
+_TOLERATION_KEYS = ("key", "operator", "value", "effect", "toleration_seconds")
+_TAINT_KEYS = ("key", "value", "effect")
+_TIMEOUT_KEYS = ("create", "update", "delete")
+_RESOURCE_KEYS = tuple(DEFAULTS["resources"])
+
+
+@dataclass(frozen=True)
+class Group:
+    """One DaemonSet: a lane of the images for one set of architectures."""
+
+    name: str
+    images: tuple
+    arch_in: tuple = ()
+    """Select only nodes of these arches (empty: no arch constraint)."""
+    arch_not_in: tuple = ()
+    """Exclude nodes of these arches."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Validated, normalised inputs. Built only by :func:`build_plan`."""
+
+    base_name: str
+    namespace: str
+    create_namespace: bool
+    images: tuple  # of ImageRef, in the user's order
+    platforms: Mapping[str, tuple]  # canonical ref -> sorted Platforms
+    groups: tuple  # of Group
+    node_selector: tuple  # sorted (key, value) pairs, kubernetes.io/os included
+    tolerations: tuple  # of wire-shape dicts
+    image_pull_secrets: tuple
+    pull_policy: PullPolicy
+    method: Method
+    pause_image: ImageRef
+    helper_image: Optional[ImageRef]
+    docker_cli_image: Optional[ImageRef]
+    startup_taint: Optional[Mapping[str, str]]
+    lanes: int
+    priority_class_name: Optional[str]
+    labels: tuple  # sorted pairs
+    annotations: tuple  # sorted pairs
+    max_unavailable: int
+    custom_timeouts: Mapping[str, str]
+    skip_await: bool
+    resources: Mapping[str, str]
+    run_as_user: int
+
+
+def _enum(enum_type: type, value: Any, field: str) -> Any:
+    if isinstance(value, enum_type):
+        return value
+    try:
+        return enum_type(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in enum_type)
+        raise PrePullInputError(field, value, f"must be one of {allowed}") from None
+
+
+def _bool(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise PrePullInputError(field, value, "must be true or false")
+    return value
+
+
+def _int(value: Any, field: str, minimum: int, maximum: Optional[int] = None) -> int:
+    # MLC callers may send integral floats; bools are ints in Python but never meant as one.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PrePullInputError(field, value, "must be a whole number")
+    if value < minimum:
+        raise PrePullInputError(field, value, f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise PrePullInputError(field, value, f"must be at most {maximum}")
+    return value
+
+
+def _str(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise PrePullInputError(field, value, "must be a non-empty string")
+    return value
+
+
+def _list(value: Any, field: str) -> list:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise PrePullInputError(field, value, "must be a list")
+    return list(value)
+
+
+def _mapping(value: Any, field: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise PrePullInputError(field, value, "must be a mapping")
+    return value
+
+
+def _only_keys(value: Mapping, allowed: Sequence[str], field: str) -> None:
+    for key in value:
+        if key not in allowed:
+            raise PrePullInputError(f"{field}.{key}", value[key], f"unknown field; known: {', '.join(allowed)}")
+
+
+def _string_map(value: Any, field: str, check_value) -> tuple:
+    pairs = []
+    for key, val in _mapping(value, field).items():
+        check_qualified_name(key, f"{field} key")
+        if not isinstance(val, str):
+            raise PrePullInputError(f"{field}[{key!r}]", val, "must be a string")
+        check_value(val, f"{field}[{key!r}]")
+        pairs.append((key, val))
+    return tuple(sorted(pairs))
+
+
+def _images(args: Mapping) -> tuple:
+    """Parse `images` (and dict entries' platforms); return (refs, {canonical: platforms})."""
+    if "images" not in args or args.get("images") is None:
+        raise PrePullInputError("images", None, "is required: list at least one image reference")
+    raw = _list(args["images"], "images")
+    if not raw:
+        raise PrePullInputError("images", raw, "must list at least one image reference")
+    refs: list = []
+    seen: dict = {}
+    platform_lists: dict = {}
+    by_original: dict = {}
+    for i, entry in enumerate(raw):
+        field = f"images[{i}]"
+        entry_platforms = None
+        if isinstance(entry, Mapping):
+            _only_keys(entry, ("image", "platforms"), field)
+            entry_platforms = entry.get("platforms")
+            entry = entry.get("image")
+            field = f"{field}.image"
+        ref = parse_image(entry, field)
+        if ref.canonical in seen:
+            raise PrePullInputError(
+                field, entry, f"duplicate of images[{seen[ref.canonical]}] (both are {ref.canonical})"
+            )
+        seen[ref.canonical] = i
+        by_original[ref.original] = ref
+        refs.append(ref)
+        if entry_platforms is not None:
+            platform_lists[ref.canonical] = (f"images[{i}].platforms", entry_platforms)
+
+    extra = args.get("image_platforms")
+    if extra is not None:
+        for key, plats in _mapping(extra, "image_platforms").items():
+            field = f"image_platforms[{key!r}]"
+            ref = by_original.get(key) if isinstance(key, str) else None
+            if ref is None and isinstance(key, str):
+                try:
+                    ref = next(r for r in refs if r.canonical == parse_image(key, field).canonical)
+                except StopIteration:
+                    ref = None
+            if ref is None:
+                raise PrePullInputError(field, key, "names an image that is not in images")
+            if ref.canonical in platform_lists:
+                raise PrePullInputError(field, key, "platforms are already given for this image in its images entry")
+            platform_lists[ref.canonical] = (field, plats)
+
+    platforms: dict = {}
+    for canonical, (field, plats) in platform_lists.items():
+        plats = _list(plats, field)
+        if not plats:
+            raise PrePullInputError(field, plats, "must list at least one platform, or be left out")
+        parsed = [parse_platform(p, f"{field}[{j}]") for j, p in enumerate(plats)]
+        platforms[canonical] = tuple(sorted(set(parsed)))
+    return tuple(refs), platforms
+
+
+def _toleration(value: Any, field: str) -> dict:
+    tol = _mapping(value, field)
+    _only_keys(tol, _TOLERATION_KEYS, field)
+    key = tol.get("key") or None
+    operator = _enum(TolerationOperator, tol.get("operator", TolerationOperator.EQUAL), f"{field}.operator")
+    value_ = tol.get("value")
+    effect = tol.get("effect")
+    seconds = tol.get("toleration_seconds")
+    out: dict = {}
+    if key is not None:
+        out["key"] = check_qualified_name(key, f"{field}.key")
+    out["operator"] = operator.value
+    if operator is TolerationOperator.EXISTS:
+        if value_:
+            raise PrePullInputError(f"{field}.value", value_, "must be empty when operator is Exists")
+    else:
+        if key is None:
+            raise PrePullInputError(f"{field}.key", key, "is required when operator is Equal (use operator Exists to match every key)")
+        out["value"] = check_label_value(value_ if value_ is not None else "", f"{field}.value")
+    if effect is not None:
+        out["effect"] = _enum(TaintEffect, effect, f"{field}.effect").value
+    if seconds is not None:
+        if out.get("effect") != TaintEffect.NO_EXECUTE.value:
+            raise PrePullInputError(f"{field}.toleration_seconds", seconds, "is only allowed with effect NoExecute")
+        out["tolerationSeconds"] = _int(seconds, f"{field}.toleration_seconds", 0)
+    return out
+
+
+def _startup_taint(value: Any) -> dict:
+    field = "startup_taint"
+    taint = _mapping(value, field)
+    _only_keys(taint, _TAINT_KEYS, field)
+    if not taint.get("key"):
+        raise PrePullInputError(f"{field}.key", taint.get("key"), "is required")
+    out = {"key": check_qualified_name(taint["key"], f"{field}.key")}
+    if taint.get("value"):
+        out["value"] = check_label_value(taint["value"], f"{field}.value")
+    effect = _enum(TaintEffect, taint.get("effect", DEFAULTS["startup_taint_effect"]), f"{field}.effect")
+    if effect is TaintEffect.PREFER_NO_SCHEDULE:
+        raise PrePullInputError(f"{field}.effect", effect.value, "must be NoSchedule or NoExecute: PreferNoSchedule does not keep workloads off a cold node")
+    out["effect"] = effect.value
+    return out
+
+
+def _groups(base: str, images: tuple, platforms: Mapping, lanes: int, fixed_arch: Optional[str]) -> tuple:
+    """Split images into DaemonSets: per architecture where platforms are given, then per lane."""
+    arches = sorted({p.arch for plats in platforms.values() for p in plats})
+    unrestricted = [r for r in images if r.canonical not in platforms]
+    if not arches:
+        arch_sets = [("", tuple(images), (), ())]
+    else:
+        arch_sets = [
+            (a, tuple(r for r in images if r.canonical not in platforms or a in {p.arch for p in platforms[r.canonical]}), (a,), ())
+            for a in arches
+        ]
+        if unrestricted:
+            # Nodes of any other architecture still get the unrestricted images.
+            arch_sets.append((OTHER_ARCHES, tuple(unrestricted), (), tuple(arches)))
+    if fixed_arch is not None and arches:
+        raise PrePullInputError(
+            f"node_selector[{ARCH_LABEL!r}]", fixed_arch, "conflicts with image_platforms: per-image platforms already choose the architectures"
+        )
+    groups = []
+    for suffix, group_images, arch_in, arch_not_in in arch_sets:
+        n = min(lanes, len(group_images))
+        for lane in range(n):
+            lane_images = group_images[lane::lanes]
+            parts = [base] + ([suffix] if suffix else []) + ([f"l{lane + 1}"] if lanes > 1 else [])
+            groups.append(Group("-".join(parts), lane_images, arch_in, arch_not_in))
+    return tuple(groups)
+
+
+def _max_suffix_len(platforms: Mapping, lanes: int) -> int:
+    arch_len = max([len(p.arch) for plats in platforms.values() for p in plats] + [len(OTHER_ARCHES)]) + 1 if platforms else 0
+    return arch_len + (len(f"-l{lanes}") if lanes > 1 else 0)
+
+
+def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
+    """Validate ``args`` (an ImagePrePullerArgs) and normalise them into a Plan."""
+    if args is None:
+        args = {}
+    args = _mapping(args, "args")
+    for key in args:
+        if key not in KNOWN_FIELDS:
+            raise PrePullInputError(key, args[key], f"unknown input; known inputs: {', '.join(KNOWN_FIELDS)}")
+    get = lambda key: args.get(key) if args.get(key) is not None else DEFAULTS.get(key)  # noqa: E731
+
+    images, platforms = _images(args)
+    method = _enum(Method, get("method"), "method")
+    pull_policy = _enum(PullPolicy, get("pull_policy"), "pull_policy")
+    lanes = _int(get("lanes"), "lanes", 1, MAX_LANES)
+    if lanes > len(images):
+        raise PrePullInputError("lanes", lanes, f"is more than the number of images ({len(images)}); extra lanes would be empty DaemonSets")
+    max_unavailable = _int(get("max_unavailable"), "max_unavailable", 1)
+    run_as_user = _int(get("run_as_user"), "run_as_user", 1)
+
+    base_field = "base_name" if args.get("base_name") is not None else "name"
+    base = args.get("base_name") if args.get("base_name") is not None else name
+    room = DNS1123_LABEL_MAX - _max_suffix_len(platforms, lanes)
+    check_dns_label(base, base_field, max_len=room)
+    namespace = check_dns_label(get("namespace"), "namespace")
+    create_namespace = _bool(get("create_namespace"), "create_namespace")
+
+    node_selector = dict(_string_map(args.get("node_selector") or {}, "node_selector", check_label_value))
+    if node_selector.get(OS_LABEL, "linux") != "linux":
+        raise PrePullInputError(f"node_selector[{OS_LABEL!r}]", node_selector[OS_LABEL], "only Linux nodes are supported")
+    node_selector[OS_LABEL] = "linux"
+
+    tolerate_all = _bool(get("tolerate_all_taints"), "tolerate_all_taints")
+    raw_tolerations = _list(args.get("tolerations") or [], "tolerations")
+    if tolerate_all and raw_tolerations:
+        raise PrePullInputError("tolerations", raw_tolerations, "conflicts with tolerate_all_taints, which already tolerates every taint")
+    tolerations = [_toleration(t, f"tolerations[{i}]") for i, t in enumerate(raw_tolerations)]
+    if tolerate_all:
+        tolerations = [{"operator": "Exists"}]
+    startup_taint = _startup_taint(args["startup_taint"]) if args.get("startup_taint") is not None else None
+    if startup_taint is not None:
+        tol = {"key": startup_taint["key"], "operator": "Exists", "effect": startup_taint["effect"]}
+        if tol not in tolerations and not tolerate_all:
+            tolerations.append(tol)
+
+    secrets = _list(args.get("image_pull_secrets") or [], "image_pull_secrets")
+    for i, secret in enumerate(secrets):
+        check_dns_subdomain(secret, f"image_pull_secrets[{i}]")
+    if len(set(secrets)) != len(secrets):
+        raise PrePullInputError("image_pull_secrets", secrets, "lists a secret more than once")
+
+    if method is Method.DOCKER_SOCKET and secrets:
+        raise PrePullInputError(
+            "image_pull_secrets", secrets, "cannot be honoured by method docker-socket: the Docker daemon pulls with the node's own credentials"
+        )
+    if method is not Method.KUBELET and args.get("helper_image") is not None:
+        raise PrePullInputError("helper_image", args["helper_image"], f"is only used by method kubelet, not {method.value}")
+    if method is not Method.DOCKER_SOCKET and args.get("docker_cli_image") is not None:
+        raise PrePullInputError("docker_cli_image", args["docker_cli_image"], f"is only used by method docker-socket, not {method.value}")
+    if method is Method.DOCKER_SOCKET and args.get("run_as_user") is not None:
+        raise PrePullInputError("run_as_user", args["run_as_user"], "cannot be honoured by method docker-socket: its pull step must run as root to reach the socket")
+
+    skip_await = _bool(get("skip_await"), "skip_await")
+    timeouts_raw = _mapping(args.get("custom_timeouts") or {}, "custom_timeouts")
+    _only_keys(timeouts_raw, _TIMEOUT_KEYS, "custom_timeouts")
+    timeouts = {k: check_duration(timeouts_raw[k], f"custom_timeouts.{k}") for k in _TIMEOUT_KEYS if timeouts_raw.get(k) is not None}
+    if skip_await and ({"create", "update"} & set(timeouts)):
+        raise PrePullInputError("custom_timeouts", dict(timeouts_raw), "create/update timeouts conflict with skip_await: nothing waits for the rollout")
+
+    resources_raw = _mapping(args.get("resources") or {}, "resources")
+    _only_keys(resources_raw, _RESOURCE_KEYS, "resources")
+    resources = {k: check_quantity(resources_raw.get(k, DEFAULTS["resources"][k]), f"resources.{k}") for k in _RESOURCE_KEYS}
+
+    labels = _string_map(args.get("labels") or {}, "labels", check_label_value)
+    for key, _ in labels:
+        if key in RESERVED_LABELS:
+            raise PrePullInputError(f"labels[{key!r}]", dict(labels)[key], "is set by the component (it selects the pods) and cannot be overridden")
+    annotations = _string_map(args.get("annotations") or {}, "annotations", lambda v, f: v)
+
+    priority = args.get("priority_class_name")
+    if priority is not None:
+        check_dns_subdomain(priority, "priority_class_name")
+
+    pause = parse_image(get("pause_image"), "pause_image")
+    helper = parse_image(get("helper_image"), "helper_image") if method is Method.KUBELET else None
+    docker_cli = parse_image(get("docker_cli_image"), "docker_cli_image") if method is Method.DOCKER_SOCKET else None
+    for field, ref in (("pause_image", pause), ("helper_image", helper), ("docker_cli_image", docker_cli)):
+        if ref is not None and any(ref.canonical == r.canonical for r in images):
+            raise PrePullInputError(field, ref.original, "is also listed in images; the component pulls it anyway")
+
+    groups = _groups(base, images, platforms, lanes, node_selector.get(ARCH_LABEL))
+    return Plan(
+        base_name=base,
+        namespace=namespace,
+        create_namespace=create_namespace,
+        images=images,
+        platforms=platforms,
+        groups=groups,
+        node_selector=tuple(sorted(node_selector.items())),
+        tolerations=tuple(tolerations),
+        image_pull_secrets=tuple(secrets),
+        pull_policy=pull_policy,
+        method=method,
+        pause_image=pause,
+        helper_image=helper,
+        docker_cli_image=docker_cli,
+        startup_taint=startup_taint,
+        lanes=lanes,
+        priority_class_name=priority,
+        labels=labels,
+        annotations=annotations,
+        max_unavailable=max_unavailable,
+        custom_timeouts=timeouts,
+        skip_await=skip_await,
+        resources=resources,
+        run_as_user=run_as_user,
+    )
+
+
+__all__ = ["Group", "Plan", "build_plan"]
