@@ -136,6 +136,10 @@ class ImagePrePullerArgs(TypedDict, total=False):
     """docker-socket method: image with the `docker` CLI. Default: `docker.io/library/docker:27.5.1-cli`."""
     startup_taint: StartupTaint
     """A startup taint the pods tolerate (new nodes register with it; see the node-pool gate). Default: none."""
+    remove_startup_taint: bool
+    """Remove `startup_taint` from each node once every image is present there (the new-node gate): adds a ServiceAccount, a ClusterRole limited to get/patch on nodes and a ValidatingAdmissionPolicy that allows only that removal, only on the pod's own node. Needs `startup_taint`, `lanes` 1 and Kubernetes >= 1.30 (1.32 for the node-name claim in tokens). Default: false."""
+    untaint_image: str
+    """Image with `kubectl` for the taint removal step. Default: `registry.k8s.io/kubectl:v1.32.3` (official, multi-arch, kubectl only)."""
     lanes: int
     """Split the images over this many DaemonSets (round-robin, in order). A pod pulls its images one after another; separate pods pull in parallel when the kubelet has `serializeImagePulls: false` (EKS, AKS >= 1.31, GKE, Bottlerocket). Each lane costs one pod slot per node. Default: 1."""
     priority_class_name: str
@@ -167,6 +171,8 @@ DEFAULTS = {
     "helper_image": "docker.io/library/busybox:1.37.0-musl",
     "docker_cli_image": "docker.io/library/docker:27.5.1-cli",
     "lanes": 1,
+    "remove_startup_taint": False,
+    "untaint_image": "registry.k8s.io/kubectl:v1.32.3",
     "max_unavailable": 1,
     "skip_await": False,
     "run_as_user": 65532,

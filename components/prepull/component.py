@@ -11,6 +11,26 @@ from .plan import build_plan
 
 TYPE_TOKEN = "prepull:index:ImagePrePuller"
 
+# kind -> (pulumi-kubernetes class, child-name slug). Top-level fields are passed
+# through as they are: nested dicts stay camelCase, which is the wire format.
+KINDS = {
+    "Namespace": (k8s.core.v1.Namespace, "ns"),
+    "ServiceAccount": (k8s.core.v1.ServiceAccount, "sa"),
+    "ClusterRole": (k8s.rbac.v1.ClusterRole, "clusterrole"),
+    "ClusterRoleBinding": (k8s.rbac.v1.ClusterRoleBinding, "clusterrolebinding"),
+    "ValidatingAdmissionPolicy": (k8s.admissionregistration.v1.ValidatingAdmissionPolicy, "vap"),
+    "ValidatingAdmissionPolicyBinding": (k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding, "vapbinding"),
+    "DaemonSet": (k8s.apps.v1.DaemonSet, "ds"),
+}
+_KWARGS = {
+    "metadata": "metadata",
+    "spec": "spec",
+    "rules": "rules",
+    "roleRef": "role_ref",
+    "subjects": "subjects",
+    "automountServiceAccountToken": "automount_service_account_token",
+}
+
 
 class ImagePrePuller(pulumi.ComponentResource):
     """Pre-pulls container images onto every selected node, including nodes added later.
@@ -35,33 +55,28 @@ class ImagePrePuller(pulumi.ComponentResource):
         objects = render(plan)
         super().__init__(TYPE_TOKEN, name, {}, opts)
 
-        child = pulumi.ResourceOptions(parent=self)
-        depends: list = []
-        daemon_sets = []
+        prerequisites: list = []
+        daemon_sets: list = []
         timeouts = pulumi.CustomTimeouts(**plan.custom_timeouts) if plan.custom_timeouts else None
         for obj in objects:
-            if obj["kind"] == "Namespace":
-                ns = k8s.core.v1.Namespace(f"{name}-ns", metadata=obj["metadata"], opts=child)
-                depends.append(ns)
+            cls, slug = KINDS[obj["kind"]]
+            kwargs = {_KWARGS[k]: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+            if obj["kind"] == "DaemonSet":
+                # "<name>-ds" plus the DaemonSet's split suffix ("-arm64-l2"), if any.
+                child = f"{name}-ds{obj['metadata']['name'][len(plan.base_name):]}"
+                # The namespace, identity and admission policy exist before any pod runs.
+                opts_ = pulumi.ResourceOptions(parent=self, depends_on=list(prerequisites), custom_timeouts=timeouts)
+                daemon_sets.append(cls(child, **kwargs, opts=opts_))
             else:
-                daemon_sets.append(
-                    k8s.apps.v1.DaemonSet(
-                        # "<name>-ds" plus the DaemonSet's split suffix ("-arm64-l2"), if any.
-                        f"{name}-ds{obj['metadata']['name'][len(plan.base_name):]}",
-                        metadata=obj["metadata"],
-                        spec=obj["spec"],
-                        opts=pulumi.ResourceOptions.merge(
-                            child, pulumi.ResourceOptions(depends_on=depends, custom_timeouts=timeouts)
-                        ),
-                    )
-                )
+                deps = prerequisites[:1] if obj["metadata"].get("namespace") else []
+                prerequisites.append(cls(f"{name}-{slug}", **kwargs, opts=pulumi.ResourceOptions(parent=self, depends_on=deps)))
 
         self.namespace = pulumi.Output.from_input(plan.namespace)
-        if depends:
-            self.namespace = depends[0].metadata.apply(lambda m: m["name"])
+        if plan.create_namespace:
+            self.namespace = prerequisites[0].metadata.apply(lambda m: m["name"])
         self.daemon_set_names = pulumi.Output.all(*[d.metadata.apply(lambda m: m["name"]) for d in daemon_sets])
         self.images = pulumi.Output.from_input([r.canonical for r in plan.images])
-        # Depends on each DaemonSet's id, which resolves only after its create/update (and await) finished.
+        # Each DaemonSet's id resolves only after its create/update (and rollout await) finished.
         self.ready = pulumi.Output.all(*[d.id for d in daemon_sets]).apply(lambda ids: all(bool(i) for i in ids))
         self.register_outputs(
             {"namespace": self.namespace, "daemon_set_names": self.daemon_set_names, "images": self.images, "ready": self.ready}

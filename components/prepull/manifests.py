@@ -10,6 +10,7 @@ import json
 from typing import Mapping, Optional
 
 from .args import ImagePrePullerArgs, Method
+from .gate import gate_objects, service_account_name, untaint_container, untaint_volumes
 from .names import container_name
 from .plan import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME, Group, Plan, build_plan
 
@@ -86,7 +87,7 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
     """(initContainers, holder volumeMounts, volumes) for the group's images."""
     res = _resources(plan)
     init, mounts, volumes = [], [], []
-    if plan.method is Method.KUBELET:
+    if plan.needs_helper:
         helper = plan.helper_image
         init.append({
             "name": "prepull-noop",
@@ -98,6 +99,8 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
             "securityContext": _security_context(),
             "volumeMounts": [{"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT}],
         })
+        volumes.append({"name": HELPER_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}})
+    if plan.method is Method.KUBELET:
         for ref in group.images:
             init.append({
                 "name": container_name("pull", ref.path, ref.short_hash),
@@ -110,7 +113,6 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
                 "securityContext": _security_context(),
                 "volumeMounts": [{"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}],
             })
-        volumes.append({"name": HELPER_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}})
     elif plan.method is Method.DOCKER_SOCKET:
         for ref in group.images:
             sc = _security_context(read_only_root=False)
@@ -131,6 +133,12 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
             vol = container_name("img", ref.path, ref.short_hash)
             volumes.append({"name": vol, "image": {"reference": ref.canonical, "pullPolicy": plan.pull_policy.value}})
             mounts.append({"name": vol, "mountPath": f"/images/{vol}", "readOnly": True})
+    if plan.remove_startup_taint:
+        # Last: init containers run in order, so every pull above has succeeded.
+        init.append(untaint_container(
+            plan.startup_taint, plan.untaint_image.canonical, res, _security_context(), NOOP[0], HELPER_MOUNT
+        ))
+        volumes.extend(untaint_volumes())
     return init, mounts, volumes
 
 
@@ -178,6 +186,8 @@ def daemon_set_manifest(plan: Plan, group: Group) -> dict:
         pod_spec["affinity"] = affinity
     if plan.tolerations:
         pod_spec["tolerations"] = [dict(t) for t in plan.tolerations]
+    if plan.remove_startup_taint:
+        pod_spec["serviceAccountName"] = service_account_name(plan.base_name)
     if plan.priority_class_name:
         pod_spec["priorityClassName"] = plan.priority_class_name
     if plan.image_pull_secrets:
@@ -218,6 +228,8 @@ def daemon_set_manifest(plan: Plan, group: Group) -> dict:
 def render(plan: Plan) -> list:
     """Every object of a plan, Namespace first."""
     objects = [namespace_manifest(plan)] if plan.create_namespace else []
+    if plan.remove_startup_taint:
+        objects.extend(gate_objects(plan.namespace, plan.base_name, plan.startup_taint, _object_labels(plan)))
     objects.extend(daemon_set_manifest(plan, g) for g in plan.groups)
     return objects
 

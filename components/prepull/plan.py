@@ -78,6 +78,13 @@ class Plan:
     skip_await: bool
     resources: Mapping[str, str]
     run_as_user: int
+    remove_startup_taint: bool = False
+    untaint_image: Optional[ImageRef] = None
+
+    @property
+    def needs_helper(self) -> bool:
+        """The static busybox is copied in for the kubelet no-op and for the untaint script."""
+        return self.method is Method.KUBELET or self.remove_startup_taint
 
 
 def _enum(enum_type: type, value: Any, field: str) -> Any:
@@ -331,8 +338,17 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
         raise PrePullInputError(
             "image_pull_secrets", secrets, "cannot be honoured by method docker-socket: the Docker daemon pulls with the node's own credentials"
         )
-    if method is not Method.KUBELET and args.get("helper_image") is not None:
-        raise PrePullInputError("helper_image", args["helper_image"], f"is only used by method kubelet, not {method.value}")
+    remove_taint = _bool(get("remove_startup_taint"), "remove_startup_taint")
+    if remove_taint and args.get("startup_taint") is None:
+        raise PrePullInputError("remove_startup_taint", True, "needs startup_taint: there is no taint to remove")
+    if remove_taint and lanes > 1:
+        raise PrePullInputError(
+            "lanes", lanes, "must be 1 with remove_startup_taint: one pod must see every image of its node before it removes the taint"
+        )
+    if not remove_taint and args.get("untaint_image") is not None:
+        raise PrePullInputError("untaint_image", args["untaint_image"], "is only used with remove_startup_taint")
+    if method is not Method.KUBELET and not remove_taint and args.get("helper_image") is not None:
+        raise PrePullInputError("helper_image", args["helper_image"], f"is only used by method kubelet or remove_startup_taint, not {method.value}")
     if method is not Method.DOCKER_SOCKET and args.get("docker_cli_image") is not None:
         raise PrePullInputError("docker_cli_image", args["docker_cli_image"], f"is only used by method docker-socket, not {method.value}")
     if method is Method.DOCKER_SOCKET and args.get("run_as_user") is not None:
@@ -360,9 +376,10 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
         check_dns_subdomain(priority, "priority_class_name")
 
     pause = parse_image(get("pause_image"), "pause_image")
-    helper = parse_image(get("helper_image"), "helper_image") if method is Method.KUBELET else None
+    helper = parse_image(get("helper_image"), "helper_image") if method is Method.KUBELET or remove_taint else None
+    untaint = parse_image(get("untaint_image"), "untaint_image") if remove_taint else None
     docker_cli = parse_image(get("docker_cli_image"), "docker_cli_image") if method is Method.DOCKER_SOCKET else None
-    for field, ref in (("pause_image", pause), ("helper_image", helper), ("docker_cli_image", docker_cli)):
+    for field, ref in (("pause_image", pause), ("helper_image", helper), ("docker_cli_image", docker_cli), ("untaint_image", untaint)):
         if ref is not None and any(ref.canonical == r.canonical for r in images):
             raise PrePullInputError(field, ref.original, "is also listed in images; the component pulls it anyway")
 
@@ -392,6 +409,8 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
         skip_await=skip_await,
         resources=resources,
         run_as_user=run_as_user,
+        remove_startup_taint=remove_taint,
+        untaint_image=untaint,
     )
 
 

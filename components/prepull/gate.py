@@ -1,0 +1,179 @@
+"""The new-node gate: remove the startup taint from a node once its images are present.
+
+The last init container of each pre-pull pod removes the pool's startup taint
+from its own node. It runs only after every pull container succeeded (init
+containers run strictly in order), so a node loses the taint only when it holds
+every image. Least privilege:
+
+- a dedicated ServiceAccount whose token is projected into that one container
+  only (the pod keeps ``automountServiceAccountToken: false``);
+- a ClusterRole with ``get`` and ``patch`` on nodes (RBAC cannot narrow further:
+  nodes are cluster-scoped and ``resourceNames`` cannot say "my node");
+- a ValidatingAdmissionPolicy that lets that identity change nothing on a node
+  except removing that one taint, and only on the node its pod runs on (bound
+  service-account tokens carry the node name, KEP-4193, GA in 1.32).
+"""
+
+from .names import check_dns_subdomain
+
+NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
+TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def service_account_name(base: str) -> str:
+    return f"{base}-untaint"
+
+
+def cluster_scoped_name(namespace: str, base: str) -> str:
+    """Name of the ClusterRole, bindings and policy: unique per namespace and pre-puller."""
+    return check_dns_subdomain(f"prepull-{namespace}-{base}-untaint", "name")
+
+
+def username(namespace: str, base: str) -> str:
+    return f"system:serviceaccount:{namespace}:{service_account_name(base)}"
+
+
+def _cel_str(value: str) -> str:
+    # Keys and effects are validated qualified names / enum values: no quotes or backslashes to escape.
+    return "'" + value + "'"
+
+
+def cel_variables(taint: dict) -> list:
+    """The policy's CEL variables (also evaluated directly by the tests)."""
+    key, effect = _cel_str(taint["key"]), _cel_str(taint["effect"])
+    return [
+        {"name": "oldTaints", "expression": "has(oldObject.spec.taints) ? oldObject.spec.taints : []"},
+        {"name": "newTaints", "expression": "has(object.spec.taints) ? object.spec.taints : []"},
+        {"name": "withoutGate", "expression": f"variables.oldTaints.filter(t, !(t.key == {key} && t.effect == {effect}))"},
+    ]
+
+
+def cel_validations() -> list:
+    """The policy's validations: each must hold for the update to be admitted."""
+    same = lambda path, empty: (  # noqa: E731
+        f"(has(object.{path}) ? object.{path} : {empty}) == (has(oldObject.{path}) ? oldObject.{path} : {empty})"
+    )
+    return [
+        {
+            "expression": f"'{NODE_NAME_EXTRA}' in request.userInfo.extra && "
+            f"request.userInfo.extra['{NODE_NAME_EXTRA}'].exists(n, n == object.metadata.name)",
+            "message": "the pre-puller may only change the node its own pod runs on",
+        },
+        {
+            "expression": "variables.newTaints == variables.withoutGate",
+            "message": "the pre-puller may only remove its startup taint: no other taint may be added, removed or changed",
+        },
+        {
+            "expression": " && ".join(
+                [
+                    same("metadata.labels", "{}"),
+                    same("metadata.annotations", "{}"),
+                    same("spec.unschedulable", "false"),
+                    same("spec.podCIDR", "''"),
+                    same("spec.podCIDRs", "[]"),
+                    same("spec.providerID", "''"),
+                ]
+            ),
+            "message": "the pre-puller may not change node labels, annotations, schedulability or other node fields",
+        },
+    ]
+
+
+def untaint_container(taint: dict, image: str, resources: dict, security_context: dict, busybox: str, helper_mount: str) -> dict:
+    """The last init container: remove the taint from this node, idempotently.
+
+    A pod restart (node reboot) finds the taint already gone; the script then
+    checks that it is absent rather than failing on kubectl's "not found".
+    """
+    key, effect = taint["key"], taint["effect"]
+    script = (
+        f'kubectl taint node "$NODE_NAME" "{key}:{effect}-" && exit 0; '
+        f'left=$(kubectl get node "$NODE_NAME" -o jsonpath=\'{{.spec.taints[?(@.key=="{key}")].effect}}\') || exit 1; '
+        f'case " $left " in *" {effect} "*) echo "taint {key}:{effect} is still on $NODE_NAME" >&2; exit 1;; esac'
+    )
+    return {
+        "name": "untaint",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [busybox, "sh", "-c", script],
+        "env": [
+            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            # kubectl keeps a discovery cache under $HOME; the root filesystem is read-only.
+            {"name": "HOME", "value": "/home/untaint"},
+        ],
+        "resources": resources,
+        "securityContext": security_context,
+        "volumeMounts": [
+            {"name": "prepull-bin", "mountPath": helper_mount, "readOnly": True},
+            {"name": "untaint-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
+            {"name": "untaint-home", "mountPath": "/home/untaint"},
+        ],
+    }
+
+
+def untaint_volumes() -> list:
+    """The token volume and kubectl's scratch home."""
+    return [token_volume(), {"name": "untaint-home", "emptyDir": {"sizeLimit": "16Mi"}}]
+
+
+def token_volume() -> dict:
+    """The service-account token, CA and namespace, as the automount would provide them."""
+    return {
+        "name": "untaint-token",
+        "projected": {
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+            ]
+        },
+    }
+
+
+def gate_objects(namespace: str, base: str, taint: dict, labels: dict) -> list:
+    """ServiceAccount, ClusterRole, ClusterRoleBinding, ValidatingAdmissionPolicy and its binding."""
+    sa = service_account_name(base)
+    cluster_name = cluster_scoped_name(namespace, base)
+    meta = lambda name, ns=None: {"name": name, **({"namespace": ns} if ns else {}), "labels": dict(labels)}  # noqa: E731
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(sa, namespace),
+            # Only the untaint container gets a token, through its own projected volume.
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": meta(cluster_name),
+            "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": meta(cluster_name),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_name},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}],
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": meta(cluster_name),
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["nodes"]}]
+                },
+                "matchConditions": [{"name": "is-untaint-identity", "expression": f"request.userInfo.username == '{username(namespace, base)}'"}],
+                "variables": cel_variables(taint),
+                "validations": cel_validations(),
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": meta(cluster_name),
+            "spec": {"policyName": cluster_name, "validationActions": ["Deny"]},
+        },
+    ]
