@@ -142,19 +142,26 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
     return init, mounts, volumes
 
 
-def namespace_manifest(plan: Plan) -> dict:
-    """The Namespace, labelled for the Pod Security level the method needs."""
-    level = "privileged" if plan.method is Method.DOCKER_SOCKET else "restricted"
-    psa = {
-        "pod-security.kubernetes.io/enforce": level,
-        "pod-security.kubernetes.io/enforce-version": "latest",
-        "pod-security.kubernetes.io/warn": "restricted",
-        "pod-security.kubernetes.io/audit": "restricted",
+def namespace_object(name: str, privileged: bool, labels: Mapping, annotations: Optional[Mapping] = None) -> dict:
+    """A Namespace labelled for Pod Security: enforce restricted (privileged only for docker-socket); warn and audit restricted."""
+    meta = {
+        "name": name,
+        "labels": {
+            **labels,
+            "pod-security.kubernetes.io/enforce": "privileged" if privileged else "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+        },
     }
-    meta = {"name": plan.namespace, "labels": _object_labels(plan, psa)}
-    if plan.annotations:
-        meta["annotations"] = _pairs(plan.annotations)
+    if annotations:
+        meta["annotations"] = dict(annotations)
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+def namespace_manifest(plan: Plan) -> dict:
+    """The plan's Namespace."""
+    return namespace_object(plan.namespace, plan.method is Method.DOCKER_SOCKET, _object_labels(plan), _pairs(plan.annotations))
 
 
 def daemon_set_manifest(plan: Plan, group: Group) -> dict:

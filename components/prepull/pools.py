@@ -1,0 +1,292 @@
+"""Stack configuration: node pools and the pre-puller each one gets. Pure (no Pulumi engine).
+
+``load_stack`` validates the decoded ``prepull:*`` stack config; ``prepuller_args``
+turns one pool into ImagePrePullerArgs; ``karpenter_node_pool`` renders the
+Karpenter NodePool; ``stack_manifests`` renders every Kubernetes object a stack
+declares (used by the offline renderer). Errors name the pool and the field.
+"""
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from .errors import PrePullInputError
+from .images import parse_image
+from .manifests import namespace_object, render
+from .names import check_dns_label, check_label_value, check_qualified_name
+from .plan import build_plan
+
+
+class Provider(str, enum.Enum):
+    """Who manages a pool's nodes."""
+
+    EXISTING = "existing"
+    """Nodes already exist (or are managed elsewhere): only the pre-puller is declared."""
+    KARPENTER = "karpenter"
+    """A Karpenter `karpenter.sh/v1` NodePool, declared through pulumi-kubernetes."""
+    EKS = "eks"
+    """An EKS managed node group (extra `prepull[eks]`)."""
+    GKE = "gke"
+    """A GKE node pool (extra `prepull[gke]`)."""
+    AKS = "aks"
+    """An AKS agent pool (extra `prepull[aks]`)."""
+
+
+# Startup-taint keys per provider. Karpenter ignores startup taints when it
+# provisions; the cluster-autoscaler prefix makes CA count the node as "coming
+# up" instead of scaling out again (shared/reference k8s_mechanics.md §4).
+KARPENTER_GATE_KEY = "prepull.dev/not-ready"
+AUTOSCALER_GATE_KEY = "startup-taint.cluster-autoscaler.kubernetes.io/prepull"
+GATE_EFFECT = "NoSchedule"
+
+# Provider-specific blocks: required keys, optional keys.
+PROVIDER_FIELDS = {
+    Provider.EXISTING: ((), ("nodesRegisterWithTaint", "taintKey")),
+    Provider.KARPENTER: (("nodeClassRef",), ("requirements", "limits", "disruption", "weight")),
+    Provider.EKS: (("clusterName", "nodeRoleArn", "subnetIds", "instanceTypes", "minSize", "maxSize"), ("desiredSize", "amiType", "diskSize")),
+    Provider.GKE: (("cluster", "location", "machineType", "minNodes", "maxNodes"), ("diskSizeGb", "spot")),
+    Provider.AKS: (("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), ("osSku",)),
+}
+POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes") + tuple(p.value for p in Provider)
+STACK_KEYS = ("images", "namespace", "nodePools", "kubeconfig", "kubeContext")
+CLOUD_PROVIDERS = (Provider.EKS, Provider.GKE, Provider.AKS)
+POOL_NAME_MAX = 40  # leaves room for "-<arch>" and the untaint suffixes in derived names
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One validated node pool."""
+
+    name: str
+    provider: Provider
+    labels: tuple  # sorted (key, value) pairs
+    taints: tuple  # of {key, value?, effect}
+    images: tuple  # global + pool-specific, deduplicated, as written
+    startup_gate: bool
+    gate_taint: Optional[Mapping]
+    settings: Mapping  # the provider-specific block
+    lanes: int
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """A validated stack configuration."""
+
+    namespace: str
+    images: tuple
+    pools: tuple
+    kubeconfig: Optional[str]
+    kube_context: Optional[str]
+
+
+def _field(pool: str, rest: str) -> str:
+    return f"nodePools.{pool}.{rest}" if rest else f"nodePools.{pool}"
+
+
+def _taints(raw: Any, pool: str) -> tuple:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise PrePullInputError(_field(pool, "taints"), raw, "must be a list of {key, value, effect}")
+    out = []
+    for i, t in enumerate(raw):
+        f = _field(pool, f"taints[{i}]")
+        if not isinstance(t, Mapping):
+            raise PrePullInputError(f, t, "must be a mapping {key, value, effect}")
+        for k in t:
+            if k not in ("key", "value", "effect"):
+                raise PrePullInputError(f"{f}.{k}", t[k], "unknown field; known: key, value, effect")
+        taint = {"key": check_qualified_name(t.get("key"), f"{f}.key")}
+        if t.get("value"):
+            taint["value"] = check_label_value(t["value"], f"{f}.value")
+        if t.get("effect") not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise PrePullInputError(f"{f}.effect", t.get("effect"), "must be one of 'NoSchedule', 'PreferNoSchedule', 'NoExecute'")
+        taint["effect"] = t["effect"]
+        out.append(taint)
+    return tuple(out)
+
+
+def _merge_images(global_images: tuple, pool_images: Any, pool: str) -> tuple:
+    if pool_images is None:
+        pool_images = []
+    if not isinstance(pool_images, list):
+        raise PrePullInputError(_field(pool, "images"), pool_images, "must be a list of image references")
+    merged, seen = [], set()
+    for i, image in enumerate(list(global_images) + pool_images):
+        field = f"images[{i}]" if i < len(global_images) else _field(pool, f"images[{i - len(global_images)}]")
+        canonical = parse_image(image, field).canonical
+        if canonical not in seen:  # a pool may repeat a global image: pulled once
+            seen.add(canonical)
+            merged.append(image)
+    if not merged:
+        raise PrePullInputError(_field(pool, "images"), pool_images, "this pool has no images: set prepull:images or the pool's images")
+    return tuple(merged)
+
+
+def _gate_taint(provider: Provider, settings: Mapping, pool: str) -> dict:
+    if provider is Provider.KARPENTER:
+        return {"key": KARPENTER_GATE_KEY, "effect": GATE_EFFECT}
+    if provider is Provider.EXISTING:
+        if settings.get("nodesRegisterWithTaint") is not True:
+            raise PrePullInputError(
+                _field(pool, "startupGate"),
+                True,
+                "an existing pool's nodes must already register with the startup taint: add "
+                f"`--register-with-taints={AUTOSCALER_GATE_KEY}=:{GATE_EFFECT}` to the kubelet (or your node group's "
+                "startup taints), then set existing.nodesRegisterWithTaint: true",
+            )
+        key = settings.get("taintKey", AUTOSCALER_GATE_KEY)
+        return {"key": check_qualified_name(key, _field(pool, "existing.taintKey")), "effect": GATE_EFFECT}
+    return {"key": AUTOSCALER_GATE_KEY, "effect": GATE_EFFECT}
+
+
+def _pool(raw: Any, index: int, global_images: tuple, names: dict) -> Pool:
+    if not isinstance(raw, Mapping):
+        raise PrePullInputError(f"nodePools[{index}]", raw, "must be a mapping")
+    name = raw.get("name")
+    if name is None:
+        raise PrePullInputError(f"nodePools[{index}].name", None, "is required")
+    check_dns_label(name, f"nodePools[{index}].name", max_len=POOL_NAME_MAX)
+    if name in names:
+        raise PrePullInputError(f"nodePools[{index}].name", name, f"duplicate pool name (also nodePools[{names[name]}])")
+    names[name] = index
+    for key in raw:
+        if key not in POOL_KEYS:
+            raise PrePullInputError(_field(name, key), raw[key], f"unknown field; known: {', '.join(POOL_KEYS)}")
+    try:
+        provider = Provider(raw.get("provider"))
+    except ValueError:
+        raise PrePullInputError(
+            _field(name, "provider"), raw.get("provider"), f"must be one of {', '.join(repr(p.value) for p in Provider)}"
+        ) from None
+    labels = raw.get("labels")
+    if not isinstance(labels, Mapping) or not labels:
+        raise PrePullInputError(_field(name, "labels"), labels, "is required: the node labels that select this pool's nodes")
+    for k, v in labels.items():
+        check_qualified_name(k, _field(name, "labels key"))
+        check_label_value(v, _field(name, f"labels[{k!r}]"))
+    for other in Provider:
+        if other is not provider and raw.get(other.value) is not None:
+            raise PrePullInputError(_field(name, other.value), raw[other.value], f"belongs to provider {other.value!r}, not {provider.value!r}")
+    settings = raw.get(provider.value) or {}
+    if not isinstance(settings, Mapping):
+        raise PrePullInputError(_field(name, provider.value), settings, "must be a mapping")
+    required, optional = PROVIDER_FIELDS[provider]
+    for key in required:
+        if settings.get(key) is None:
+            raise PrePullInputError(_field(name, f"{provider.value}.{key}"), None, f"is required for provider {provider.value!r}")
+    for key in settings:
+        if key not in required + optional:
+            raise PrePullInputError(
+                _field(name, f"{provider.value}.{key}"), settings[key], f"unknown field; known: {', '.join(required + optional)}"
+            )
+    gate = raw.get("startupGate", False)
+    if not isinstance(gate, bool):
+        raise PrePullInputError(_field(name, "startupGate"), gate, "must be true or false")
+    lanes = raw.get("lanes", 1)
+    return Pool(
+        name=name,
+        provider=provider,
+        labels=tuple(sorted(labels.items())),
+        taints=_taints(raw.get("taints"), name),
+        images=_merge_images(global_images, raw.get("images"), name),
+        startup_gate=gate,
+        gate_taint=_gate_taint(provider, settings, name) if gate else None,
+        settings=dict(settings),
+        lanes=lanes,
+    )
+
+
+def load_stack(config: Mapping) -> StackSpec:
+    """Validate the decoded ``prepull:*`` stack config (keys without the ``prepull:`` prefix)."""
+    for key in config:
+        if key not in STACK_KEYS:
+            raise PrePullInputError(f"prepull:{key}", config[key], f"unknown stack setting; known: {', '.join('prepull:' + k for k in STACK_KEYS)}")
+    images = config.get("images") or []
+    if not isinstance(images, list):
+        raise PrePullInputError("images", images, "must be a list of image references")
+    for i, image in enumerate(images):
+        parse_image(image, f"images[{i}]")
+    namespace = check_dns_label(config.get("namespace") or "prepull", "namespace")
+    raw_pools = config.get("nodePools")
+    if not isinstance(raw_pools, list) or not raw_pools:
+        raise PrePullInputError("nodePools", raw_pools, "must list at least one node pool")
+    names: dict = {}
+    pools = tuple(_pool(p, i, tuple(images), names) for i, p in enumerate(raw_pools))
+    spec = StackSpec(namespace, tuple(images), pools, config.get("kubeconfig") or None, config.get("kubeContext") or None)
+    for pool in pools:
+        if pool.provider in CLOUD_PROVIDERS:
+            raise PrePullInputError(
+                _field(pool.name, "provider"),
+                pool.provider.value,
+                "the cloud node-pool adapters are not in this release yet: create the pool in your own program and "
+                "declare it here as provider 'existing' with its labels and taints",
+            )
+    for pool in pools:  # every pool's pre-puller must also be valid: fail before anything registers
+        try:
+            build_plan(prepuller_args(spec, pool), pool.name)
+        except PrePullInputError as err:
+            raise PrePullInputError(_field(pool.name, err.field), err.value, err.reason) from None
+    return spec
+
+
+def prepuller_args(spec: StackSpec, pool: Pool) -> dict:
+    """The ImagePrePullerArgs of a pool: select exactly its nodes, tolerate exactly its taints."""
+    tolerations = [
+        {"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}
+        if "value" in t
+        else {"key": t["key"], "operator": "Exists", "effect": t["effect"]}
+        for t in pool.taints
+    ]
+    args: dict = {
+        "images": list(pool.images),
+        "namespace": spec.namespace,
+        "create_namespace": False,  # the stack declares the shared namespace once
+        "base_name": pool.name,
+        "node_selector": dict(pool.labels),
+        "lanes": pool.lanes,
+    }
+    if tolerations:
+        args["tolerations"] = tolerations
+    if pool.gate_taint:
+        args["startup_taint"] = dict(pool.gate_taint)
+        args["remove_startup_taint"] = True
+    return args
+
+
+def karpenter_node_pool(pool: Pool) -> dict:
+    """The Karpenter v1 NodePool of a pool: its labels and taints, and the gate as a startup taint."""
+    s = pool.settings
+    template_spec: dict = {
+        "nodeClassRef": dict(s["nodeClassRef"]),
+        "requirements": list(s.get("requirements") or [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]),
+    }
+    if pool.taints:
+        template_spec["taints"] = [dict(t) for t in pool.taints]
+    if pool.gate_taint:
+        template_spec["startupTaints"] = [dict(pool.gate_taint)]
+    spec: dict = {"template": {"metadata": {"labels": dict(pool.labels)}, "spec": template_spec}}
+    for key in ("limits", "disruption", "weight"):
+        if s.get(key) is not None:
+            spec[key] = s[key]
+    return {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": pool.name, "labels": {"app.kubernetes.io/managed-by": "prepull"}},
+        "spec": spec,
+    }
+
+
+def namespace_for(spec: StackSpec) -> dict:
+    """The stack's shared namespace."""
+    return namespace_object(spec.namespace, False, {"app.kubernetes.io/name": "prepull", "app.kubernetes.io/managed-by": "prepull"})
+
+
+def stack_manifests(spec: StackSpec) -> list:
+    """Every Kubernetes object the stack declares, in creation order (cloud node pools are not Kubernetes objects)."""
+    objects = [namespace_for(spec)]
+    for pool in spec.pools:
+        objects.extend(render(build_plan(prepuller_args(spec, pool), pool.name)))
+        if pool.provider is Provider.KARPENTER:
+            objects.append(karpenter_node_pool(pool))
+    return objects

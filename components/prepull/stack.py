@@ -1,0 +1,56 @@
+"""Compose pre-pullers with node pools in a Pulumi program (what ``__main__.py`` runs)."""
+
+from typing import Any, Mapping, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .component import ImagePrePuller
+from .pools import STACK_KEYS, Provider, StackSpec, karpenter_node_pool, load_stack, namespace_for, prepuller_args
+
+
+def read_config(config: Optional[pulumi.Config] = None) -> dict:
+    """The ``prepull:*`` keys of the current stack, decoded (arrays and objects from JSON)."""
+    config = config or pulumi.Config("prepull")
+    out: dict = {}
+    for key in STACK_KEYS:
+        value: Any = config.get_object(key) if key in ("images", "nodePools") else config.get(key)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def kubernetes_provider(spec: StackSpec) -> k8s.Provider:
+    """An explicit provider (never the implicit default): kubeconfig/context from config, else the ambient kubeconfig."""
+    return k8s.Provider("k8s", kubeconfig=spec.kubeconfig, context=spec.kube_context)
+
+
+def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[str, Any]:
+    """Declare the namespace, then per pool its pre-puller and (where managed) the node pool after it."""
+    provider = provider or kubernetes_provider(spec)
+    k8s_opts = pulumi.ResourceOptions(providers=[provider])
+    ns_obj = namespace_for(spec)
+    namespace = k8s.core.v1.Namespace("prepull-namespace", metadata=ns_obj["metadata"], opts=k8s_opts)
+    outputs: dict = {}
+    for pool in spec.pools:
+        prepuller = ImagePrePuller(
+            f"pool-{pool.name}",
+            prepuller_args(spec, pool),
+            opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace]),
+        )
+        # The node pool depends on its pre-puller: the DaemonSets exist before any node registers.
+        after = pulumi.ResourceOptions(providers=[provider], depends_on=[prepuller])
+        if pool.provider is Provider.KARPENTER:
+            obj = karpenter_node_pool(pool)
+            k8s.apiextensions.CustomResource(
+                f"nodepool-{pool.name}", api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"], spec=obj["spec"], opts=after
+            )
+        outputs[pool.name] = {"daemonSets": prepuller.daemon_set_names, "images": prepuller.images, "ready": prepuller.ready}
+    return outputs
+
+
+def main() -> None:
+    """The stack program: read config, declare everything, export per-pool outputs."""
+    spec = load_stack(read_config())
+    for name, value in deploy(spec).items():
+        pulumi.export(name, value)
