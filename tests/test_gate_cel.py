@@ -1,0 +1,132 @@
+"""The gate's ValidatingAdmissionPolicy, evaluated with a CEL implementation (cel-python)
+against admission requests the untaint identity could send. The expressions are
+taken from the rendered manifests, so what is tested is what is deployed."""
+
+import copy
+
+import celpy
+import pytest
+
+import prepull
+
+TAINT_KEY = "prepull.dev/not-ready"
+SA_USER = "system:serviceaccount:prepull:gpu-untaint"
+NODE = "ip-10-0-1-7"
+
+
+def _policy() -> dict:
+    objs = prepull.manifests(
+        {"images": ["nginx:1.27"], "startup_taint": {"key": TAINT_KEY}, "remove_startup_taint": True, "namespace": "prepull"}, "gpu"
+    )
+    return next(o for o in objs if o["kind"] == "ValidatingAdmissionPolicy")["spec"]
+
+
+ENV = celpy.Environment()
+
+
+def _eval(expr: str, activation: dict):
+    return ENV.program(ENV.compile(expr)).evaluate(activation)
+
+
+def admit(old: dict, new: dict, username: str = SA_USER, node_name=NODE) -> tuple:
+    """(allowed, failed messages) as the API server would decide for this policy alone."""
+    policy = _policy()
+    extra = {"authentication.kubernetes.io/node-name": [node_name]} if node_name else {}
+    act = {
+        "object": celpy.json_to_cel(new),
+        "oldObject": celpy.json_to_cel(old),
+        "request": celpy.json_to_cel({"operation": "UPDATE", "userInfo": {"username": username, "extra": extra}}),
+    }
+    for cond in policy["matchConditions"]:
+        if not _eval(cond["expression"], act):
+            return True, []  # the policy does not apply to this request
+    variables = {}
+    for var in policy["variables"]:  # later variables may use earlier ones, as in the API server
+        act["variables"] = celpy.celtypes.MapType({celpy.celtypes.StringType(k): v for k, v in variables.items()})
+        variables[var["name"]] = _eval(var["expression"], act)
+    act["variables"] = celpy.celtypes.MapType({celpy.celtypes.StringType(k): v for k, v in variables.items()})
+    failed = [v["message"] for v in policy["validations"] if not _eval(v["expression"], act)]
+    return not failed, failed
+
+
+def node(taints=None, labels=None, unschedulable=None, name=NODE) -> dict:
+    obj = {"metadata": {"name": name, "labels": labels or {"kubernetes.io/os": "linux", "prepull.dev/pool": "gpu"}}, "spec": {}}
+    if taints is not None:
+        obj["spec"]["taints"] = taints
+    if unschedulable is not None:
+        obj["spec"]["unschedulable"] = unschedulable
+    return obj
+
+
+GATE = {"key": TAINT_KEY, "effect": "NoSchedule"}
+GPU = {"key": "nvidia.com/gpu", "effect": "NoSchedule"}
+
+
+def test_removing_the_gate_taint_from_its_own_node_is_allowed():
+    assert admit(node([GATE, GPU]), node([GPU])) == (True, [])
+
+
+def test_removing_the_only_taint_leaves_no_taints_field():
+    assert admit(node([GATE]), node())[0]
+
+
+def test_removing_it_from_another_node_is_denied():
+    allowed, failed = admit(node([GATE], name="other-node"), node([], name="other-node"))
+    assert not allowed and any("own pod runs on" in m for m in failed)
+
+
+def test_a_token_without_node_name_is_denied():
+    allowed, failed = admit(node([GATE]), node([]), node_name=None)
+    assert not allowed and any("own pod runs on" in m for m in failed)
+
+
+def test_changing_labels_is_denied():
+    new = node([], labels={"kubernetes.io/os": "linux", "prepull.dev/pool": "gpu", "owned": "yes"})
+    allowed, failed = admit(node([GATE]), new)
+    assert not allowed and any("labels" in m for m in failed)
+
+
+def test_adding_a_taint_is_denied():
+    allowed, failed = admit(node([GATE]), node([GATE, {"key": "evil", "effect": "NoExecute"}]))
+    assert not allowed and any("only remove its startup taint" in m for m in failed)
+
+
+def test_removing_another_taint_is_denied():
+    allowed, _ = admit(node([GATE, GPU]), node([GATE]))
+    assert not allowed
+
+
+def test_removing_the_gate_key_with_another_effect_is_denied():
+    other_effect = {"key": TAINT_KEY, "effect": "NoExecute"}
+    allowed, _ = admit(node([GATE, other_effect]), node([GATE]))
+    assert not allowed
+
+
+def test_changing_a_taint_value_is_denied():
+    allowed, _ = admit(node([GATE, {**GPU, "value": "a"}]), node([{**GPU, "value": "b"}]))
+    assert not allowed
+
+
+def test_cordoning_is_denied():
+    allowed, failed = admit(node([GATE]), node([GATE], unschedulable=True))
+    assert not allowed and any("schedulability" in m for m in failed)
+
+
+def test_other_identities_are_not_matched():
+    # Anyone else (the kubelet, an admin) is outside this policy's scope.
+    assert admit(node([GATE]), node([GATE, {"key": "evil", "effect": "NoExecute"}]), username="system:node:x") == (True, [])
+
+
+def test_a_noop_update_is_allowed():
+    # A restarted pod that finds the taint gone must not be blocked.
+    assert admit(node([GPU]), node([GPU]))[0]
+
+
+@pytest.mark.parametrize("field", ["spec.providerID", "spec.podCIDR"])
+def test_other_node_fields_are_frozen(field):
+    old = node([GATE])
+    new = copy.deepcopy(old)
+    new["spec"]["taints"] = []
+    section, key = field.split(".")
+    new[section][key] = "changed"
+    assert not admit(old, new)[0]

@@ -1,0 +1,211 @@
+"""The stack program (__main__.py) under Pulumi mocks, for every stack file and for
+configurations built here: per pool one pre-puller that selects exactly the pool's
+nodes and tolerates exactly its taints, node pools after their pre-puller, the gate
+only where it is on, and bad configuration rejected before anything registers."""
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prepull import PrePullInputError
+from prepull.images import parse_image
+from prepull.pools import AUTOSCALER_GATE_KEY, KARPENTER_GATE_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
+GATE_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+
+
+def stack_config(path: Path) -> dict:
+    """A stack file's prepull:* values, as `pulumi config` hands them to the program (JSON for objects)."""
+    raw = yaml.safe_load(path.read_text())["config"]
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+
+
+def run_main(run_program, config: dict):
+    return run_program(lambda: runpy.run_path(str(ROOT / "__main__.py")), config={k: v for k, v in config.items()})
+
+
+def children_of(run, parent_name: str, kind: str) -> list:
+    parent = next(r for r in run.requests if r.name == parent_name and r.type == "prepull:index:ImagePrePuller")
+    urn = next(u for u in run.monitor.resources if u.endswith(f"::{parent_name}") and "ImagePrePuller" in u)
+    return [r for r in run.requests if r.parent == urn and r.type.endswith(f":{kind}")] if parent else []
+
+
+def pools_of(config: dict) -> list:
+    return json.loads(config["prepull:nodePools"])
+
+
+def test_there_are_dev_and_prod_stacks():
+    assert {p.name for p in STACK_FILES} >= {"Pulumi.dev.yaml", "Pulumi.prod.yaml"}
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=[p.stem.split(".", 1)[1] for p in STACK_FILES])
+def test_every_stack_file_deploys_one_prepuller_per_pool(run_program, path):
+    config = stack_config(path)
+    run = run_main(run_program, config)
+    global_images = json.loads(config.get("prepull:images", "[]"))
+    pools = pools_of(config)
+    prepullers = run.of_type("prepull:index:ImagePrePuller")
+    assert sorted(r.name for r in prepullers) == sorted(f"pool-{p['name']}" for p in pools)
+
+    for pool in pools:
+        daemon_sets = children_of(run, f"pool-{pool['name']}", "DaemonSet")
+        assert daemon_sets, pool["name"]
+        expected_images = []
+        for image in global_images + pool.get("images", []):
+            canonical = parse_image(image, "x").canonical
+            if canonical not in expected_images:
+                expected_images.append(canonical)
+        pulled = []
+        for ds in daemon_sets:
+            spec = run.state(ds)["spec"]["template"]["spec"]
+            # Exactly the pool's nodes: its labels, plus Linux.
+            assert spec["nodeSelector"] == {**pool["labels"], "kubernetes.io/os": "linux"}
+            # Exactly its taints, plus the startup taint where the gate is on.
+            expected_tolerations = [
+                {"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}
+                if t.get("value")
+                else {"key": t["key"], "operator": "Exists", "effect": t["effect"]}
+                for t in pool.get("taints", [])
+            ]
+            if pool.get("startupGate"):
+                key = KARPENTER_GATE_KEY if pool["provider"] == "karpenter" else AUTOSCALER_GATE_KEY
+                expected_tolerations.append({"key": key, "operator": "Exists", "effect": "NoSchedule"})
+            assert spec.get("tolerations", []) == expected_tolerations
+            pulled += [c["image"] for c in spec.get("initContainers", []) if c["name"].startswith("pull-")]
+        # Global + pool images, each once.
+        assert pulled == expected_images
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=[p.stem.split(".", 1)[1] for p in STACK_FILES])
+def test_node_pools_are_created_after_their_prepuller(run_program, path):
+    config = stack_config(path)
+    run = run_main(run_program, config)
+    for pool in pools_of(config):
+        node_pools = [r for r in run.requests if r.name == f"nodepool-{pool['name']}"]
+        if pool["provider"] == "existing":
+            assert node_pools == []
+            continue
+        assert len(node_pools) == 1
+        request = node_pools[0]
+        assert request.type == "kubernetes:karpenter.sh/v1:NodePool"
+        # depends_on a component expands to its children: the node pool waits for every DaemonSet.
+        ds_urns = {u for u in run.monitor.resources if "DaemonSet::" in u and u.split("::")[-1].startswith(f"pool-{pool['name']}-ds")}
+        assert ds_urns and ds_urns <= set(request.dependencies)
+        names = [r.name for r in run.requests]
+        assert names.index(f"pool-{pool['name']}") < names.index(f"nodepool-{pool['name']}")
+        state = run.state(request)
+        template = state["spec"]["template"]
+        assert template["metadata"]["labels"] == pool["labels"]
+        assert template["spec"].get("taints", []) == [dict(t) for t in pool.get("taints", [])]
+        if pool.get("startupGate"):
+            assert template["spec"]["startupTaints"] == [{"key": KARPENTER_GATE_KEY, "effect": "NoSchedule"}]
+        else:
+            assert "startupTaints" not in template["spec"]
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=[p.stem.split(".", 1)[1] for p in STACK_FILES])
+def test_gate_objects_only_where_the_gate_is_on(run_program, path):
+    config = stack_config(path)
+    run = run_main(run_program, config)
+    for pool in pools_of(config):
+        for kind in GATE_KINDS:
+            found = children_of(run, f"pool-{pool['name']}", kind)
+            assert len(found) == (1 if pool.get("startupGate") else 0), (pool["name"], kind)
+        for ds in children_of(run, f"pool-{pool['name']}", "DaemonSet"):
+            init = run.state(ds)["spec"]["template"]["spec"].get("initContainers", [])
+            has_untaint = bool(init) and init[-1]["name"] == "untaint"
+            assert has_untaint == bool(pool.get("startupGate"))
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=[p.stem.split(".", 1)[1] for p in STACK_FILES])
+def test_every_kubernetes_resource_uses_the_explicit_provider(run_program, path):
+    run = run_main(run_program, stack_config(path))
+    k8s = [r for r in run.requests if r.type.startswith("kubernetes:")]
+    assert k8s
+    for r in k8s:
+        assert "pulumi:providers:kubernetes::k8s::" in r.provider, r.name
+
+
+def test_provider_takes_kubeconfig_and_context_from_config(run_program):
+    config = {**stack_config(ROOT / "stacks" / "Pulumi.dev.yaml"), "prepull:kubeconfig": "/tmp/kc.yaml", "prepull:kubeContext": "kind-x"}
+    run = run_main(run_program, config)
+    provider = run.state(next(r for r in run.requests if r.type == "pulumi:providers:kubernetes"))
+    assert provider["kubeconfig"] == "/tmp/kc.yaml" and provider["context"] == "kind-x"
+
+
+def _config(pools, images=("nginx:1.27",)) -> dict:
+    return {"prepull:images": json.dumps(list(images)), "prepull:nodePools": json.dumps(pools)}
+
+
+def test_pool_images_are_global_plus_pool_without_duplicates(run_program):
+    pools = [{"name": "a", "provider": "existing", "labels": {"pool": "a"}, "images": ["docker.io/library/nginx:1.27", "redis:7"]}]
+    run = run_main(run_program, _config(pools, images=("nginx:1.27", "busybox:1.37")))
+    (ds,) = children_of(run, "pool-a", "DaemonSet")
+    pulled = [c["image"] for c in run.state(ds)["spec"]["template"]["spec"]["initContainers"] if c["name"].startswith("pull-")]
+    assert pulled == ["docker.io/library/nginx:1.27", "docker.io/library/busybox:1.37", "docker.io/library/redis:7"]
+
+
+def test_gate_on_existing_pool_with_registered_taint(run_program):
+    pools = [{"name": "a", "provider": "existing", "labels": {"pool": "a"}, "startupGate": True, "existing": {"nodesRegisterWithTaint": True}}]
+    run = run_main(run_program, _config(pools))
+    (ds,) = children_of(run, "pool-a", "DaemonSet")
+    spec = run.state(ds)["spec"]["template"]["spec"]
+    assert {"key": AUTOSCALER_GATE_KEY, "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert AUTOSCALER_GATE_KEY in " ".join(spec["initContainers"][-1]["command"])
+
+
+GOOD = {"name": "a", "provider": "existing", "labels": {"pool": "a"}}
+KARP = {"name": "k", "provider": "karpenter", "labels": {"pool": "k"}, "karpenter": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "d"}}}
+BAD_CONFIGS = [
+    ("duplicate-pool-names", [GOOD, dict(GOOD)], "nodePools[1].name", "a"),
+    ("pool-without-labels", [{"name": "a", "provider": "existing"}], "nodePools.a.labels", None),
+    ("pool-with-empty-labels", [{**GOOD, "labels": {}}], "nodePools.a.labels", {}),
+    ("unknown-provider", [{**GOOD, "provider": "nomad"}], "nodePools.a.provider", "nomad"),
+    ("taint-without-effect", [{**GOOD, "taints": [{"key": "gpu"}]}], "nodePools.a.taints[0].effect", None),
+    ("taint-bad-effect", [{**GOOD, "taints": [{"key": "gpu", "effect": "NoRun"}]}], "nodePools.a.taints[0].effect", "NoRun"),
+    ("gate-on-existing-without-taint", [{**GOOD, "startupGate": True}], "nodePools.a.startupGate", True),
+    ("missing-karpenter-node-class", [{**KARP, "karpenter": {}}], "nodePools.k.karpenter.nodeClassRef", None),
+    ("missing-eks-field", [{**GOOD, "provider": "eks", "eks": {"clusterName": "c"}}], "nodePools.a.eks.nodeRoleArn", None),
+    ("block-of-other-provider", [{**GOOD, "karpenter": {"nodeClassRef": {}}}], "nodePools.a.karpenter", {"nodeClassRef": {}}),
+    ("unknown-pool-field", [{**GOOD, "taint": []}], "nodePools.a.taint", []),
+    ("bad-pool-name", [{**GOOD, "name": "GPU_pool"}], "nodePools[0].name", "GPU_pool"),
+    ("bad-pool-image", [{**GOOD, "images": ["Bad Image"]}], "nodePools.a.images[0]", "Bad Image"),
+    ("bad-pool-lanes", [{**GOOD, "lanes": 0}], "nodePools.a.lanes", 0),
+    ("no-pools", [], "nodePools", []),
+]
+
+
+@pytest.mark.parametrize("pools, field, value", [c[1:] for c in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_configuration_names_pool_and_field_and_registers_nothing(run_program, pools, field, value):
+    seen = {}
+
+    def program():
+        try:
+            runpy.run_path(str(ROOT / "__main__.py"))
+        except PrePullInputError as err:
+            seen["error"] = err
+
+    run = run_program(program, config=_config(pools))
+    err = seen["error"]
+    assert (err.field, err.value) == (field, value)
+    assert [r.type for r in run.requests if r.type != "pulumi:pulumi:Stack"] == []
+
+
+def test_pool_with_no_images_at_all_is_rejected():
+    from prepull.pools import load_stack
+
+    with pytest.raises(PrePullInputError) as exc:
+        load_stack({"nodePools": [GOOD]})
+    assert exc.value.field == "nodePools.a.images"
+
+
+def test_gate_error_on_existing_pool_says_how_to_add_the_taint():
+    from prepull.pools import load_stack
+
+    with pytest.raises(PrePullInputError, match="register-with-taints"):
+        load_stack({"images": ["nginx:1"], "nodePools": [{**GOOD, "startupGate": True}]})
