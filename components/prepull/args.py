@@ -10,7 +10,7 @@ field's docstring states its default.
 """
 
 import enum
-from typing import Mapping, Sequence, TypedDict
+from typing import Mapping, Required, Sequence, TypedDict
 
 
 class Method(str, enum.Enum):
@@ -106,7 +106,7 @@ class ContainerResources(TypedDict, total=False):
 class ImagePrePullerArgs(TypedDict, total=False):
     """Inputs of ImagePrePuller. Only `images` is required."""
 
-    images: Sequence[str]
+    images: Required[Sequence[str]]
     """Image references to pre-pull (tag and/or digest), pulled in this order. Required, non-empty, no duplicates after normalisation (`nginx` is `docker.io/library/nginx:latest`). From Python an entry may also be a dict `{"image": ..., "platforms": [...]}`, the same as an `image_platforms` entry."""
     image_platforms: Mapping[str, Sequence[str]]
     """Restricts some images to nodes of given platforms, e.g. `{"nvcr.io/nvidia/cuda:12.6.2-base-ubuntu24.04": ["linux/amd64"]}`, so an amd64-only image never loops in ErrImagePull on arm64 nodes. Keys must appear in `images`. Default: every image on every node."""
