@@ -10,7 +10,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from .args import DEFAULTS, KNOWN_FIELDS, Method, PullPolicy, TaintEffect, TolerationOperator
 from .errors import PrePullInputError
-from .images import ImageRef, Platform, parse_image, parse_platform
+from .images import ImageRef, parse_image, parse_platform
 from .names import (
     DNS1123_LABEL_MAX,
     check_dns_label,
