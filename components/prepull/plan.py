@@ -161,7 +161,6 @@ def _images(args: Mapping) -> tuple:
     refs: list = []
     seen: dict = {}
     platform_lists: dict = {}
-    by_original: dict = {}
     for i, entry in enumerate(raw):
         field = f"images[{i}]"
         entry_platforms = None
@@ -176,7 +175,6 @@ def _images(args: Mapping) -> tuple:
                 field, entry, f"duplicate of images[{seen[ref.canonical]}] (both are {ref.canonical})"
             )
         seen[ref.canonical] = i
-        by_original[ref.original] = ref
         refs.append(ref)
         if entry_platforms is not None:
             platform_lists[ref.canonical] = (f"images[{i}].platforms", entry_platforms)
@@ -185,12 +183,9 @@ def _images(args: Mapping) -> tuple:
     if extra is not None:
         for key, plats in _mapping(extra, "image_platforms").items():
             field = f"image_platforms[{key!r}]"
-            ref = by_original.get(key) if isinstance(key, str) else None
-            if ref is None and isinstance(key, str):
-                try:
-                    ref = next(r for r in refs if r.canonical == parse_image(key, field).canonical)
-                except StopIteration:
-                    ref = None
+            # A key may be written as in images or in any equivalent form ("nginx" for "nginx:latest").
+            canonical = parse_image(key, field).canonical
+            ref = next((r for r in refs if r.canonical == canonical), None)
             if ref is None:
                 raise PrePullInputError(field, key, "names an image that is not in images")
             if ref.canonical in platform_lists:
