@@ -1,0 +1,208 @@
+"""The image pattern grammar of the ``allowedImages`` setting and the mirror layout.
+
+Patterns are normalised with the same distribution-reference code as images
+(``prepull.images.parse_image``), so ``nginx:*`` means
+``docker.io/library/nginx:*`` and a registry is never confused with a path.
+The grammar is documented in docs/policies.md ("Pattern grammar"); in short::
+
+    pattern    = repository [ ":" tag ] [ "@" digest ]
+    repository = [ registry "/" ] path         registry: literal host[:port], no wildcard
+    path       = components, "*" = any run of characters except "/",
+                 "**" = any run of characters including "/"
+    tag        = tag characters and "*" (any run of tag characters)
+    digest     = algorithm ":" ( hex | "*" )   algorithm: sha256, sha384 or sha512
+
+A part left out is not constrained: ``ghcr.io/org/app`` allows every tag and
+digest of that repository.
+"""
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from prepull.errors import PrePullInputError
+from prepull.images import ImageRef, parse_image
+
+# Stand-ins for the wildcards while the repository part goes through the
+# reference parser: valid path-component text that no real pattern contains.
+_WILDCARD = "xprepullwildcardx"
+_GLOBSTAR = "xprepullglobstarx"
+
+_TAG_PATTERN = re.compile(r"^[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}$")
+_DIGEST_PATTERN = re.compile(r"^(sha256|sha384|sha512):(\*|[0-9a-f]+)$")
+_DIGEST_HEX_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
+
+
+class PatternError(ValueError):
+    """A malformed ``allowedImages`` pattern or ``mirrorRegistry`` value."""
+
+
+@dataclass(frozen=True)
+class ImagePattern:
+    """A parsed ``allowedImages`` pattern."""
+
+    text: str
+    """The pattern as written (kept for messages)."""
+    domain: str
+    """Registry host[:port], lower-cased (host names are case-insensitive)."""
+    path: str
+    """Normalised path, wildcards written back as ``*`` / ``**``."""
+    path_regex: "re.Pattern"
+    tag_regex: Optional["re.Pattern"]
+    """None when the pattern has no tag part (any tag, or none, matches)."""
+    digest_algorithm: Optional[str]
+    """None when the pattern has no digest part (any digest, or none, matches)."""
+    digest_hex: Optional[str]
+    """None for ``@<algorithm>:*`` (any digest of that algorithm)."""
+
+    def matches(self, ref: ImageRef) -> bool:
+        """Whether a parsed image is allowed by this pattern."""
+        if ref.domain.lower() != self.domain or not self.path_regex.fullmatch(ref.path):
+            return False
+        if self.tag_regex is not None and (ref.tag is None or not self.tag_regex.fullmatch(ref.tag)):
+            return False
+        if self.digest_algorithm is not None:
+            if ref.digest is None:
+                return False
+            algorithm, _, hex_ = ref.digest.partition(":")
+            if algorithm != self.digest_algorithm or (self.digest_hex is not None and hex_ != self.digest_hex):
+                return False
+        return True
+
+
+def _split_tag(repo_tag: str) -> tuple:
+    # A ":" after the last "/" starts the tag; one before it belongs to a registry port.
+    colon = repo_tag.find(":", repo_tag.rfind("/") + 1)
+    return (repo_tag, None) if colon < 0 else (repo_tag[:colon], repo_tag[colon + 1 :])
+
+
+def _glob_regex(text: str) -> "re.Pattern":
+    out = re.escape(text).replace(_GLOBSTAR, ".*").replace(_WILDCARD, "[^/]*")
+    return re.compile(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_pattern(text: object) -> ImagePattern:
+    """Parse one ``allowedImages`` entry or raise :class:`PatternError` saying what is wrong."""
+    if not isinstance(text, str):
+        raise PatternError(f"a pattern must be a string, got {type(text).__name__} {text!r}")
+    if not text or text != text.strip():
+        raise PatternError(f"a pattern must be non-empty and have no surrounding spaces, got {text!r}")
+    if _WILDCARD in text.lower() or _GLOBSTAR in text.lower():
+        raise PatternError(f"{text!r} contains a reserved word")
+    repo_tag, at, digest = text.partition("@")
+    repo, tag = _split_tag(repo_tag)
+    if not repo:
+        raise PatternError(f"{text!r} has no repository")
+
+    # Wildcards stand for path characters: substitute valid text so the
+    # repository is normalised exactly as images are.
+    substituted = repo.replace("**", _GLOBSTAR).replace("*", _WILDCARD)
+    try:
+        ref = parse_image(substituted, "pattern")
+    except PrePullInputError as exc:
+        raise PatternError(f"{text!r} is not a valid pattern: {exc.reason}") from None
+    if _WILDCARD in ref.domain or _GLOBSTAR in ref.domain:
+        raise PatternError(f"{text!r}: the registry cannot contain wildcards; write the registry host out exactly")
+    path = ref.path
+    # "docker.io/**" spans paths of any depth, so Docker Hub's "library/" prefix
+    # for one-component names must not be added to it.
+    first, _, rest = substituted.partition("/")
+    written = rest if rest and _is_registry(first) else substituted
+    if path == f"library/{written}" and _GLOBSTAR in written:
+        path = written
+
+    tag_regex = None
+    if tag is not None:
+        if not _TAG_PATTERN.fullmatch(tag):
+            raise PatternError(f"{text!r}: {tag!r} is not a valid tag pattern (tag characters A-Z a-z 0-9 _ . - and *)")
+        tag_regex = re.compile(".*".join(re.escape(piece) for piece in tag.split("*")))
+
+    digest_algorithm = digest_hex = None
+    if at:
+        m = _DIGEST_PATTERN.fullmatch(digest)
+        if not m:
+            raise PatternError(f"{text!r}: {digest!r} is not a digest pattern (sha256:<hex>, sha256:*, sha384:..., sha512:...)")
+        digest_algorithm = m.group(1)
+        if m.group(2) != "*":
+            if len(m.group(2)) != _DIGEST_HEX_LEN[digest_algorithm]:
+                raise PatternError(f"{text!r}: a {digest_algorithm} digest has {_DIGEST_HEX_LEN[digest_algorithm]} hex characters")
+            digest_hex = m.group(2)
+
+    shown = path.replace(_GLOBSTAR, "**").replace(_WILDCARD, "*")
+    return ImagePattern(text, ref.domain.lower(), shown, _glob_regex(path), tag_regex, digest_algorithm, digest_hex)
+
+
+def _is_registry(component: str) -> bool:
+    # The distribution rule: the first component is a registry when it has a dot or port, or is localhost.
+    return "." in component or ":" in component or component == "localhost"
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A ``mirrorRegistry``: ``host[:port][/prefix]``.
+
+    An image ``<registry>/<path>`` is pulled through it as
+    ``<host[:port]>[/<prefix>]/<registry>/<path>`` with its tag and digest kept.
+    """
+
+    text: str
+    domain: str
+    prefix: str
+    """Path under the mirror host, without slashes at the ends; may be empty."""
+
+    def _root(self) -> str:
+        return f"{self.domain}/{self.prefix}" if self.prefix else self.domain
+
+    def mirrored(self, ref: ImageRef) -> Optional[str]:
+        """The image's reference on the mirror, or None when it cannot be written as one.
+
+        Images from a registry with a port cannot be mirrored: a port is not
+        valid inside a repository path.
+        """
+        tail = (f":{ref.tag}" if ref.tag else "") + (f"@{ref.digest}" if ref.digest else "")
+        candidate = f"{self._root()}/{ref.domain.lower()}/{ref.path}{tail}"
+        try:
+            return parse_image(candidate, "mirrored image").canonical
+        except PrePullInputError:
+            return None
+
+    def upstream(self, ref: ImageRef) -> Optional[ImageRef]:
+        """The original image of a reference on this mirror, or None when ``ref`` is not a mirrored image."""
+        if ref.domain.lower() != self.domain:
+            return None
+        path = ref.path
+        if self.prefix:
+            if not path.startswith(self.prefix + "/"):
+                return None
+            path = path[len(self.prefix) + 1 :]
+        first, _, rest = path.partition("/")
+        if not rest or not _is_registry(first):
+            return None
+        tail = (f":{ref.tag}" if ref.tag else "") + (f"@{ref.digest}" if ref.digest else "")
+        try:
+            up = parse_image(f"{path}{tail}", "mirrored image")
+        except PrePullInputError:
+            return None
+        return up if up.domain == first else None
+
+
+@functools.lru_cache(maxsize=64)
+def parse_mirror(text: object) -> Mirror:
+    """Parse a ``mirrorRegistry`` value or raise :class:`PatternError`."""
+    if not isinstance(text, str):
+        raise PatternError(f"mirrorRegistry must be a string such as 'mirror.example.com', got {type(text).__name__} {text!r}")
+    value = text.rstrip("/")
+    first, _, prefix = value.partition("/")
+    if not value or value != text.strip() or "@" in value or not _is_registry(first) or "*" in value:
+        raise PatternError(
+            f"mirrorRegistry must be a registry host[:port] with an optional path prefix, such as 'mirror.example.com/cache', got {text!r}"
+        )
+    try:
+        probe = parse_image(f"{value}/probe", "mirrorRegistry")
+    except PrePullInputError as exc:
+        raise PatternError(f"mirrorRegistry {text!r} is not a valid registry and path prefix: {exc.reason}") from None
+    if probe.domain != first or probe.tag != "latest":
+        raise PatternError(f"mirrorRegistry {text!r} is not a valid registry and path prefix")
+    return Mirror(text, first.lower(), prefix)

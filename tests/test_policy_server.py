@@ -1,0 +1,463 @@
+"""The policy pack through pulumi-policy's own analyzer servicer, as the Pulumi CLI drives it.
+
+No CLI runs here: ``cli_config`` re-implements what the CLI does with a
+``--policy-pack-config`` file (pulumi/pulumi pkg/resource/analyzer/config.go:
+schema defaults from GetAnalyzerInfo, then ``all``, then per-policy entries,
+then a JSON-schema check of each policy's object), and the tests call
+``Configure``, ``Remediate`` and ``Analyze`` on ``_PolicyAnalyzerServicer``.
+"""
+
+import copy
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from google.protobuf import json_format, struct_pb2
+from pulumi.runtime import proto
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import prepull  # noqa: E402
+import pulumi_policy  # noqa: E402
+from pulumi_policy import EnforcementLevel  # noqa: E402
+from pulumi_policy.policy import _PolicyAnalyzerServicer  # noqa: E402
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE  # noqa: E402
+
+from policies import prepull_policies as pp  # noqa: E402
+
+PACK = ROOT / "policies"
+DIGEST = "sha256:" + "ab" * 32
+SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+LEVEL_TO_PROTO = {"advisory": proto.ADVISORY, "mandatory": proto.MANDATORY, "remediate": proto.REMEDIATE, "disabled": proto.DISABLED}
+PROTO_TO_LEVEL = {v: k for k, v in LEVEL_TO_PROTO.items()}
+
+
+# --- the CLI's side, re-implemented ---------------------------------------------------
+
+
+def new_servicer() -> _PolicyAnalyzerServicer:
+    # The pack-level level is never used: every policy sets its own.
+    return _PolicyAnalyzerServicer("prepull-policies", "0.1.0", list(pp.POLICIES), EnforcementLevel.ADVISORY)
+
+
+def cli_config(servicer, file_config: dict) -> dict:
+    """The per-policy config the CLI would send for ``file_config``; raises on what the CLI rejects."""
+    info = servicer.GetAnalyzerInfo(None, None)
+    result = {}
+    for p in info.policies:
+        schema = json_format.MessageToDict(p.configSchema).get("properties", {})
+        result[p.name] = {
+            "level": PROTO_TO_LEVEL[p.enforcementLevel],
+            "props": {k: v["default"] for k, v in schema.items() if "default" in v},
+        }
+    given = copy.deepcopy(file_config)
+    if isinstance(given.get("all"), str):
+        for entry in result.values():
+            entry["level"] = given["all"]
+    for name, value in given.items():
+        if name == "all":
+            continue
+        entry = result.setdefault(name, {"level": None, "props": {}})
+        if isinstance(value, str):
+            entry["level"] = value
+        else:
+            entry["level"] = value.pop("enforcementLevel", entry["level"])
+            entry["props"].update(value)
+    for p in info.policies:
+        schema = json_format.MessageToDict(p.configSchema)
+        # convertSchema(): the CLI wraps the published properties in an object schema of its own.
+        jsonschema.validate(result[p.name]["props"], {"type": "object", **schema})
+    return result
+
+
+def configure(servicer, file_config: dict) -> _PolicyAnalyzerServicer:
+    request = proto.ConfigureAnalyzerRequest()
+    for name, entry in cli_config(servicer, file_config).items():
+        pc = proto.PolicyConfig(enforcementLevel=LEVEL_TO_PROTO[entry["level"]])
+        pc.properties.update(entry["props"])
+        request.policyConfig[name].CopyFrom(pc)
+    servicer.Configure(request, None)
+    return servicer
+
+
+def struct(props: dict) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(props)
+    return s
+
+
+def request(type_: str, props: dict, name: str = "web", cls=proto.AnalyzeRequest):
+    return cls(type=type_, properties=struct(props), urn=f"urn:pulumi:dev::proj::{type_}::{name}", name=name)
+
+
+def analyze(servicer, type_: str, props: dict, name: str = "web") -> list:
+    """``(policy, level, message)`` of every diagnostic."""
+    response = servicer.Analyze(request(type_, props, name), None)
+    return [(d.policyName, PROTO_TO_LEVEL[d.enforcementLevel], d.message) for d in response.diagnostics]
+
+
+def remediate(servicer, type_: str, props: dict, name: str = "web"):
+    return servicer.Remediate(request(type_, props, name), None)
+
+
+def deployment(*images: str) -> dict:
+    return {"spec": {"template": {"spec": {"containers": [{"name": f"c{i}", "image": img} for i, img in enumerate(images)]}}}}
+
+
+def type_token(obj: dict) -> str:
+    """The pulumi-kubernetes type token of a Kubernetes object (``apps/v1`` DaemonSet -> ``kubernetes:apps/v1:DaemonSet``)."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    return f"kubernetes:{group or 'core'}/{version}:{obj['kind']}"
+
+
+def analyze_objects(servicer, objects: list) -> list:
+    out = []
+    for obj in objects:
+        out.extend(analyze(servicer, type_token(obj), obj, name=obj["metadata"]["name"]))
+    return out
+
+
+DEPLOY = "kubernetes:apps/v1:Deployment"
+ALLOW = {"allowedImages": ["nginx:*", "ghcr.io/org/**"]}
+
+
+# --- analyzer info ------------------------------------------------------------------------
+
+
+def test_analyzer_info_publishes_levels_schemas_and_defaults():
+    info = new_servicer().GetAnalyzerInfo(None, None)
+    assert {p.name: PROTO_TO_LEVEL[p.enforcementLevel] for p in info.policies} == {
+        name: level.value for name, level in pp.ENFORCEMENT_DEFAULTS.items()
+    }
+    for p in info.policies:
+        props = json_format.MessageToDict(p.configSchema).get("properties", {})
+        assert {k: v["default"] for k, v in props.items()} == pp.DEFAULTS[p.name]
+
+
+def test_the_cli_fills_the_same_defaults_the_code_applies():
+    config = cli_config(new_servicer(), {})
+    assert {name: entry["props"] for name, entry in config.items()} == pp.DEFAULTS
+
+
+def test_unknown_keys_pass_the_cli_schema_check_but_the_policy_reports_them():
+    # The CLI's object schema has no additionalProperties: the code-side check is what catches typos.
+    servicer = configure(new_servicer(), {"image-allowlist": {"allowedImage": ["nginx:*"]}})
+    [(policy, level, message)] = analyze(servicer, DEPLOY, deployment("nginx:1.27"))
+    assert (policy, level) == ("image-allowlist", "mandatory")
+    assert (
+        "invalid configuration of policy 'image-allowlist': unknown setting 'allowedImage'; known settings: allowedImages, mirrorRegistry"
+        in message
+    )
+
+
+def test_the_full_schema_rejects_unknown_keys():
+    with pytest.raises(jsonschema.ValidationError, match="allowedImage"):
+        jsonschema.validate({"allowedImage": []}, pp.config_schema("image-allowlist"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"image-allowlist": {"allowedImage": []}}, pp.pack_config_schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"image-allowlst": "mandatory"}, pp.pack_config_schema())
+
+
+def test_the_cli_rejects_wrongly_typed_settings_before_the_policy_runs():
+    with pytest.raises(jsonschema.ValidationError):
+        cli_config(new_servicer(), {"image-allowlist": {"allowedImages": "nginx:*"}})
+
+
+# --- enforcement levels ----------------------------------------------------------------------
+
+
+def test_default_levels_through_the_servicer():
+    servicer = configure(new_servicer(), {"image-allowlist": ALLOW})
+    diags = analyze(servicer, DEPLOY, deployment("evil.io/x:1", "nginx"))
+    assert [(p, level) for p, level, _ in diags] == [("image-allowlist", "mandatory"), ("forbid-latest", "mandatory")]
+    # The servicer prefixes the policy description to the violation message.
+    assert diags[0][2].startswith(pp.POLICIES[0].description + '\nDeployment "web", container "c0" in containers: image "evil.io/x:1"')
+
+
+@pytest.mark.parametrize("level", ["advisory", "mandatory"])
+def test_configured_levels_are_reported(level):
+    servicer = configure(new_servicer(), {"image-allowlist": {"enforcementLevel": level, **ALLOW}, "require-digest": level})
+    diags = analyze(servicer, DEPLOY, deployment("evil.io/x:1"))
+    assert [(p, lv) for p, lv, _ in diags] == [("image-allowlist", level), ("require-digest", level)]
+
+
+def test_disabled_policies_do_not_run():
+    servicer = configure(new_servicer(), {"all": "disabled"})
+    assert analyze(servicer, DEPLOY, deployment("evil.io/x")) == []
+
+
+def test_all_applies_one_level_to_every_policy_including_require_digest():
+    servicer = configure(new_servicer(), {"all": "advisory", "image-allowlist": ALLOW})
+    diags = analyze(servicer, DEPLOY, deployment("nginx"))
+    assert [(p, lv) for p, lv, _ in diags] == [("forbid-latest", "advisory"), ("require-digest", "advisory")]
+
+
+def test_require_digest_is_off_unless_configured():
+    servicer = configure(new_servicer(), {"image-allowlist": ALLOW})
+    assert analyze(servicer, DEPLOY, deployment("nginx:1.27")) == []
+    servicer = configure(new_servicer(), {"image-allowlist": ALLOW, "require-digest": "mandatory"})
+    assert [p for p, _, _ in analyze(servicer, DEPLOY, deployment("nginx:1.27"))] == ["require-digest"]
+
+
+# --- remediation ---------------------------------------------------------------------------------
+
+MIRRORED = {"image-allowlist": {"enforcementLevel": "remediate", **ALLOW, "mirrorRegistry": "mirror.example.com"}}
+
+
+def test_remediate_then_analyze_like_the_engine():
+    servicer = configure(new_servicer(), MIRRORED)
+    props = deployment("nginx:1.27", "ghcr.io/org/app@" + DIGEST, "evil.io/x:1")
+    response = remediate(servicer, DEPLOY, props)
+    [fix] = response.remediations
+    assert (fix.policyName, fix.diagnostic) == ("image-allowlist", "")
+    fixed = json_format.MessageToDict(fix.properties)
+    images = [c["image"] for c in fixed["spec"]["template"]["spec"]["containers"]]
+    assert images == ["mirror.example.com/docker.io/library/nginx:1.27", f"mirror.example.com/ghcr.io/org/app@{DIGEST}", "evil.io/x:1"]
+    # The engine analyzes the remediated properties; what is left is reported as mandatory.
+    [(policy, level, message)] = analyze(servicer, DEPLOY, fixed)
+    assert (policy, level) == ("image-allowlist", "mandatory")
+    assert 'image "evil.io/x:1"' in message
+
+
+def test_remediate_level_reports_unfixed_violations_as_mandatory():
+    servicer = configure(new_servicer(), MIRRORED)
+    diags = analyze(servicer, DEPLOY, deployment("nginx:1.27"))
+    assert [(p, lv) for p, lv, _ in diags] == [("image-allowlist", "mandatory")]
+    assert "must be pulled through the mirror mirror.example.com" in diags[0][2]
+
+
+def test_remediation_runs_only_at_the_remediate_level():
+    servicer = configure(new_servicer(), {"image-allowlist": {**MIRRORED["image-allowlist"], "enforcementLevel": "mandatory"}})
+    assert list(remediate(servicer, DEPLOY, deployment("nginx:1.27")).remediations) == []
+
+
+def test_nothing_to_remediate_sends_no_remediation():
+    servicer = configure(new_servicer(), MIRRORED)
+    response = remediate(servicer, DEPLOY, deployment("mirror.example.com/docker.io/library/nginx:1.27", "evil.io/x:1"))
+    assert list(response.remediations) == []
+    assert list(remediate(servicer, "kubernetes:core/v1:ConfigMap", {"data": {"image": "nginx:1"}}).remediations) == []
+
+
+def test_remediation_keeps_secret_images_secret():
+    servicer = configure(new_servicer(), MIRRORED)
+    props = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": {**SECRET_SIG, "value": "nginx:1.27"}}]}}}}
+    [fix] = remediate(servicer, DEPLOY, props).remediations
+    image = json_format.MessageToDict(fix.properties)["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == {**SECRET_SIG, "value": "mirror.example.com/docker.io/library/nginx:1.27"}
+
+
+# --- preview: unknown values -------------------------------------------------------------------------
+
+
+def test_unknown_images_during_preview_do_not_hide_known_violations():
+    servicer = configure(new_servicer(), {"image-allowlist": ALLOW})
+    diags = analyze(servicer, DEPLOY, deployment("evil.io/x:1", UNKNOWN_STRING_VALUE))
+    assert [(p, lv) for p, lv, _ in diags] == [
+        ("image-allowlist", "mandatory"),
+        ("image-allowlist", "advisory"),
+        ("forbid-latest", "advisory"),
+    ]
+    assert 'image "evil.io/x:1"' in diags[0][2]
+    assert diags[1][2] == (
+        "can't run policy 'image-allowlist' from policy pack 'prepull-policies@v0.1.0' during preview: "
+        "string value at .spec.template.spec.containers.c1.image can't be known during preview"
+    )
+
+
+def test_unknown_values_are_waited_for_only_by_the_policies_that_read_them():
+    servicer = configure(new_servicer(), {"image-allowlist": ALLOW})
+    props = deployment("nginx:1.27")
+    props["spec"]["template"]["spec"]["volumes"] = [{"name": "h", "hostPath": {"path": UNKNOWN_STRING_VALUE}}]
+    [(policy, level, message)] = analyze(servicer, DEPLOY, props)
+    assert (policy, level) == ("no-runtime-socket", "advisory")
+    assert "volumes.0.hostPath.path can't be known during preview" in message
+
+
+def test_an_unknown_pod_template_is_reported_as_unknown_not_as_malformed():
+    servicer = configure(new_servicer(), {"image-allowlist": ALLOW})
+    diags = analyze(servicer, DEPLOY, {"spec": {"template": UNKNOWN_STRING_VALUE}})
+    assert {lv for _, lv, _ in diags} == {"advisory"}
+    assert all("during preview" in m for _, _, m in diags)
+
+
+def test_malformed_resources_never_crash_the_servicer():
+    servicer = configure(new_servicer(), {"image-allowlist": ALLOW, "require-digest": "mandatory"})
+    image_policies = {"image-allowlist", "forbid-latest", "require-digest"}
+    cases = [
+        ({"spec": {"template": "x"}}, image_policies | {"no-runtime-socket"}),
+        ({"spec": 5}, image_policies | {"no-runtime-socket"}),
+        ({"spec": {"template": {"spec": {"containers": [1, "a", None]}}}}, image_policies),
+        ({"spec": {"template": {"spec": {"volumes": "v"}}}}, image_policies | {"no-runtime-socket"}),
+    ]
+    for props, policies in cases:
+        diags = analyze(servicer, DEPLOY, props)
+        assert diags and all(lv == "mandatory" for _, lv, _ in diags)
+        assert {p for p, _, _ in diags} == policies
+
+
+# --- the pre-puller's own manifests ------------------------------------------------------------------
+
+HELPERS = ["docker.io/library/busybox:*", "registry.k8s.io/pause:*"]
+PREPULL_IMAGES = ["nginx:1.27", "ghcr.io/org/app:2.1@" + DIGEST]
+
+
+def daemon_sets(objects: list) -> list:
+    return [o for o in objects if o["kind"] == "DaemonSet"]
+
+
+def test_a_compliant_pre_puller_passes():
+    objects = prepull.manifests({"images": PREPULL_IMAGES, "lanes": 2})
+    assert len(daemon_sets(objects)) == 2
+    servicer = configure(new_servicer(), {"image-allowlist": {"allowedImages": ["nginx:*", "ghcr.io/org/**", *HELPERS]}})
+    assert analyze_objects(servicer, objects) == []
+
+
+def test_the_helper_images_must_be_allowed_too():
+    servicer = configure(new_servicer(), {"image-allowlist": {"allowedImages": ["nginx:*", "ghcr.io/org/**"]}})
+    diags = analyze_objects(servicer, prepull.manifests({"images": PREPULL_IMAGES}))
+    flagged = sorted(m.split('image "')[1].split('"')[0] for _, _, m in diags)
+    assert flagged == ["docker.io/library/busybox:1.37.0-musl", "registry.k8s.io/pause:3.10.1"]
+
+
+def test_a_pre_puller_of_an_unlisted_image_fails():
+    servicer = configure(new_servicer(), {"image-allowlist": {"allowedImages": ["nginx:*", *HELPERS]}})
+    diags = analyze_objects(servicer, prepull.manifests({"images": ["nginx:1.27", "quay.io/evil/miner:1"]}))
+    [(policy, level, message)] = diags
+    assert (policy, level) == ("image-allowlist", "mandatory")
+    assert 'DaemonSet "prepull"' in message
+    assert 'in initContainers: image "quay.io/evil/miner:1" (quay.io/evil/miner:1) is not allowed' in message
+
+
+def test_image_volume_pre_pullers_are_checked():
+    servicer = configure(new_servicer(), {"image-allowlist": {"allowedImages": ["nginx:*", *HELPERS]}})
+    objects = prepull.manifests({"images": ["nginx:1.27", "quay.io/evil/miner:1"], "method": "image-volume"})
+    [(_, _, message)] = analyze_objects(servicer, objects)
+    assert 'in volumes: image "quay.io/evil/miner:1"' in message
+
+
+def test_docker_socket_pre_pullers_are_flagged_and_their_pulled_images_checked():
+    objects = prepull.manifests({"images": ["nginx:1.27", "quay.io/evil/miner:1"], "method": "docker-socket"})
+    servicer = configure(new_servicer(), {"image-allowlist": {"allowedImages": ["nginx:*", "docker.io/library/docker:*", *HELPERS]}})
+    diags = analyze_objects(servicer, objects)
+    assert [p for p, _, _ in diags] == ["image-allowlist", "no-runtime-socket"]
+    assert '(its `docker pull` command): image "quay.io/evil/miner:1"' in diags[0][2]
+    assert 'volume "docker-socket": hostPath "/var/run/docker.sock"' in diags[1][2]
+    # Explicitly allowing the socket clears it.
+    servicer = configure(
+        new_servicer(),
+        {
+            "image-allowlist": {"allowedImages": ["**", "quay.io/evil/*", "registry.k8s.io/**"]},
+            "no-runtime-socket": {"allowedHostPaths": ["/var/run/docker.sock"]},
+        },
+    )
+    assert analyze_objects(servicer, objects) == []
+
+
+# --- the example config files and the pack's files ---------------------------------------------------
+
+
+def load_json(name: str) -> dict:
+    return json.loads((PACK / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["config.dev.json", "config.prod.json", None])
+def test_example_configs_are_valid(name):
+    config = load_json(name) if name else DIGEST_ONLY_MIRRORED
+    jsonschema.validate(config, pp.pack_config_schema())
+    cli_config(new_servicer(), config)
+    for policy, value in config.items():
+        if isinstance(value, dict):
+            assert pp.load_config(policy, value)[1] == []
+
+
+def test_dev_config_passes_a_typical_pre_puller():
+    objects = prepull.manifests(
+        {"images": ["nginx:1.27", "registry.k8s.io/ingress-nginx/controller:v1.12.0", "ghcr.io/example-org/api:2.3.1"], "lanes": 2}
+    )
+    servicer = configure(new_servicer(), load_json("config.dev.json"))
+    assert analyze_objects(servicer, objects) == []
+
+
+DIGEST_ONLY_MIRRORED = {
+    "image-allowlist": {
+        "enforcementLevel": "remediate",
+        "allowedImages": ["registry.k8s.io/pause@sha256:*", "docker.io/library/busybox@sha256:*", "ghcr.io/example-org/**@sha256:*"],
+        "mirrorRegistry": "mirror.example.com/cache",
+    },
+    "forbid-latest": "mandatory",
+    "require-digest": "mandatory",
+}
+
+
+def test_a_mirrored_digest_only_config_remediates_a_digest_pinned_pre_puller():
+    pause = "registry.k8s.io/pause:3.10.1@" + DIGEST
+    helper = "docker.io/library/busybox:1.37.0-musl@" + DIGEST
+    objects = prepull.manifests({"images": ["ghcr.io/example-org/api:2.3.1@" + DIGEST], "pause_image": pause, "helper_image": helper})
+    servicer = configure(new_servicer(), DIGEST_ONLY_MIRRORED)
+    for obj in daemon_sets(objects):
+        [fix] = remediate(servicer, type_token(obj), obj).remediations
+        fixed = json_format.MessageToDict(fix.properties)
+        spec = fixed["spec"]["template"]["spec"]
+        assert all(c["image"].startswith("mirror.example.com/cache/") for c in spec["initContainers"] + spec["containers"])
+        assert analyze(servicer, type_token(obj), fixed, obj["metadata"]["name"]) == []
+    # Without digests the same pre-puller is refused.
+    diags = analyze_objects(servicer, prepull.manifests({"images": ["ghcr.io/example-org/api:2.3.1"]}))
+    assert {p for p, _, _ in diags} == {"image-allowlist", "require-digest"}
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_each_stack_passes_its_example_config(env):
+    from prepull.pools import load_stack, stack_manifests
+
+    raw = yaml.safe_load((PACK.parent / "stacks" / f"Pulumi.{env}.yaml").read_text())["config"]
+    objects = stack_manifests(load_stack({k.split(":", 1)[1]: v for k, v in raw.items()}))
+    servicer = configure(new_servicer(), load_json(f"config.{env}.json"))
+    # No mandatory violation: the stack deploys under its own policy (require-digest only advises in prod).
+    assert [d for d in analyze_objects(servicer, objects) if d[1] == "mandatory"] == []
+
+
+def test_the_prod_config_refuses_an_unlisted_image():
+    servicer = configure(new_servicer(), load_json("config.prod.json"))
+    diags = analyze_objects(servicer, prepull.manifests({"images": ["quay.io/evil/miner:1"]}))
+    assert ("image-allowlist", "mandatory") in {(p, lvl) for p, lvl, _ in diags}
+
+
+def test_pulumi_policy_yaml():
+    doc = yaml.safe_load((PACK / "PulumiPolicy.yaml").read_text())
+    assert doc["runtime"]["name"] == "python"
+    assert isinstance(doc["version"], str) and doc["version"].count(".") == 2
+
+
+def test_requirements_are_pinned_and_install_prepull():
+    lines = [line.strip() for line in (PACK / "requirements.txt").read_text().splitlines()]
+    reqs = [line for line in lines if line and not line.startswith("#")]
+    assert "-e .." in reqs
+    pins = [r for r in reqs if r != "-e .."]
+    assert pins and all("==" in r for r in pins)
+    assert any(r.startswith("pulumi-policy==1.21.") for r in pins)
+
+
+def test_main_builds_exactly_one_pack_of_the_policies(monkeypatch):
+    built = []
+
+    class FakePack:
+        def __init__(self, **kwargs):
+            built.append(kwargs)
+
+    # PolicyPack would start a gRPC server and block; record the call instead.
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", FakePack)
+    saved = list(sys.path)
+    try:
+        runpy.run_path(str(PACK), run_name="__main__")
+    finally:
+        sys.path[:] = saved
+    [kwargs] = built
+    assert kwargs["name"] == "prepull-policies"
+    assert [p.name for p in kwargs["policies"]] == [p.name for p in pp.POLICIES]
