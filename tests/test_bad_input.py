@@ -63,6 +63,7 @@ CASES = [
     ("bad-secret-name", {"images": OK, "image_pull_secrets": ["Reg Cred"]}, "pp", "image_pull_secrets[0]", "Reg Cred"),
     ("duplicate-secret", {"images": OK, "image_pull_secrets": ["a", "a"]}, "pp", "image_pull_secrets", ["a", "a"]),
     ("bad-priority-class", {"images": OK, "priority_class_name": "High!"}, "pp", "priority_class_name", "High!"),
+    ("reserved-annotation", {"images": OK, "annotations": {"prepull.dev/images-hash": "pinned"}}, "pp", "annotations['prepull.dev/images-hash']", "pinned"),
     ("bad-label-value", {"images": OK, "labels": {"team": "a b"}}, "pp", "labels['team']", "a b"),
     ("bad-label-key", {"images": OK, "labels": {"a/b/c": "x"}}, "pp", "labels key", "a/b/c"),
     ("reserved-label", {"images": OK, "labels": {"app.kubernetes.io/name": "mine"}}, "pp", "labels['app.kubernetes.io/name']", "mine"),

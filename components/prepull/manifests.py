@@ -12,9 +12,9 @@ from typing import Mapping, Optional
 from .args import ImagePrePullerArgs, Method
 from .gate import gate_objects, service_account_name, untaint_container, untaint_volumes
 from .names import container_name
-from .plan import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME, Group, Plan, build_plan
+from .plan import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME, RESERVED_ANNOTATIONS, Group, Plan, build_plan
 
-ANNOTATION_IMAGES_HASH = "prepull.dev/images-hash"
+ANNOTATION_IMAGES_HASH = RESERVED_ANNOTATIONS[0]
 HELPER_MOUNT = "/.prepull"
 HELPER_VOLUME = "prepull-bin"
 NOOP = [f"{HELPER_MOUNT}/busybox", "true"]
@@ -24,10 +24,10 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 # carried on the objects so any scanner run shows the reason next to the skip.
 CHECKOV_SKIPS = (
     ("CKV_K8S_8", "pause has no endpoint to probe; liveness adds nothing to a process that only sleeps"),
-    ("CKV_K8S_9", "readiness is the completion of the pull init containers, which the kubelet reports without a probe"),
-    ("CKV_K8S_43", "digests cannot be resolved offline; users pin digests in images, which are used verbatim"),
-    ("CKV_K8S_15", "IfNotPresent is deliberate: Always would re-contact the registry on every pod start; pull_policy=Always is offered"),
-    ("CKV_K8S_38", "automountServiceAccountToken is false on the pod; the ServiceAccount itself is the namespace default"),
+    ("CKV_K8S_9", "readiness is the completion of the pulls (init containers or image volumes), which the kubelet reports without a probe"),
+    ("CKV_K8S_43", "references are used exactly as given (tag and/or digest); pin digests in images, pause_image and helper_image to satisfy it"),
+    ("CKV_K8S_15", "IfNotPresent is deliberate: Always re-contacts the registry on every pod start; pull_policy Always is offered for the pulled images"),
+    ("CKV2_K8S_6", "the pods listen on no port and open no connection (the kubelet does the pulls) except the optional untaint step, which calls the API server"),
 )
 
 
@@ -85,7 +85,6 @@ def _affinity(group: Group) -> Optional[dict]:
 
 def _pull_containers(plan: Plan, group: Group) -> tuple:
     """(initContainers, holder volumeMounts, volumes) for the group's images."""
-    res = _resources(plan)
     init, mounts, volumes = [], [], []
     if plan.needs_helper:
         helper = plan.helper_image
@@ -95,7 +94,7 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
             "imagePullPolicy": "IfNotPresent",
             # Copy the static busybox so images without a shell or coreutils can run it.
             "command": ["/bin/busybox", "cp", "/bin/busybox", f"{HELPER_MOUNT}/busybox"],
-            "resources": res,
+            "resources": _resources(plan),
             "securityContext": _security_context(),
             "volumeMounts": [{"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT}],
         })
@@ -107,9 +106,9 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
                 "image": ref.canonical,
                 "imagePullPolicy": plan.pull_policy.value,
                 # command replaces ENTRYPOINT and an empty args drops CMD: only the no-op runs.
-                "command": NOOP,
+                "command": list(NOOP),
                 "args": [],
-                "resources": res,
+                "resources": _resources(plan),
                 "securityContext": _security_context(),
                 "volumeMounts": [{"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}],
             })
@@ -123,7 +122,7 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
                 "image": plan.docker_cli_image.canonical,
                 "imagePullPolicy": "IfNotPresent",
                 "command": ["docker", "pull", "--quiet", ref.canonical],
-                "resources": res,
+                "resources": _resources(plan),
                 "securityContext": sc,
                 "volumeMounts": [{"name": "docker-socket", "mountPath": DOCKER_SOCKET}],
             })
@@ -136,7 +135,7 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
     if plan.remove_startup_taint:
         # Last: init containers run in order, so every pull above has succeeded.
         init.append(untaint_container(
-            plan.startup_taint, plan.untaint_image.canonical, res, _security_context(), NOOP[0], HELPER_MOUNT
+            plan.startup_taint, plan.untaint_image.canonical, _resources(plan), _security_context(), NOOP[0], HELPER_MOUNT
         ))
         volumes.extend(untaint_volumes())
     return init, mounts, volumes

@@ -27,6 +27,7 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_DAEMONSET = "prepull.dev/daemonset"
 RESERVED_LABELS = (LABEL_NAME, LABEL_INSTANCE, LABEL_DAEMONSET, "app.kubernetes.io/managed-by")
+RESERVED_ANNOTATIONS = ("prepull.dev/images-hash",)
 OS_LABEL = "kubernetes.io/os"
 ARCH_LABEL = "kubernetes.io/arch"
 MAX_LANES = 32
@@ -365,6 +366,9 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
         if key in RESERVED_LABELS:
             raise PrePullInputError(f"labels[{key!r}]", dict(labels)[key], "is set by the component (it selects the pods) and cannot be overridden")
     annotations = _string_map(args.get("annotations") or {}, "annotations", lambda v, f: v)
+    for key, value in annotations:
+        if key in RESERVED_ANNOTATIONS:
+            raise PrePullInputError(f"annotations[{key!r}]", value, "is set by the component (changing the images must roll the pods) and cannot be overridden")
 
     priority = args.get("priority_class_name")
     if priority is not None:
