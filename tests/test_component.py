@@ -15,7 +15,16 @@ from prepull import Method, PullPolicy, TaintEffect, TolerationOperator
 from prepull.images import parse_image
 
 TYPE = "prepull:index:ImagePrePuller"
-K8S_TYPES = {"Namespace": "kubernetes:core/v1:Namespace", "DaemonSet": "kubernetes:apps/v1:DaemonSet"}
+K8S_TYPES = {
+    "Namespace": "kubernetes:core/v1:Namespace",
+    "DaemonSet": "kubernetes:apps/v1:DaemonSet",
+    "NetworkPolicy": "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    "ServiceAccount": "kubernetes:core/v1:ServiceAccount",
+    "ClusterRole": "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
+    "ClusterRoleBinding": "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+    "ValidatingAdmissionPolicy": "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding": "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding",
+}
 IMAGES = ["nginx:1.27", "gcr.io/distroless/static:nonroot", "redis"]
 
 
@@ -211,7 +220,7 @@ def test_resource_options_reach_children(run_program):
     (comp,) = run.of_type(TYPE)
     assert comp.protect is True
     kids = children(run)
-    assert len(kids) == 3
+    assert len(kids) == 4  # namespace, network policy, two DaemonSets
     for req in kids:
         assert req.parent == got["urn"], req.name
         # provider references are "<provider urn>::<provider id>"
@@ -229,4 +238,4 @@ def test_without_options_children_use_the_default_provider(run_program):
 
 def test_child_names_are_prefixed_with_the_component_name(run_program):
     run, _ = build(run_program, {"images": IMAGES, "lanes": 2}, name="workers")
-    assert sorted(r.name for r in children(run)) == ["workers-ds-l1", "workers-ds-l2", "workers-ns"]
+    assert sorted(r.name for r in children(run)) == ["workers-ds-l1", "workers-ds-l2", "workers-netpol", "workers-ns"]

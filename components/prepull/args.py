@@ -156,6 +156,8 @@ class ImagePrePullerArgs(TypedDict, total=False):
     """Do not wait for rollouts (annotation `pulumi.com/skipAwait`); `pulumi up` then returns before nodes hold the images. Default: false."""
     resources: ContainerResources
     """Requests and limits of every container. Default: requests 1m CPU / 8Mi, limits 100m / 32Mi."""
+    network_policy: bool
+    """Declare a NetworkPolicy that denies the pods all ingress and all egress (the kubelet, not the pod, pulls), except egress to the API server on ports 443/6443 for the untaint step. Harmless where the CNI does not enforce policies. Default: true."""
     run_as_user: int
     """Non-root UID of every container (not for docker-socket's pull step, which must be root). Default: 65532."""
 
@@ -176,6 +178,7 @@ DEFAULTS = {
     "max_unavailable": 1,
     "skip_await": False,
     "run_as_user": 65532,
+    "network_policy": True,
     "resources": {"cpu_request": "1m", "memory_request": "8Mi", "cpu_limit": "100m", "memory_limit": "32Mi"},
     "startup_taint_effect": TaintEffect.NO_SCHEDULE,
 }

@@ -20,6 +20,7 @@ KINDS = {
     "ClusterRoleBinding": (k8s.rbac.v1.ClusterRoleBinding, "clusterrolebinding"),
     "ValidatingAdmissionPolicy": (k8s.admissionregistration.v1.ValidatingAdmissionPolicy, "vap"),
     "ValidatingAdmissionPolicyBinding": (k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding, "vapbinding"),
+    "NetworkPolicy": (k8s.networking.v1.NetworkPolicy, "netpol"),
     "DaemonSet": (k8s.apps.v1.DaemonSet, "ds"),
 }
 _KWARGS = {
@@ -56,6 +57,7 @@ class ImagePrePuller(pulumi.ComponentResource):
         super().__init__(TYPE_TOKEN, name, {}, opts)
 
         prerequisites: list = []
+        namespace: list = []  # the Namespace resource, when the component creates it
         daemon_sets: list = []
         timeouts = pulumi.CustomTimeouts(**plan.custom_timeouts) if plan.custom_timeouts else None
         for obj in objects:
@@ -68,12 +70,14 @@ class ImagePrePuller(pulumi.ComponentResource):
                 opts_ = pulumi.ResourceOptions(parent=self, depends_on=list(prerequisites), custom_timeouts=timeouts)
                 daemon_sets.append(cls(child, **kwargs, opts=opts_))
             else:
-                deps = prerequisites[:1] if obj["metadata"].get("namespace") else []
+                deps = namespace if obj["metadata"].get("namespace") else []
                 prerequisites.append(cls(f"{name}-{slug}", **kwargs, opts=pulumi.ResourceOptions(parent=self, depends_on=deps)))
+                if obj["kind"] == "Namespace":
+                    namespace.append(prerequisites[-1])
 
         self.namespace = pulumi.Output.from_input(plan.namespace)
-        if plan.create_namespace:
-            self.namespace = prerequisites[0].metadata.apply(lambda m: m["name"])
+        if namespace:
+            self.namespace = namespace[0].metadata.apply(lambda m: m["name"])
         self.daemon_set_names = pulumi.Output.all(*[d.metadata.apply(lambda m: m["name"]) for d in daemon_sets])
         self.images = pulumi.Output.from_input([r.canonical for r in plan.images])
         # Each DaemonSet's id resolves only after its create/update (and rollout await) finished.

@@ -130,11 +130,13 @@ def token_volume() -> dict:
     }
 
 
-def gate_objects(namespace: str, base: str, taint: dict, labels: dict) -> list:
-    """ServiceAccount, ClusterRole, ClusterRoleBinding, ValidatingAdmissionPolicy and its binding."""
+def gate_objects(namespace: str, base: str, taint: dict, meta) -> list:
+    """ServiceAccount, ClusterRole, ClusterRoleBinding, ValidatingAdmissionPolicy and its binding.
+
+    ``meta(name, namespace=None)`` builds each object's metadata (labels, annotations).
+    """
     sa = service_account_name(base)
     cluster_name = cluster_scoped_name(namespace, base)
-    meta = lambda name, ns=None: {"name": name, **({"namespace": ns} if ns else {}), "labels": dict(labels)}  # noqa: E731
     return [
         {
             "apiVersion": "v1",

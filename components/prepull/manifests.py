@@ -27,7 +27,6 @@ CHECKOV_SKIPS = (
     ("CKV_K8S_9", "readiness is the completion of the pulls (init containers or image volumes), which the kubelet reports without a probe"),
     ("CKV_K8S_43", "references are used exactly as given (tag and/or digest); pin digests in images, pause_image and helper_image to satisfy it"),
     ("CKV_K8S_15", "IfNotPresent is deliberate: Always re-contacts the registry on every pod start; pull_policy Always is offered for the pulled images"),
-    ("CKV2_K8S_6", "the pods listen on no port and open no connection (the kubelet does the pulls) except the optional untaint step, which calls the API server"),
 )
 
 
@@ -71,6 +70,13 @@ def _object_labels(plan: Plan, extra: Optional[Mapping] = None) -> dict:
     labels.update(extra or {})
     labels.update(_pairs(plan.labels))
     return labels
+
+
+def _object_meta(plan: Plan, name: str, namespace: Optional[str] = None) -> dict:
+    meta = {"name": name, **({"namespace": namespace} if namespace else {}), "labels": _object_labels(plan)}
+    if plan.annotations:
+        meta["annotations"] = _pairs(plan.annotations)
+    return meta
 
 
 def _affinity(group: Group) -> Optional[dict]:
@@ -231,11 +237,33 @@ def daemon_set_manifest(plan: Plan, group: Group) -> dict:
     }
 
 
+def network_policy_manifest(plan: Plan) -> dict:
+    """Deny the pre-pull pods all traffic: pulls are made by the kubelet and the runtime, outside the pod.
+
+    Only the untaint step needs the API server (the kubernetes Service, or its
+    endpoints after DNAT: 443 or 6443 depending on the cluster).
+    """
+    egress = [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}] if plan.remove_startup_taint else []
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _object_meta(plan, plan.base_name, plan.namespace),
+        "spec": {
+            "podSelector": {"matchLabels": {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": egress,
+        },
+    }
+
+
 def render(plan: Plan) -> list:
     """Every object of a plan, Namespace first."""
     objects = [namespace_manifest(plan)] if plan.create_namespace else []
     if plan.remove_startup_taint:
-        objects.extend(gate_objects(plan.namespace, plan.base_name, plan.startup_taint, _object_labels(plan)))
+        objects.extend(gate_objects(plan.namespace, plan.base_name, plan.startup_taint, lambda name, ns=None: _object_meta(plan, name, ns)))
+    if plan.network_policy:
+        objects.append(network_policy_manifest(plan))
     objects.extend(daemon_set_manifest(plan, g) for g in plan.groups)
     return objects
 

@@ -81,6 +81,7 @@ class Plan:
     run_as_user: int
     remove_startup_taint: bool = False
     untaint_image: Optional[ImageRef] = None
+    network_policy: bool = True
 
     @property
     def needs_helper(self) -> bool:
@@ -410,6 +411,7 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
         run_as_user=run_as_user,
         remove_startup_taint=remove_taint,
         untaint_image=untaint,
+        network_policy=_bool(get("network_policy"), "network_policy"),
     )
 
 
