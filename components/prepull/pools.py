@@ -43,9 +43,12 @@ GATE_EFFECT = "NoSchedule"
 PROVIDER_FIELDS = {
     Provider.EXISTING: ((), ("nodesRegisterWithTaint", "taintKey")),
     Provider.KARPENTER: (("nodeClassRef",), ("requirements", "limits", "disruption", "weight")),
-    Provider.EKS: (("clusterName", "nodeRoleArn", "subnetIds", "instanceTypes", "minSize", "maxSize"), ("desiredSize", "amiType", "diskSize")),
-    Provider.GKE: (("cluster", "location", "machineType", "minNodes", "maxNodes"), ("diskSizeGb", "spot")),
-    Provider.AKS: (("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), ("osSku",)),
+    Provider.EKS: (
+        ("clusterName", "nodeRoleArn", "subnetIds", "instanceTypes", "minSize", "maxSize"),
+        ("desiredSize", "amiType", "diskSize", "capacityType"),
+    ),
+    Provider.GKE: (("cluster", "location", "machineType", "minNodes", "maxNodes"), ("project", "diskSizeGb", "spot", "serviceAccount")),
+    Provider.AKS: (("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), ("agentPoolName", "osSku", "gateApiVersion")),
 }
 POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes") + tuple(p.value for p in Provider)
 STACK_KEYS = ("images", "namespace", "nodePools", "kubeconfig", "kubeContext")
@@ -137,7 +140,33 @@ def _gate_taint(provider: Provider, settings: Mapping, pool: str) -> dict:
             )
         key = settings.get("taintKey", AUTOSCALER_GATE_KEY)
         return {"key": check_qualified_name(key, _field(pool, "existing.taintKey")), "effect": GATE_EFFECT}
-    return {"key": AUTOSCALER_GATE_KEY, "effect": GATE_EFFECT}
+    # Cloud pools (docs/providers.md): the kubelet or the cloud registers the taint once, at node
+    # creation, and nothing re-adds it after the pre-puller removed it. The value is there because
+    # GKE's and AKS's taint formats take one (key=value:effect).
+    if provider is Provider.EKS:
+        # MNG `taints` are applied by eks:node-manager and race with the pre-puller; the gate is
+        # registered by the kubelet itself (nodeadm NodeConfig in a launch template): AL2023 only.
+        ami = settings.get("amiType")
+        if not (isinstance(ami, str) and ami.startswith("AL2023_")):
+            raise PrePullInputError(
+                _field(pool, "eks.amiType"),
+                ami,
+                "startupGate on an eks pool needs an AL2023 AMI type (e.g. AL2023_x86_64_STANDARD): the gate taint is "
+                "registered by the kubelet through a nodeadm NodeConfig in the node group's launch template, because "
+                "managed-node-group taints are applied after registration and race with the pre-puller; for Bottlerocket "
+                "or AL2 nodes use a karpenter pool (startupTaints) instead",
+            )
+    if provider is Provider.AKS and settings.get("gateApiVersion") is not None:
+        import re
+
+        version = settings["gateApiVersion"]
+        if not (isinstance(version, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}-preview", version)):
+            raise PrePullInputError(
+                _field(pool, "aks.gateApiVersion"),
+                version,
+                "must be an AKS preview API version such as '2025-10-02-preview': nodeInitializationTaints exist only in preview API versions",
+            )
+    return {"key": AUTOSCALER_GATE_KEY, "value": "pulling", "effect": GATE_EFFECT}
 
 
 def _pool(raw: Any, index: int, global_images: tuple, names: dict) -> Pool:
@@ -214,14 +243,6 @@ def load_stack(config: Mapping) -> StackSpec:
     names: dict = {}
     pools = tuple(_pool(p, i, tuple(images), names) for i, p in enumerate(raw_pools))
     spec = StackSpec(namespace, tuple(images), pools, config.get("kubeconfig") or None, config.get("kubeContext") or None)
-    for pool in pools:
-        if pool.provider in CLOUD_PROVIDERS:
-            raise PrePullInputError(
-                _field(pool.name, "provider"),
-                pool.provider.value,
-                "the cloud node-pool adapters are not in this release yet: create the pool in your own program and "
-                "declare it here as provider 'existing' with its labels and taints",
-            )
     for pool in pools:  # every pool's pre-puller must also be valid: fail before anything registers
         try:
             build_plan(prepuller_args(spec, pool), pool.name)

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .component import ImagePrePuller
-from .pools import STACK_KEYS, Provider, StackSpec, karpenter_node_pool, load_stack, namespace_for, prepuller_args
+from .pools import CLOUD_PROVIDERS, STACK_KEYS, Provider, StackSpec, karpenter_node_pool, load_stack, namespace_for, prepuller_args
 
 
 def read_config(config: Optional[pulumi.Config] = None) -> dict:
@@ -27,6 +27,12 @@ def kubernetes_provider(spec: StackSpec) -> k8s.Provider:
 
 def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[str, Any]:
     """Declare the namespace, then per pool its pre-puller and (where managed) the node pool after it."""
+    cloud_pools = [p for p in spec.pools if p.provider in CLOUD_PROVIDERS]
+    if cloud_pools:
+        from . import clouds  # the cloud SDKs are optional extras: imported only for cloud pools
+
+        for pool in cloud_pools:  # fail before anything is registered, the provider included
+            clouds.validate_node_pool(pool)
     provider = provider or kubernetes_provider(spec)
     k8s_opts = pulumi.ResourceOptions(providers=[provider])
     ns_obj = namespace_for(spec)
@@ -45,6 +51,8 @@ def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[
             k8s.apiextensions.CustomResource(
                 f"nodepool-{pool.name}", api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"], spec=obj["spec"], opts=after
             )
+        elif pool.provider in CLOUD_PROVIDERS:
+            clouds.create_node_pool(pool, depends_on=[prepuller])
         outputs[pool.name] = {"daemonSets": prepuller.daemon_set_names, "images": prepuller.images, "ready": prepuller.ready}
     return outputs
 

@@ -1,0 +1,361 @@
+"""Cloud node pools (EKS managed node group, GKE node pool, AKS agent pool), created after their pre-puller.
+
+Each adapter imports its Pulumi SDK lazily, so the package works without the
+cloud SDKs; a missing one is a configuration error that names the pip extra
+(``prepull[eks]``, ``prepull[gke]``, ``prepull[aks]``).
+
+Every node pool carries the pool's labels and taints. With ``startupGate`` it
+also carries the gate taint (``pool.gate_taint``) in the one form each cloud
+offers that the pre-puller may remove and that nothing puts back
+(docs/providers.md, shared reference k8s_mechanics.md §4):
+
+- EKS: *not* the managed node group's ``taints`` (eks:node-manager applies
+  those after registration, racing with the pre-puller), but the kubelet's
+  ``--register-with-taints``, set through a nodeadm ``NodeConfig`` (MIME
+  multipart user data) in a launch template. AL2023 AMIs only.
+- GKE: ``node_config.taints``, which GKE applies when it creates a node.
+  Whether GKE re-applies a taint removed from a live node is not verified.
+- AKS: ``nodeInitializationTaints`` (removable with kubectl), never
+  ``nodeTaints`` (which AKS reconciles). They exist only in preview API
+  versions of the AgentPool, so a gated pool is registered at such a version.
+
+Settings are checked here, before anything of the pool is registered by this
+module; errors name ``nodePools.<pool>.<provider>.<field>``.
+"""
+
+import base64
+import importlib
+import importlib.metadata
+import json
+import re
+from typing import Any, Callable, Mapping, Optional
+
+import pulumi
+
+from .errors import PrePullInputError
+from .pools import CLOUD_PROVIDERS, Pool, Provider
+
+# What `pip install 'prepull[<extra>]'` adds, per provider: (extra, distribution, import name).
+SDKS = {
+    Provider.EKS: ("eks", "pulumi-aws", "pulumi_aws"),
+    Provider.GKE: ("gke", "pulumi-gcp", "pulumi_gcp"),
+    Provider.AKS: ("aks", "pulumi-azure-native", "pulumi_azure_native"),
+}
+
+# Kubernetes taint effect -> the cloud API's spelling (EKS and GKE share it; AKS uses the Kubernetes one).
+CLOUD_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
+
+EKS_CAPACITY_TYPES = ("ON_DEMAND", "SPOT", "CAPACITY_BLOCK")
+# The root volume of the EKS-optimized AL2023 AMIs (used for diskSize when a launch template carries the gate).
+EKS_AL2023_ROOT_DEVICE = "/dev/xvda"
+NODEADM_BOUNDARY = "//"
+
+AKS_TYPE = "azure-native:containerservice:AgentPool"
+# nodeInitializationTaints is absent from the stable AgentPool API (pulumi-azure-native 3.29.0 defaults to
+# 2025-09-01) and present in the preview versions; override with aks.gateApiVersion.
+AKS_GATE_API_VERSION = "2025-10-02-preview"
+AKS_POOL_NAME = re.compile(r"[a-z][a-z0-9]{0,11}")  # AKS: lowercase alphanumerics, at most 12 (Linux pools)
+
+
+def _sdk(pool: Pool):
+    """The pool's cloud SDK (top-level module), or a configuration error naming the pip extra."""
+    extra, dist, module = SDKS[pool.provider]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise PrePullInputError(
+            f"nodePools.{pool.name}.provider", pool.provider.value, f"needs the {dist} SDK: pip install 'prepull[{extra}]'"
+        ) from None
+
+
+# --- settings ---------------------------------------------------------------------------------------------
+
+
+def _f(pool: Pool, key: str) -> str:
+    return f"nodePools.{pool.name}.{pool.provider.value}.{key}"
+
+
+def _str(pool: Pool, key: str, default: Optional[str] = None) -> Optional[str]:
+    value = pool.settings.get(key, default)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise PrePullInputError(_f(pool, key), value, "must be a non-empty string")
+    return value
+
+
+def _int(pool: Pool, key: str, minimum: int, default: Optional[int] = None) -> Optional[int]:
+    value = pool.settings.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise PrePullInputError(_f(pool, key), value, f"must be an integer >= {minimum}")
+    return value
+
+
+def _bool(pool: Pool, key: str) -> Optional[bool]:
+    value = pool.settings.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise PrePullInputError(_f(pool, key), value, "must be true or false")
+    return value
+
+
+def _strings(pool: Pool, key: str) -> list:
+    value = pool.settings.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise PrePullInputError(_f(pool, key), value, "must be a non-empty list of strings")
+    return list(value)
+
+
+def _sizes(pool: Pool, low: str, high: str) -> tuple:
+    lo, hi = _int(pool, low, 0), _int(pool, high, 1)
+    if lo > hi:
+        raise PrePullInputError(_f(pool, low), lo, f"must not exceed {high} ({hi})")
+    return lo, hi
+
+
+def _taints(pool: Pool) -> list:
+    """The pool's taints, then the gate taint when the gate is on (Kubernetes spelling)."""
+    return [dict(t) for t in pool.taints] + ([dict(pool.gate_taint)] if pool.gate_taint else [])
+
+
+def kubectl_taint(taint: Mapping) -> str:
+    """``key=value:Effect`` (``key:Effect`` without a value): the kubelet's and AKS's taint syntax."""
+    head = f"{taint['key']}={taint['value']}" if taint.get("value") else taint["key"]
+    return f"{head}:{taint['effect']}"
+
+
+def _opts(depends_on: list, provider_opts: Optional[pulumi.ResourceOptions], **extra: Any) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions.merge(provider_opts or pulumi.ResourceOptions(), pulumi.ResourceOptions(depends_on=depends_on, **extra))
+
+
+# --- EKS ------------------------------------------------------------------------------------------------------
+
+
+def nodeadm_user_data(taints: list) -> str:
+    """MIME multipart user data with a nodeadm NodeConfig that makes the kubelet register with ``taints``.
+
+    EKS merges it with its own NodeConfig; nodeadm appends kubelet flags in document
+    order and the last ``--register-with-taints`` wins, so the flag lists every taint
+    of the pool (the node group's own taints too), not just the gate.
+    """
+    flag = "--register-with-taints=" + ",".join(kubectl_taint(t) for t in taints)
+    return "\n".join(
+        [
+            "MIME-Version: 1.0",
+            f'Content-Type: multipart/mixed; boundary="{NODEADM_BOUNDARY}"',
+            "",
+            f"--{NODEADM_BOUNDARY}",
+            "Content-Type: application/node.eks.aws",
+            "",
+            "---",
+            "apiVersion: node.eks.aws/v1alpha1",
+            "kind: NodeConfig",
+            "spec:",
+            "  kubelet:",
+            "    flags:",
+            f"      - {json.dumps(flag)}",
+            "",
+            f"--{NODEADM_BOUNDARY}--",
+            "",
+        ]
+    )
+
+
+def _eks_settings(pool: Pool) -> tuple:
+    cluster, role = _str(pool, "clusterName"), _str(pool, "nodeRoleArn")
+    subnets, instance_types = _strings(pool, "subnetIds"), _strings(pool, "instanceTypes")
+    low, high = _sizes(pool, "minSize", "maxSize")
+    desired = _int(pool, "desiredSize", low, default=low)
+    if desired > high:
+        raise PrePullInputError(_f(pool, "desiredSize"), desired, f"must lie between minSize ({low}) and maxSize ({high})")
+    ami, disk = _str(pool, "amiType"), _int(pool, "diskSize", 1)
+    capacity = _str(pool, "capacityType")
+    if capacity is not None and capacity not in EKS_CAPACITY_TYPES:
+        raise PrePullInputError(_f(pool, "capacityType"), capacity, f"must be one of {', '.join(EKS_CAPACITY_TYPES)}")
+    return cluster, role, subnets, instance_types, low, high, desired, ami, disk, capacity
+
+
+def eks_node_group(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+    """An EKS managed node group (``aws.eks.NodeGroup``); with the gate, plus a launch template that registers the taint."""
+    cluster, role, subnets, instance_types, low, high, desired, ami, disk, capacity = _eks_settings(pool)
+    aws = _sdk(pool)
+    eks, ec2 = importlib.import_module(f"{aws.__name__}.eks"), importlib.import_module(f"{aws.__name__}.ec2")
+
+    args: dict = {
+        "cluster_name": cluster,
+        "node_group_name": pool.name,
+        "node_role_arn": role,
+        "subnet_ids": subnets,
+        "instance_types": instance_types,
+        "scaling_config": eks.NodeGroupScalingConfigArgs(min_size=low, max_size=high, desired_size=desired),
+        "labels": dict(pool.labels),
+        # The pool's own taints stay on the node group: cluster-autoscaler and eks:node-manager read them there.
+        # The gate taint never goes there (node-manager would apply it after registration, racing the pre-puller).
+        "taints": [
+            eks.NodeGroupTaintArgs(key=t["key"], value=t.get("value"), effect=CLOUD_EFFECTS[t["effect"]]) for t in pool.taints
+        ]
+        or None,
+    }
+    if ami:
+        args["ami_type"] = ami
+    if capacity:
+        args["capacity_type"] = capacity
+    if pool.gate_taint:
+        template: dict = {
+            "name_prefix": f"prepull-{pool.name}-",
+            "description": f"prepull pool {pool.name}: the kubelet registers with the startup taint {pool.gate_taint['key']}",
+            "user_data": base64.b64encode(nodeadm_user_data(_taints(pool)).encode()).decode(),
+            "update_default_version": True,
+        }
+        if disk:  # a node group with a launch template must not set disk_size: the volume goes in the template
+            template["block_device_mappings"] = [
+                ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=EKS_AL2023_ROOT_DEVICE, ebs=ec2.LaunchTemplateBlockDeviceMappingEbsArgs(volume_size=disk, volume_type="gp3")
+                )
+            ]
+        launch_template = ec2.LaunchTemplate(f"nodepool-{pool.name}-launch-template", **template, opts=_opts(depends_on, provider_opts))
+        args["launch_template"] = eks.NodeGroupLaunchTemplateArgs(id=launch_template.id, version=launch_template.latest_version.apply(str))
+    elif disk:
+        args["disk_size"] = disk
+    # cluster-autoscaler owns the desired size once the group exists.
+    return eks.NodeGroup(f"nodepool-{pool.name}", **args, opts=_opts(depends_on, provider_opts, ignore_changes=["scalingConfig.desiredSize"]))
+
+
+# --- GKE ------------------------------------------------------------------------------------------------------
+
+
+def _gke_settings(pool: Pool) -> tuple:
+    cluster, location, machine = _str(pool, "cluster"), _str(pool, "location"), _str(pool, "machineType")
+    low, high = _sizes(pool, "minNodes", "maxNodes")
+    project, account = _str(pool, "project"), _str(pool, "serviceAccount")
+    disk, spot = _int(pool, "diskSizeGb", 10), _bool(pool, "spot")
+    return cluster, location, machine, low, high, project, account, disk, spot
+
+
+def gke_node_pool(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+    """A GKE node pool (``gcp.container.NodePool``) with labels and taints (the gate included) in ``node_config``."""
+    cluster, location, machine, low, high, project, account, disk, spot = _gke_settings(pool)
+    container = importlib.import_module(f"{_sdk(pool).__name__}.container")
+
+    node_config: dict = {
+        "machine_type": machine,
+        "labels": dict(pool.labels),
+        # GKE's NodeTaint takes a value (empty for a key-only taint).
+        "taints": [
+            container.NodePoolNodeConfigTaintArgs(key=t["key"], value=t.get("value", ""), effect=CLOUD_EFFECTS[t["effect"]]) for t in _taints(pool)
+        ]
+        or None,
+    }
+    if disk:
+        node_config["disk_size_gb"] = disk
+    if spot is not None:
+        node_config["spot"] = spot
+    if account:
+        node_config["service_account"] = account
+    args: dict = {
+        "name": pool.name,
+        "cluster": cluster,
+        "location": location,
+        "initial_node_count": low,
+        # Per zone of the pool, as GKE counts them.
+        "autoscaling": container.NodePoolAutoscalingArgs(min_node_count=low, max_node_count=high),
+        "node_config": container.NodePoolNodeConfigArgs(**node_config),
+    }
+    if project:
+        args["project"] = project
+    # The autoscaler changes the size; initial_node_count would otherwise force a replacement.
+    return container.NodePool(f"nodepool-{pool.name}", **args, opts=_opts(depends_on, provider_opts, ignore_changes=["initialNodeCount"]))
+
+
+# --- AKS ------------------------------------------------------------------------------------------------------
+
+
+def aks_gate_type(api_version: str) -> str:
+    """The type token of the AgentPool at an explicit API version (``2025-10-02-preview`` -> ``.../v20251002preview:AgentPool``)."""
+    return f"azure-native:containerservice/v{api_version.replace('-', '')}:AgentPool"
+
+
+def _aks_settings(pool: Pool) -> tuple:
+    group, cluster, size = _str(pool, "resourceGroupName"), _str(pool, "clusterName"), _str(pool, "vmSize")
+    low, high = _sizes(pool, "minCount", "maxCount")
+    os_sku = _str(pool, "osSku")
+    name = _str(pool, "agentPoolName", default=pool.name)
+    if not AKS_POOL_NAME.fullmatch(name):
+        raise PrePullInputError(
+            _f(pool, "agentPoolName"), name, "AKS agent pool names are 1-12 lowercase letters and digits, starting with a letter: set aks.agentPoolName"
+        )
+    api_version = _str(pool, "gateApiVersion", default=AKS_GATE_API_VERSION)
+    return group, cluster, size, low, high, os_sku, name, api_version
+
+
+def aks_agent_pool(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+    """An AKS agent pool: node labels and taints; with the gate, the gate as a node *initialization* taint."""
+    group, cluster, size, low, high, os_sku, name, api_version = _aks_settings(pool)
+    sdk = _sdk(pool)
+
+    props: dict = {
+        "resourceGroupName": group,
+        "resourceName": cluster,
+        "agentPoolName": name,
+        "vmSize": size,
+        "count": low,
+        "enableAutoScaling": True,
+        "minCount": low,
+        "maxCount": high,
+        "mode": "User",
+        "osType": "Linux",
+        "type": "VirtualMachineScaleSets",
+        "nodeLabels": dict(pool.labels),
+    }
+    if pool.taints:  # node taints are reconciled by AKS: only the pool's own, permanent taints go there
+        props["nodeTaints"] = [kubectl_taint(t) for t in pool.taints]
+    if os_sku:
+        props["osSKU"] = os_sku
+    # The autoscaler owns the node count.
+    opts = _opts(depends_on, provider_opts, ignore_changes=["count"])
+    if not pool.gate_taint:
+        containerservice = importlib.import_module(f"{sdk.__name__}.containerservice")
+        return containerservice.AgentPool(f"nodepool-{pool.name}", **{_snake(k): v for k, v in props.items()}, opts=opts)
+    # nodeInitializationTaints exist only in preview API versions, which pulumi-azure-native 3.x reaches through
+    # their explicit type tokens (same provider plugin). The alias keeps switching the gate on or off an update.
+    props["nodeInitializationTaints"] = [kubectl_taint(pool.gate_taint)]
+    opts = pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(version=importlib.metadata.version("pulumi-azure-native"), aliases=[pulumi.Alias(type_=AKS_TYPE)])
+    )
+    return pulumi.CustomResource(aks_gate_type(api_version), f"nodepool-{pool.name}", props, opts)
+
+
+# The typed AgentPool's Python names for the API's camelCase ones.
+_AKS_PYTHON_NAMES = {"resourceName": "resource_name_", "osSKU": "os_sku"}
+
+
+def _snake(camel: str) -> str:
+    return _AKS_PYTHON_NAMES.get(camel) or re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+
+
+# --- dispatch -------------------------------------------------------------------------------------------------
+
+ADAPTERS: Mapping[Provider, Callable[..., pulumi.Resource]] = {
+    Provider.EKS: eks_node_group,
+    Provider.GKE: gke_node_pool,
+    Provider.AKS: aks_agent_pool,
+}
+assert set(ADAPTERS) == set(CLOUD_PROVIDERS)
+
+
+_SETTINGS: Mapping[Provider, Callable[[Pool], tuple]] = {Provider.EKS: _eks_settings, Provider.GKE: _gke_settings, Provider.AKS: _aks_settings}
+
+
+def validate_node_pool(pool: Pool) -> None:
+    """Check a cloud pool's settings (types, ranges, names) and that its SDK is installed, registering nothing."""
+    _SETTINGS[pool.provider](pool)
+    _sdk(pool)
+
+
+def create_node_pool(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+    """Create the cloud node pool of ``pool`` (eks, gke or aks), depending on ``depends_on`` (its pre-puller)."""
+    adapter = ADAPTERS.get(pool.provider)
+    if adapter is None:
+        raise PrePullInputError(f"nodePools.{pool.name}.provider", pool.provider.value, "is not a cloud provider (eks, gke, aks)")
+    return adapter(pool, depends_on, provider_opts)
