@@ -1,0 +1,361 @@
+"""``python -m prepull``: render a stack's Kubernetes objects offline, check them, print the schema.
+
+``render`` and ``check`` use the same pure core as the component
+(``load_stack`` + ``stack_manifests``), so what is reviewed or applied by a
+GitOps tool is exactly what ``pulumi up`` would register. Neither needs the
+Pulumi CLI, the Pulumi SDK or a cluster: the Pulumi SDK is imported only by
+``schema``, and kubernetes-validate only by ``check``.
+
+Exit codes: 0 clean, 1 problems found by ``check``, 2 bad arguments (unknown
+stack, unreadable file, unsupported version, invalid stack configuration).
+"""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import yaml
+
+from . import __version__
+from .errors import PrePullInputError
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+CONFIG_NAMESPACE = "prepull:"
+# Keys the stack program reads with Config.get_object: a string value is JSON, as Pulumi decodes it.
+JSON_KEYS = ("images", "nodePools")
+# Only the provider connection reads these; rendering does not need them, so an encrypted value is no obstacle.
+CONNECTION_KEYS = ("kubeconfig", "kubeContext")
+# Oldest Kubernetes minor the objects are meant for (the README's support floor).
+OLDEST_SUPPORTED = (1, 29)
+# render --out owns files named like this in its directory (and only those).
+OUT_FILE = re.compile(r"^\d{3}-[a-z0-9]+-[a-z0-9.-]+\.yaml$")
+
+
+class UsageError(Exception):
+    """A bad argument: reported on stderr as one message, exit code 2, no traceback."""
+
+
+# ---------------------------------------------------------------- stacks
+
+
+def default_stacks_dir() -> Path:
+    """``./stacks`` when run from a project checkout, else the ``stacks/`` next to this package's checkout."""
+    here = Path.cwd() / "stacks"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[2] / "stacks"
+
+
+def available_stacks(stacks_dir: Path) -> List[str]:
+    """Stack names with a ``Pulumi.<name>.yaml`` file in ``stacks_dir``, sorted."""
+    if not stacks_dir.is_dir():
+        return []
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+
+
+def stack_file(stacks_dir: Path, stack: str) -> Path:
+    """The stack's file, or a UsageError listing the stacks that exist."""
+    if not re.match(r"^[A-Za-z0-9_.-]+$", stack) or stack in (".", ".."):
+        raise UsageError(f"invalid stack name {stack!r}")
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        names = available_stacks(stacks_dir)
+        found = ", ".join(names) if names else "none"
+        raise UsageError(f"unknown stack {stack!r}: no {path}. Available stacks in {stacks_dir}: {found}")
+    return path
+
+
+def stack_config(path: Path) -> dict:
+    """The ``prepull:*`` keys of a stack file, prefix stripped (other namespaces are ignored).
+
+    Values are decoded as the stack program decodes them: ``images`` and
+    ``nodePools`` given as a JSON string are parsed.
+    """
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror or err}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path} is not valid YAML: {err}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, Mapping):
+        raise UsageError(f"{path}: expected a mapping with a `config:` key, got {type(doc).__name__}")
+    config = doc.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise UsageError(f"{path}: `config:` must be a mapping, got {type(config).__name__}")
+    out: dict = {}
+    for key, value in config.items():
+        if not isinstance(key, str) or not key.startswith(CONFIG_NAMESPACE):
+            continue
+        name = key[len(CONFIG_NAMESPACE):]
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            if name in CONNECTION_KEYS:
+                continue
+            raise UsageError(f"{path}: {key} is encrypted (secure:); it cannot be rendered offline")
+        if name in JSON_KEYS and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as err:
+                raise UsageError(f"{path}: {key} is a string but not valid JSON: {err}") from None
+        out[name] = value
+    return out
+
+
+def load_objects(stacks_dir: Optional[str], stack: str) -> Tuple[Path, list]:
+    """(stack file, every Kubernetes object the stack declares), or a UsageError."""
+    from .pools import load_stack, stack_manifests
+
+    directory = Path(stacks_dir) if stacks_dir else default_stacks_dir()
+    path = stack_file(directory, stack)
+    config = stack_config(path)
+    try:
+        return path, stack_manifests(load_stack(config))
+    except PrePullInputError as err:
+        raise UsageError(f"{path}: invalid configuration: {prefixed(err)}") from None
+
+
+def prefixed(err: PrePullInputError) -> str:
+    """The error with its field written as the stack key (``prepull:nodePools.batch.taints[0].effect``)."""
+    field = err.field if err.field.startswith(CONFIG_NAMESPACE) else CONFIG_NAMESPACE + err.field
+    return f"{field}: {err.reason} (got {err.value!r})"
+
+
+# ---------------------------------------------------------------- render
+
+
+def object_id(obj: Mapping) -> str:
+    """``Kind/name`` or ``Kind/namespace/name``, as problems and file names refer to objects."""
+    meta = obj.get("metadata") or {}
+    parts = [str(obj.get("kind")), meta.get("namespace"), str(meta.get("name"))]
+    return "/".join(p for p in parts if p)
+
+
+def file_name(index: int, obj: Mapping) -> str:
+    """Deterministic file name: creation order, kind and name (``001-daemonset-general.yaml``)."""
+    return f"{index:03d}-{str(obj['kind']).lower()}-{obj['metadata']['name']}.yaml"
+
+
+def to_yaml(objects: Iterable[Mapping]) -> str:
+    """Multi-document YAML (each document starts with ``---``), keys in the order the core builds them."""
+    # A wide line limit keeps every value on one line: reviews then diff one line per change.
+    return yaml.safe_dump_all(list(objects), sort_keys=False, explicit_start=True, width=10_000)
+
+
+def _header(path: Path, stack: str) -> str:
+    # No timestamp or absolute path: the same stack renders to the same bytes anywhere.
+    return f"# Rendered by prepull {__version__} from {path.name} (python -m prepull render --stack {stack}). Do not edit.\n"
+
+
+def render_command(args: argparse.Namespace) -> int:
+    """Print the stack's objects, or write one file per object into ``--out``."""
+    path, objects = load_objects(args.stacks_dir, args.stack)
+    if args.out is None:
+        sys.stdout.write(_header(path, args.stack) + to_yaml(objects))
+        return EXIT_OK
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        wanted = {file_name(i, obj): obj for i, obj in enumerate(objects)}
+        # Files from an earlier render that this one no longer produces (a removed pool) must go,
+        # or a GitOps tool would keep applying them. Only files matching our own naming are touched.
+        for old in sorted(out.iterdir()):
+            if old.is_file() and OUT_FILE.match(old.name) and old.name not in wanted:
+                old.unlink()
+                print(f"removed {old}", file=sys.stderr)
+        for name, obj in wanted.items():
+            (out / name).write_text(_header(path, args.stack) + to_yaml([obj]), encoding="utf-8")
+            print(out / name)
+    except OSError as err:
+        raise UsageError(f"cannot write to {out}: {err.strerror or err}") from None
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- check
+
+
+def _as_tuple(version: str) -> tuple:
+    return tuple(int(p) for p in version.split(".")[:2])
+
+
+def supported_versions() -> List[str]:
+    """Kubernetes minors (``1.29`` ...) whose schemas the installed kubernetes-validate ships, oldest first."""
+    import kubernetes_validate.utils as kv
+
+    minors = {".".join(v.split(".")[:2]) for v in kv.all_versions()}
+    return sorted((m for m in minors if _as_tuple(m) >= OLDEST_SUPPORTED), key=_as_tuple)
+
+
+def resolve_version(requested: Optional[str]) -> str:
+    """``X.Y`` for the requested version (``1.33``, ``v1.33``, ``1.33.2``); default: the newest supported."""
+    versions = supported_versions()
+    if requested is None:
+        return versions[-1]
+    match = re.match(r"^v?(\d+)\.(\d+)(?:\.\d+)?$", requested.strip())
+    supported = ", ".join(versions)
+    if not match:
+        raise UsageError(f"invalid Kubernetes version {requested!r}: expected X.Y (supported: {supported})")
+    minor = f"{int(match.group(1))}.{int(match.group(2))}"
+    if minor not in versions:
+        why = "is older than the oldest supported" if _as_tuple(minor) < OLDEST_SUPPORTED else "has no schemas in the installed kubernetes-validate"
+        raise UsageError(f"unsupported Kubernetes version {requested!r}: {minor} {why} (supported: {supported})")
+    return minor
+
+
+def _builtin_kinds() -> set:
+    """Kinds with an upstream schema in any version kubernetes-validate ships (built-in APIs, not CRDs)."""
+    from importlib.resources import files
+
+    kinds = set()
+    for folder in files("kubernetes_validate").joinpath("kubernetes-json-schema").iterdir():
+        if folder.name.endswith("-strict"):
+            kinds.update(f.name.split("-", 1)[0] for f in folder.iterdir() if f.name.endswith(".json"))
+    return kinds
+
+
+def field_path(path: Sequence) -> str:
+    """``spec.template.spec.containers[0].image`` from a jsonschema path."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _problem(err) -> Tuple[str, str]:
+    path = list(err.absolute_path)
+    message = err.message
+    if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
+        # Strict schemas reject unknown fields at the parent: name the unknown field itself.
+        known = set((err.schema or {}).get("properties") or {})
+        extra = sorted(k for k in err.instance if k not in known)
+        if len(extra) == 1:
+            path.append(extra[0])
+            message = "unknown field (strict schema)"
+    return field_path(path) or "(object)", message
+
+
+def check_objects(objects: Sequence[Mapping], version: str) -> Tuple[list, list, list]:
+    """Validate each object strictly against the upstream schemas of ``version`` (``X.Y``).
+
+    Returns ``(valid, skipped, problems)``: ids of valid objects; ``(id, reason)``
+    for objects with no upstream schema at all (CRDs such as Karpenter's
+    NodePool: not validated); ``(id, field path, message)`` for problems. A
+    built-in kind whose apiVersion that Kubernetes version does not serve is a
+    problem, not a skip.
+    """
+    import kubernetes_validate
+
+    builtin = _builtin_kinds()
+    valid, skipped, problems = [], [], []
+    for obj in objects:
+        oid = object_id(obj)
+        try:
+            kubernetes_validate.validate(dict(obj), version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            if str(obj.get("kind", "")).lower() in builtin:
+                problems.append((oid, "apiVersion", f"{obj.get('apiVersion')} {obj.get('kind')} is not served by Kubernetes {version}"))
+            else:
+                skipped.append((oid, f"{obj.get('apiVersion')} has no upstream Kubernetes schema (custom resource)"))
+        except kubernetes_validate.ValidationError as err:
+            problems.append((oid, *_problem(err)))
+        else:
+            valid.append(oid)
+    return valid, skipped, problems
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """Validate the stack's objects; exit 1 if any problem."""
+    version = resolve_version(args.kubernetes_version)
+    path, objects = load_objects(args.stacks_dir, args.stack)
+    valid, skipped, problems = check_objects(objects, version)
+    for oid in valid:
+        print(f"ok       {oid}")
+    for oid, reason in skipped:
+        print(f"SKIPPED  {oid}: not validated: {reason}")
+    for oid, field, message in problems:
+        print(f"PROBLEM  {oid}: {field}: {message}")
+    from kubernetes_validate import __version__ as kv_version
+
+    print(
+        f"{path.name}: {len(valid)} valid, {len(skipped)} skipped (not validated), {len(problems)} problem(s) "
+        f"against Kubernetes {version} strict schemas (kubernetes-validate {kv_version})"
+    )
+    return EXIT_PROBLEMS if problems else EXIT_OK
+
+
+# ---------------------------------------------------------------- schema
+
+
+def provider_schema() -> dict:
+    """The package schema the Pulumi analyzer infers for the component provider (what other languages see)."""
+    from pulumi.provider.experimental.component import ComponentProvider
+
+    from .component import ImagePrePuller
+
+    return json.loads(ComponentProvider([ImagePrePuller], "prepull", version=__version__).schema)
+
+
+def schema_text() -> str:
+    """The golden ``components/schema.json`` text: pretty-printed, sorted keys, trailing newline."""
+    return json.dumps(provider_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def schema_command(args: argparse.Namespace) -> int:
+    """Print the inferred schema (regenerate the golden file with ``> components/schema.json``)."""
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- main
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (argparse exits 2 on malformed command lines, as the other bad arguments do)."""
+    p = argparse.ArgumentParser(prog="python -m prepull", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"prepull {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{render,check,schema}")
+
+    def stack_args(sp):
+        sp.add_argument("--stack", required=True, help="stack name: reads <stacks-dir>/Pulumi.<stack>.yaml")
+        sp.add_argument("--stacks-dir", help="directory of the stack files (default: ./stacks, else the checkout's stacks/)")
+
+    r = sub.add_parser("render", help="print (or write) the Kubernetes objects a stack declares, as YAML")
+    stack_args(r)
+    r.add_argument("--out", help="write one file per object into this directory (NNN-kind-name.yaml) instead of stdout")
+    r.set_defaults(func=render_command)
+
+    c = sub.add_parser("check", help="validate the rendered objects against upstream Kubernetes schemas (strict)")
+    stack_args(c)
+    c.add_argument(
+        "--kubernetes-version",
+        metavar="X.Y",
+        help="Kubernetes version to validate against (default: the newest supported; "
+        "supported: 1.29 up to the newest kubernetes-validate ships; a wrong value lists them)",
+    )
+    c.set_defaults(func=check_command)
+
+    s = sub.add_parser("schema", help="print the Pulumi package schema inferred for the component provider")
+    s.set_defaults(func=schema_command)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as err:
+        print(f"prepull: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # `render | head`: the reader went away; not an error of ours.
+        return EXIT_OK
+
+
+__all__ = ["check_objects", "main", "provider_schema", "resolve_version", "schema_text", "stack_config", "supported_versions", "to_yaml"]

@@ -1,0 +1,273 @@
+"""``python -m prepull render|check``, run as a user runs it: a subprocess, no Pulumi CLI, no cluster."""
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import prepull
+from prepull.cli import check_objects, supported_versions
+from prepull.pools import load_stack, stack_manifests
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS = ROOT / "stacks"
+STACK_FILES = sorted(STACKS.glob("Pulumi.*.yaml"))
+STACK_NAMES = [p.name[len("Pulumi."):-len(".yaml")] for p in STACK_FILES]
+
+
+def cli(*args, cwd=ROOT):
+    """Run ``python -m prepull`` with only the source tree on the path."""
+    env = {"PYTHONPATH": str(ROOT / "components"), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    return subprocess.run([sys.executable, "-m", "prepull", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def expected_objects(path: Path) -> list:
+    """What the core declares for a stack file, computed in this process."""
+    config = yaml.safe_load(path.read_text())["config"]
+    return stack_manifests(load_stack({k.removeprefix("prepull:"): v for k, v in config.items() if k.startswith("prepull:")}))
+
+
+def assert_usage_error(out, *needles):
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    assert out.stdout == ""
+    for needle in needles:
+        assert needle in out.stderr, out.stderr
+
+
+def write_stack(directory: Path, name: str, config: dict) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"Pulumi.{name}.yaml"
+    path.write_text(yaml.safe_dump({"config": config}))
+    return path
+
+
+def dev_config() -> dict:
+    return yaml.safe_load((STACKS / "Pulumi.dev.yaml").read_text())["config"]
+
+
+# ---------------------------------------------------------------- render
+
+
+def test_there_are_stack_files():
+    assert {"dev", "prod"} <= set(STACK_NAMES)
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=STACK_NAMES)
+def test_render_prints_exactly_the_stack_manifests(path):
+    stack = path.name[len("Pulumi."):-len(".yaml")]
+    out = cli("render", "--stack", stack)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("# Rendered by prepull")
+    docs = list(yaml.safe_load_all(out.stdout))
+    assert docs == expected_objects(path)
+    assert out.stdout.count("\n---\n") == len(docs)
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=STACK_NAMES)
+def test_render_out_writes_one_file_per_object(path, tmp_path):
+    stack = path.name[len("Pulumi."):-len(".yaml")]
+    out = cli("render", "--stack", stack, "--out", tmp_path / "rendered")
+    assert out.returncode == 0, out.stderr
+    objects = expected_objects(path)
+    files = sorted((tmp_path / "rendered").iterdir())
+    assert [f.name for f in files] == [f"{i:03d}-{o['kind'].lower()}-{o['metadata']['name']}.yaml" for i, o in enumerate(objects)]
+    assert [yaml.safe_load(f.read_text()) for f in files] == objects
+    assert out.stdout.split() == [str(f) for f in files]
+
+
+def test_render_is_byte_identical_from_another_directory_and_stacks_dir(tmp_path):
+    # --stacks-dir and the working directory change nothing in the output (no paths, no timestamps).
+    here = cli("render", "--stack", "prod")
+    there = cli("render", "--stack", "prod", "--stacks-dir", STACKS, cwd=tmp_path)
+    assert here.returncode == there.returncode == 0
+    assert here.stdout == there.stdout
+
+
+def test_render_out_removes_files_of_objects_that_are_gone_and_keeps_others(tmp_path):
+    stacks, out_dir = tmp_path / "stacks", tmp_path / "out"
+    config = dev_config()
+    write_stack(stacks, "x", config)
+    assert cli("render", "--stack", "x", "--stacks-dir", stacks, "--out", out_dir).returncode == 0
+    (out_dir / "kustomization.yaml").write_text("resources: []\n")  # not ours: must survive
+    before = {f.name for f in out_dir.iterdir()}
+    assert any(name.endswith("-daemonset-batch.yaml") for name in before)
+    config["prepull:nodePools"] = [p for p in config["prepull:nodePools"] if p["name"] != "batch"]
+    path = write_stack(stacks, "x", config)
+    out = cli("render", "--stack", "x", "--stacks-dir", stacks, "--out", out_dir)
+    assert out.returncode == 0, out.stderr
+    wanted = [f"{i:03d}-{o['kind'].lower()}-{o['metadata']['name']}.yaml" for i, o in enumerate(expected_objects(path))]
+    assert sorted(f.name for f in out_dir.iterdir()) == sorted(wanted + ["kustomization.yaml"])
+    assert not any("batch" in name for name in wanted)
+    removed = before - set(wanted) - {"kustomization.yaml"}
+    assert removed and all(name in out.stderr for name in removed)
+
+
+def test_render_ignores_other_namespaces_and_decodes_json_strings(tmp_path):
+    config = dev_config()
+    config["kubernetes:context"] = "elsewhere"  # another provider's key: ignored
+    config["prepull:images"] = '["docker.io/library/python:3.13-slim"]'  # as `pulumi config set` may store it
+    config["prepull:kubeconfig"] = {"secure": "v1:abc"}  # encrypted, and not needed to render
+    write_stack(tmp_path, "x", config)
+    out = cli("render", "--stack", "x", "--stacks-dir", tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert list(yaml.safe_load_all(out.stdout)) == expected_objects(STACKS / "Pulumi.dev.yaml")
+
+
+def test_render_does_not_import_the_pulumi_sdk():
+    # GitOps pipelines render without the Pulumi SDK: it must not even be imported.
+    code = (
+        "import sys, io, contextlib; from prepull.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): rc = main(['render', '--stack', 'prod'])\n"
+        "assert rc == 0, rc\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_kubernetes', 'grpc')))"
+    )
+    env = {"PYTHONPATH": str(ROOT / "components"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- check
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_check_passes_for_the_shipped_stacks(stack):
+    out = cli("check", "--stack", stack)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 problem(s)" in out.stdout
+    assert f"Kubernetes {supported_versions()[-1]}" in out.stdout
+    assert "PROBLEM" not in out.stdout
+
+
+def test_check_says_karpenter_node_pools_were_skipped_not_validated():
+    out = cli("check", "--stack", "prod")
+    skipped = [line for line in out.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert skipped == [
+        "SKIPPED  NodePool/general: not validated: karpenter.sh/v1 has no upstream Kubernetes schema (custom resource)",
+        "SKIPPED  NodePool/gpu: not validated: karpenter.sh/v1 has no upstream Kubernetes schema (custom resource)",
+    ]
+    assert "2 skipped (not validated)" in out.stdout
+    assert not any(line.startswith("ok") and "NodePool" in line for line in out.stdout.splitlines())
+
+
+def test_check_oldest_version_flags_the_gate_policy_api_it_lacks():
+    # prod's GPU pool uses the new-node gate: ValidatingAdmissionPolicy v1 is GA only from 1.30.
+    out = cli("check", "--stack", "prod", "--kubernetes-version", "1.29")
+    assert out.returncode == 1, out.stdout + out.stderr
+    problems = [line for line in out.stdout.splitlines() if line.startswith("PROBLEM")]
+    assert problems == [
+        "PROBLEM  ValidatingAdmissionPolicy/prepull-prepull-gpu-untaint: apiVersion: "
+        "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy is not served by Kubernetes 1.29",
+        "PROBLEM  ValidatingAdmissionPolicyBinding/prepull-prepull-gpu-untaint: apiVersion: "
+        "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding is not served by Kubernetes 1.29",
+    ]
+    assert cli("check", "--stack", "prod", "--kubernetes-version", "v1.30.4").returncode == 0
+
+
+@pytest.mark.parametrize("version", ["1.29", "1.33"])
+def test_check_dev_on_older_versions(version):
+    out = cli("check", "--stack", "dev", "--kubernetes-version", version)
+    assert out.returncode == 0, out.stdout
+    assert f"Kubernetes {version} strict" in out.stdout
+
+
+def test_check_objects_names_kind_name_and_field_of_each_problem():
+    objects = expected_objects(STACKS / "Pulumi.dev.yaml")
+    broken = copy.deepcopy(objects)
+    general, batch = [o for o in broken if o["kind"] == "DaemonSet"]
+    general["spec"]["template"]["spec"]["initContainers"][1]["imagePullPolicyy"] = "IfNotPresent"  # a typo
+    batch["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = ["1m"]  # wrong type
+    valid, skipped, problems = check_objects(broken, supported_versions()[-1])
+    assert len(valid) == len(objects) - 2 and "Namespace/prepull" in valid and skipped == []
+    assert problems[0] == (
+        "DaemonSet/prepull/general", "spec.template.spec.initContainers[1].imagePullPolicyy", "unknown field (strict schema)",
+    )
+    assert problems[1][:2] == ("DaemonSet/prepull/batch", "spec.template.spec.containers[0].resources.requests.cpu")
+    assert len(problems) == 2
+    assert check_objects(objects, supported_versions()[-1])[2] == []
+
+
+def test_broken_stacks_dir_fails_and_names_the_field(tmp_path):
+    config = dev_config()
+    config["prepull:nodePools"][1]["taints"][0]["effect"] = "NoScheduel"
+    write_stack(tmp_path, "dev", config)
+    for command in ("render", "check"):
+        out = cli(command, "--stack", "dev", "--stacks-dir", tmp_path)
+        assert_usage_error(out, "invalid configuration", "prepull:nodePools.batch.taints[0].effect", "NoScheduel")
+
+
+# ---------------------------------------------------------------- bad arguments
+
+
+@pytest.mark.parametrize("command", ["render", "check"])
+def test_unknown_stack_lists_the_available_ones(command):
+    out = cli(command, "--stack", "staging")
+    assert_usage_error(out, "unknown stack 'staging'", "Available stacks", ", ".join(STACK_NAMES))
+
+
+def test_unknown_stack_in_an_empty_dir(tmp_path):
+    assert_usage_error(cli("render", "--stack", "dev", "--stacks-dir", tmp_path), "Available stacks", ": none")
+
+
+def test_stack_name_cannot_escape_the_stacks_dir():
+    assert_usage_error(cli("render", "--stack", "../stacks/Pulumi.dev"), "invalid stack name")
+
+
+def test_unreadable_stack_file(tmp_path):
+    (tmp_path / "Pulumi.dir.yaml").mkdir()  # exists but cannot be read as a file
+    assert_usage_error(cli("render", "--stack", "dir", "--stacks-dir", tmp_path), "cannot read", "Pulumi.dir.yaml")
+
+
+def test_stack_file_that_is_not_yaml(tmp_path):
+    (tmp_path / "Pulumi.bad.yaml").write_text("config: [unclosed\n")
+    assert_usage_error(cli("check", "--stack", "bad", "--stacks-dir", tmp_path), "is not valid YAML")
+
+
+def test_stack_file_without_a_config_mapping(tmp_path):
+    (tmp_path / "Pulumi.list.yaml").write_text("config: [1, 2]\n")
+    assert_usage_error(cli("render", "--stack", "list", "--stacks-dir", tmp_path), "`config:` must be a mapping")
+
+
+def test_stack_without_node_pools_is_a_config_error(tmp_path):
+    write_stack(tmp_path, "empty", {"prepull:images": ["nginx:1.27"]})
+    assert_usage_error(cli("render", "--stack", "empty", "--stacks-dir", tmp_path), "prepull:nodePools", "at least one node pool")
+
+
+def test_encrypted_image_list_cannot_be_rendered(tmp_path):
+    write_stack(tmp_path, "sec", {**dev_config(), "prepull:images": {"secure": "v1:abc"}})
+    assert_usage_error(cli("render", "--stack", "sec", "--stacks-dir", tmp_path), "prepull:images is encrypted")
+
+
+def test_out_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("")
+    assert_usage_error(cli("render", "--stack", "dev", "--out", tmp_path / "f"), "cannot write to")
+
+
+@pytest.mark.parametrize(
+    "version, message",
+    [
+        ("1.28", "1.28 is older than the oldest supported"),
+        ("1.99", "1.99 has no schemas in the installed kubernetes-validate"),
+        ("latest", "invalid Kubernetes version 'latest'"),
+    ],
+)
+def test_unsupported_kubernetes_version_lists_the_supported_ones(version, message):
+    out = cli("check", "--stack", "dev", "--kubernetes-version", version)
+    assert_usage_error(out, message, "supported: " + ", ".join(supported_versions()))
+    assert supported_versions()[0] == "1.29"
+
+
+@pytest.mark.parametrize("argv", [[], ["render"], ["check", "--stack"], ["render", "--stack", "dev", "--bogus"], ["deploy"]])
+def test_malformed_command_lines_exit_2(argv):
+    out = cli(*argv)
+    assert out.returncode == 2 and "usage:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_version_flag():
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"prepull {prepull.__version__}"
