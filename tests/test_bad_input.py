@@ -83,7 +83,23 @@ CASES = [
     ("bad-bool", {"images": OK, "create_namespace": "yes"}, "pp", "create_namespace", "yes"),
     ("root-uid", {"images": OK, "run_as_user": 0}, "pp", "run_as_user", 0),
     ("bad-pause-image", {"images": OK, "pause_image": "registry.k8s.io/PAUSE:3"}, "pp", "pause_image", "registry.k8s.io/PAUSE:3"),
-    ("pause-image-also-listed", {"images": ["registry.k8s.io/pause:3.10.1"]}, "pp", "pause_image", "registry.k8s.io/pause:3.10.1"),
+    ("duplicate-by-digest", {"images": [f"nginx:1@{DIGEST}", f"docker.io/library/nginx@{DIGEST}"]}, "pp", "images[1]", f"docker.io/library/nginx@{DIGEST}"),
+    ("duplicate-registry-case", {"images": ["Registry.Example.com/app:1", "registry.example.com/app:1"]}, "pp", "images[1]", "registry.example.com/app:1"),
+    ("too-many-images-per-daemonset", {"images": [f"img{i}:1" for i in range(1001)]}, "pp", "images", "<1001 images>"),
+    ("system-namespace", {"images": OK, "namespace": "kube-system"}, "pp", "namespace", "kube-system"),
+    ("surge-and-unavailable", {"images": OK, "max_surge": 2, "max_unavailable": 3}, "pp", "max_unavailable", 3),
+    ("negative-surge", {"images": OK, "max_surge": -1}, "pp", "max_surge", -1),
+    ("docker-socket-if-not-present", {"images": OK, "method": "docker-socket", "pull_policy": "IfNotPresent"}, "pp", "pull_policy", "IfNotPresent"),
+    ("request-above-limit", {"images": OK, "resources": {"memory_request": "1Gi", "memory_limit": "64Mi"}}, "pp", "resources.memory_request", "1Gi"),
+    ("cpu-request-above-limit", {"images": OK, "resources": {"cpu_request": "0.5", "cpu_limit": "100m"}}, "pp", "resources.cpu_request", "0.5"),
+    ("reserved-annotation-prefix", {"images": OK, "annotations": {"pulumi.com/skipAwait": "true"}}, "pp", "annotations['pulumi.com/skipAwait']", "true"),
+    ("checkov-annotation", {"images": OK, "annotations": {"checkov.io/skip1": "CKV_K8S_1=x"}}, "pp", "annotations['checkov.io/skip1']", "CKV_K8S_1=x"),
+    ("annotations-too-large", {"images": OK, "annotations": {"big": "x" * 300_000}}, "pp", "annotations", "<300003 bytes>"),
+    ("gate-without-taint", {"images": OK, "remove_startup_taint": True}, "pp", "remove_startup_taint", True),
+    ("gate-with-lanes", {"images": ["a:1", "b:1"], "lanes": 2, "startup_taint": {"key": "t"}, "remove_startup_taint": True}, "pp", "lanes", 2),
+    ("untaint-image-without-gate", {"images": OK, "untaint_image": "registry.k8s.io/kubectl:v1.32.3"}, "pp", "untaint_image", "registry.k8s.io/kubectl:v1.32.3"),
+    ("bad-untaint-image", {"images": OK, "startup_taint": {"key": "t"}, "remove_startup_taint": True, "untaint_image": "kubectl:"}, "pp", "untaint_image", "kubectl:"),
+    ("bad-network-policy-flag", {"images": OK, "network_policy": "no"}, "pp", "network_policy", "no"),
     ("docker-socket-with-secrets", {"images": OK, "method": "docker-socket", "image_pull_secrets": ["regcred"]}, "pp", "image_pull_secrets", ["regcred"]),
     ("docker-socket-with-uid", {"images": OK, "method": "docker-socket", "run_as_user": 1000}, "pp", "run_as_user", 1000),
     ("helper-image-without-kubelet", {"images": OK, "method": "image-volume", "helper_image": "busybox:1.37.0-musl"}, "pp", "helper_image", "busybox:1.37.0-musl"),
@@ -125,6 +141,14 @@ def test_nothing_is_registered_when_input_is_bad(run_program):
     run = run_program(program)
     assert "error" in registered
     assert [r.type for r in run.requests if r.type != "pulumi:pulumi:Stack"] == []
+
+
+def test_support_images_may_also_be_pre_pulled():
+    # Listing the pause or busybox image (for the cluster's own workloads) is allowed.
+    objs = prepull.manifests({"images": ["registry.k8s.io/pause:3.10.1", "docker.io/library/busybox:1.37.0-musl"]})
+    ds = objs[-1]
+    pulled = [c["image"] for c in ds["spec"]["template"]["spec"]["initContainers"] if c["name"].startswith("pull-")]
+    assert pulled == ["registry.k8s.io/pause:3.10.1", "docker.io/library/busybox:1.37.0-musl"]
 
 
 def test_a_good_input_does_register(run_program):

@@ -68,7 +68,7 @@ def test_rendered_pod_reserves_one_container_whatever_the_image_count():
 
 
 def test_node_requests_follow_custom_resources():
-    objects = prepull.manifests({"images": ["a:1", "b:1"], "lanes": 2, "resources": {"cpu_request": "10m", "memory_request": "1Gi"}}, "x")
+    objects = prepull.manifests({"images": ["a:1", "b:1"], "lanes": 2, "resources": {"cpu_request": "10m", "memory_request": "1Gi", "memory_limit": "2Gi"}}, "x")
     assert bench.node_requests(objects) == (20, 2 * 2**30)
 
 

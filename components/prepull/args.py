@@ -150,6 +150,8 @@ class ImagePrePullerArgs(TypedDict, total=False):
     """Extra annotations on every object and pod. Default: none."""
     max_unavailable: int
     """Nodes whose pod may be replaced at once when the image list changes (DaemonSet rolling update). New nodes are never limited by it. Default: 1."""
+    max_surge: int
+    """If set, a changed image list rolls by starting the new pod beside the old one on this many nodes at a time (maxSurge, maxUnavailable 0): the old pod keeps the old images pinned until the new one has pulled. Conflicts with `max_unavailable`. Costs one extra pod slot per node during the rollout. Default: 0 (use max_unavailable)."""
     custom_timeouts: CustomTimeouts
     """How long `pulumi up` waits for each DaemonSet rollout (every selected node holding every image); raise it for multi-GB images. Default: pulumi-kubernetes' 10 minutes."""
     skip_await: bool
@@ -176,6 +178,7 @@ DEFAULTS = {
     "remove_startup_taint": False,
     "untaint_image": "registry.k8s.io/kubectl:v1.32.3",
     "max_unavailable": 1,
+    "max_surge": 0,
     "skip_await": False,
     "run_as_user": 65532,
     "network_policy": True,

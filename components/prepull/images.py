@@ -57,6 +57,12 @@ class ImageRef:
         return out
 
     @property
+    def identity(self) -> str:
+        """What makes two references the same image: with a digest, the repository and digest
+        (the runtime pulls by digest and ignores the tag); otherwise the canonical form."""
+        return f"{self.repository}@{self.digest}" if self.digest else self.canonical
+
+    @property
     def short_hash(self) -> str:
         """8 hex chars of sha256(canonical): stable per image, for names."""
         return hashlib.sha256(self.canonical.encode()).hexdigest()[:8]
@@ -76,7 +82,8 @@ def parse_image(value: object, field: str) -> ImageRef:
     digest = ref["digest"]
     if tag is None and digest is None:
         tag = "latest"
-    return ImageRef(original=value, domain=ref.domain(), path=ref.path(), tag=tag, digest=digest)
+    # Registry host names are case-insensitive: one spelling, so duplicates are found.
+    return ImageRef(original=value, domain=ref.domain().lower(), path=ref.path(), tag=tag, digest=digest)
 
 
 @dataclass(frozen=True, order=True)

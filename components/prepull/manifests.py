@@ -228,7 +228,7 @@ def daemon_set_manifest(plan: Plan, group: Group) -> dict:
         },
         "spec": {
             "selector": {"matchLabels": selector},
-            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": plan.max_unavailable}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": _rolling_update(plan)},
             "template": {
                 "metadata": {"labels": _object_labels(plan, selector), "annotations": pod_annotations},
                 "spec": pod_spec,
@@ -255,6 +255,12 @@ def network_policy_manifest(plan: Plan) -> dict:
             "egress": egress,
         },
     }
+
+
+def _rolling_update(plan: Plan) -> dict:
+    if plan.max_surge:
+        return {"maxSurge": plan.max_surge, "maxUnavailable": 0}
+    return {"maxUnavailable": plan.max_unavailable}
 
 
 def render(plan: Plan) -> list:

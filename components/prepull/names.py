@@ -72,6 +72,16 @@ def check_quantity(value: object, field: str) -> str:
     return value
 
 
+_SUFFIX = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def quantity_value(value: str) -> float:
+    """The numeric value of a quantity already checked by :func:`check_quantity` (for comparisons)."""
+    number, suffix = _QUANTITY.match(value).group(1), value[len(_QUANTITY.match(value).group(1)):]
+    return float(number) * _SUFFIX[suffix]
+
+
 def container_name(prefix: str, repository_path: str, short_hash: str) -> str:
     """``<prefix>-<last path element>-<hash8>``: readable, unique, stable, ≤ 63 chars.
 

@@ -19,6 +19,7 @@ from .names import (
     check_label_value,
     check_qualified_name,
     check_quantity,
+    quantity_value,
 )
 
 # Labels the component owns: the DaemonSet selectors are built from them and
@@ -28,6 +29,14 @@ LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_DAEMONSET = "prepull.dev/daemonset"
 RESERVED_LABELS = (LABEL_NAME, LABEL_INSTANCE, LABEL_DAEMONSET, "app.kubernetes.io/managed-by")
 RESERVED_ANNOTATIONS = ("prepull.dev/images-hash",)
+# Annotation prefixes the component writes or that change how tools treat the objects
+# (pulumi.com/skipAwait would bypass the skip_await checks; checkov.io/skipN its written reasons).
+RESERVED_ANNOTATION_PREFIXES = ("prepull.dev/", "pulumi.com/", "checkov.io/")
+# Namespaces the component must never create (and, on destroy, delete).
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# One DaemonSet and its ControllerRevision must each fit etcd's 1.5 MiB request limit (~0.5 KiB per image).
+MAX_IMAGES_PER_DAEMONSET = 1000
+MAX_ANNOTATIONS_BYTES = 256 * 1024
 OS_LABEL = "kubernetes.io/os"
 ARCH_LABEL = "kubernetes.io/arch"
 MAX_LANES = 32
@@ -75,6 +84,7 @@ class Plan:
     labels: tuple  # sorted pairs
     annotations: tuple  # sorted pairs
     max_unavailable: int
+    max_surge: int
     custom_timeouts: Mapping[str, str]
     skip_await: bool
     resources: Mapping[str, str]
@@ -172,11 +182,9 @@ def _images(args: Mapping) -> tuple:
             entry = entry.get("image")
             field = f"{field}.image"
         ref = parse_image(entry, field)
-        if ref.canonical in seen:
-            raise PrePullInputError(
-                field, entry, f"duplicate of images[{seen[ref.canonical]}] (both are {ref.canonical})"
-            )
-        seen[ref.canonical] = i
+        if ref.identity in seen:
+            raise PrePullInputError(field, entry, f"duplicate of images[{seen[ref.identity]}] (both are {ref.identity})")
+        seen[ref.identity] = i
         refs.append(ref)
         if entry_platforms is not None:
             platform_lists[ref.canonical] = (f"images[{i}].platforms", entry_platforms)
@@ -298,6 +306,9 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
     if lanes > len(images):
         raise PrePullInputError("lanes", lanes, f"is more than the number of images ({len(images)}); extra lanes would be empty DaemonSets")
     max_unavailable = _int(get("max_unavailable"), "max_unavailable", 1)
+    max_surge = _int(get("max_surge"), "max_surge", 0)
+    if max_surge and args.get("max_unavailable") is not None:
+        raise PrePullInputError("max_unavailable", args["max_unavailable"], "conflicts with max_surge, which replaces pods without taking any away")
     run_as_user = _int(get("run_as_user"), "run_as_user", 1)
 
     base_field = "base_name" if args.get("base_name") is not None else "name"
@@ -306,6 +317,10 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
     check_dns_label(base, base_field, max_len=room)
     namespace = check_dns_label(get("namespace"), "namespace")
     create_namespace = _bool(get("create_namespace"), "create_namespace")
+    if create_namespace and namespace in SYSTEM_NAMESPACES:
+        raise PrePullInputError(
+            "namespace", namespace, "is a system namespace the component must not create (and delete on destroy): set create_namespace to false"
+        )
 
     node_selector = dict(_string_map(args.get("node_selector") or {}, "node_selector", check_label_value))
     if node_selector.get(OS_LABEL, "linux") != "linux":
@@ -348,6 +363,10 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
         raise PrePullInputError("helper_image", args["helper_image"], f"is only used by method kubelet or remove_startup_taint, not {method.value}")
     if method is not Method.DOCKER_SOCKET and args.get("docker_cli_image") is not None:
         raise PrePullInputError("docker_cli_image", args["docker_cli_image"], f"is only used by method docker-socket, not {method.value}")
+    if method is Method.DOCKER_SOCKET and args.get("pull_policy") is not None and pull_policy is not PullPolicy.ALWAYS:
+        raise PrePullInputError(
+            "pull_policy", args["pull_policy"], "cannot be honoured by method docker-socket: `docker pull` always asks the registry (leave it unset or Always)"
+        )
     if method is Method.DOCKER_SOCKET and args.get("run_as_user") is not None:
         raise PrePullInputError("run_as_user", args["run_as_user"], "cannot be honoured by method docker-socket: its pull step must run as root to reach the socket")
 
@@ -361,6 +380,11 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
     resources_raw = _mapping(args.get("resources") or {}, "resources")
     _only_keys(resources_raw, _RESOURCE_KEYS, "resources")
     resources = {k: check_quantity(resources_raw.get(k, DEFAULTS["resources"][k]), f"resources.{k}") for k in _RESOURCE_KEYS}
+    for what in ("cpu", "memory"):
+        if quantity_value(resources[f"{what}_request"]) > quantity_value(resources[f"{what}_limit"]):
+            raise PrePullInputError(
+                f"resources.{what}_request", resources[f"{what}_request"], f"must not exceed resources.{what}_limit ({resources[f'{what}_limit']})"
+            )
 
     labels = _string_map(args.get("labels") or {}, "labels", check_label_value)
     for key, _ in labels:
@@ -368,8 +392,13 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
             raise PrePullInputError(f"labels[{key!r}]", dict(labels)[key], "is set by the component (it selects the pods) and cannot be overridden")
     annotations = _string_map(args.get("annotations") or {}, "annotations", lambda v, f: v)
     for key, value in annotations:
-        if key in RESERVED_ANNOTATIONS:
-            raise PrePullInputError(f"annotations[{key!r}]", value, "is set by the component (changing the images must roll the pods) and cannot be overridden")
+        if key.startswith(RESERVED_ANNOTATION_PREFIXES):
+            raise PrePullInputError(
+                f"annotations[{key!r}]", value, f"keys starting with {', '.join(RESERVED_ANNOTATION_PREFIXES)} are set by the component (use its inputs instead)"
+            )
+    size = sum(len(k) + len(v) for k, v in annotations)
+    if size > MAX_ANNOTATIONS_BYTES:
+        raise PrePullInputError("annotations", f"<{size} bytes>", f"exceed Kubernetes' {MAX_ANNOTATIONS_BYTES} bytes for all annotations of an object")
 
     priority = args.get("priority_class_name")
     if priority is not None:
@@ -379,11 +408,14 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
     helper = parse_image(get("helper_image"), "helper_image") if method is Method.KUBELET or remove_taint else None
     untaint = parse_image(get("untaint_image"), "untaint_image") if remove_taint else None
     docker_cli = parse_image(get("docker_cli_image"), "docker_cli_image") if method is Method.DOCKER_SOCKET else None
-    for field, ref in (("pause_image", pause), ("helper_image", helper), ("docker_cli_image", docker_cli), ("untaint_image", untaint)):
-        if ref is not None and any(ref.canonical == r.canonical for r in images):
-            raise PrePullInputError(field, ref.original, "is also listed in images; the component pulls it anyway")
 
     groups = _groups(base, images, platforms, lanes, node_selector.get(ARCH_LABEL))
+    largest = max(len(g.images) for g in groups)
+    if largest > MAX_IMAGES_PER_DAEMONSET:
+        raise PrePullInputError(
+            "images", f"<{len(images)} images>",
+            f"{largest} images in one DaemonSet exceed {MAX_IMAGES_PER_DAEMONSET} (object size limits): raise lanes",
+        )
     return Plan(
         base_name=base,
         namespace=namespace,
@@ -405,6 +437,7 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
         labels=labels,
         annotations=annotations,
         max_unavailable=max_unavailable,
+        max_surge=max_surge,
         custom_timeouts=timeouts,
         skip_await=skip_await,
         resources=resources,

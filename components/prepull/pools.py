@@ -117,9 +117,9 @@ def _merge_images(global_images: tuple, pool_images: Any, pool: str) -> tuple:
     merged, seen = [], set()
     for i, image in enumerate(list(global_images) + pool_images):
         field = f"images[{i}]" if i < len(global_images) else _field(pool, f"images[{i - len(global_images)}]")
-        canonical = parse_image(image, field).canonical
-        if canonical not in seen:  # a pool may repeat a global image: pulled once
-            seen.add(canonical)
+        identity = parse_image(image, field).identity
+        if identity not in seen:  # a pool may repeat a global image: pulled once
+            seen.add(identity)
             merged.append(image)
     if not merged:
         raise PrePullInputError(_field(pool, "images"), pool_images, "this pool has no images: set prepull:images or the pool's images")
