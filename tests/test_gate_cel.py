@@ -122,11 +122,25 @@ def test_a_noop_update_is_allowed():
     assert admit(node([GPU]), node([GPU]))[0]
 
 
-@pytest.mark.parametrize("field", ["spec.providerID", "spec.podCIDR"])
-def test_other_node_fields_are_frozen(field):
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("spec.providerID", "aws:///evil"),
+        ("spec.podCIDR", "10.9.0.0/24"),
+        ("spec.podCIDRs", ["10.9.0.0/24"]),
+        ("spec.externalID", "x"),
+        ("spec.configSource", {"configMap": {"name": "x", "namespace": "kube-system", "kubeletConfigKey": "k"}}),
+        ("metadata.annotations", {"evil": "yes"}),
+        ("metadata.ownerReferences", [{"apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": "0000"}]),
+        ("metadata.finalizers", ["example.com/block"]),
+    ],
+)
+def test_other_node_fields_are_frozen(field, value):
+    # Removing the gate taint legitimately, while also changing one more field, is denied.
     old = node([GATE])
     new = copy.deepcopy(old)
     new["spec"]["taints"] = []
     section, key = field.split(".")
-    new[section][key] = "changed"
-    assert not admit(old, new)[0]
+    new[section][key] = value
+    allowed, failed = admit(old, new)
+    assert not allowed and failed == ["the pre-puller may not change node labels, annotations, owners, finalizers, schedulability or other node fields"]

@@ -177,6 +177,20 @@ BAD_CONFIGS = [
     ("bad-pool-image", [{**GOOD, "images": ["Bad Image"]}], "nodePools.a.images[0]", "Bad Image"),
     ("bad-pool-lanes", [{**GOOD, "lanes": 0}], "nodePools.a.lanes", 0),
     ("no-pools", [], "nodePools", []),
+    ("karpenter-node-class-not-a-mapping", [{**KARP, "karpenter": {"nodeClassRef": 5}}], "nodePools.k.karpenter.nodeClassRef", 5),
+    ("karpenter-node-class-incomplete", [{**KARP, "karpenter": {"nodeClassRef": {"name": "d"}}}], "nodePools.k.karpenter.nodeClassRef", {"name": "d"}),
+    (
+        "karpenter-bad-operator",
+        [{**KARP, "karpenter": {**KARP["karpenter"], "requirements": [{"key": "kubernetes.io/arch", "operator": "Is", "values": ["amd64"]}]}}],
+        "nodePools.k.karpenter.requirements[0].operator",
+        "Is",
+    ),
+    ("karpenter-bad-weight", [{**KARP, "karpenter": {**KARP["karpenter"], "weight": 0}}], "nodePools.k.karpenter.weight", 0),
+    ("karpenter-bad-limits", [{**KARP, "karpenter": {**KARP["karpenter"], "limits": ["cpu"]}}], "nodePools.k.karpenter.limits", ["cpu"]),
+    ("prepuller-unknown-key", [{**GOOD, "prepuller": {"images": ["x:1"]}}], "nodePools.a.prepuller.images", ["x:1"]),
+    ("prepuller-bad-timeout", [{**GOOD, "prepuller": {"customTimeouts": {"create": "soon"}}}], "nodePools.a.prepuller.customTimeouts.create", "soon"),
+    ("prepuller-bad-resource", [{**GOOD, "prepuller": {"resources": {"memoryLimit": "lots"}}}], "nodePools.a.prepuller.resources.memoryLimit", "lots"),
+    ("daemonset-name-collision", [{**GOOD, "name": "gpu", "lanes": 2, "images": ["b:1"]}, {**GOOD, "name": "gpu-l1"}], "nodePools.gpu-l1.name", "gpu-l1"),
 ]
 
 
@@ -194,6 +208,39 @@ def test_bad_configuration_names_pool_and_field_and_registers_nothing(run_progra
     err = seen["error"]
     assert (err.field, err.value) == (field, value)
     assert [r.type for r in run.requests if r.type != "pulumi:pulumi:Stack"] == []
+
+
+def test_daemonset_names_may_not_collide_across_pools():
+    from prepull.pools import load_stack
+
+    pools = [{**GOOD, "name": "gpu", "lanes": 2, "images": ["b:1"]}, {**GOOD, "name": "gpu-l1"}]
+    with pytest.raises(PrePullInputError) as exc:
+        load_stack({"images": ["nginx:1"], "nodePools": pools})
+    assert (exc.value.field, exc.value.value) == ("nodePools.gpu-l1.name", "gpu-l1")
+    assert "'gpu-l1'" in exc.value.reason and "'gpu'" in exc.value.reason
+
+
+def test_kube_settings_must_be_strings():
+    from prepull.pools import load_stack
+
+    with pytest.raises(PrePullInputError) as exc:
+        load_stack({"images": ["nginx:1"], "nodePools": [GOOD], "kubeContext": 3})
+    assert exc.value.field == "prepull:kubeContext"
+
+
+def test_prepuller_block_reaches_the_daemon_sets(run_program):
+    pools = [{**GOOD, "prepuller": {"customTimeouts": {"create": "45m", "update": "45m"}, "maxSurge": 3, "imagePullSecrets": ["regcred"],
+                                    "resources": {"memoryLimit": "64Mi"}, "priorityClassName": "prepull"}}]
+    run = run_main(run_program, _config(pools))
+    (ds,) = children_of(run, "pool-a", "DaemonSet")
+    assert (ds.customTimeouts.create, ds.customTimeouts.update) == ("45m", "45m")
+    state = run.state(ds)
+    assert state["spec"]["updateStrategy"]["rollingUpdate"] == {"maxSurge": 3, "maxUnavailable": 0}
+    spec = state["spec"]["template"]["spec"]
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}] and spec["priorityClassName"] == "prepull"
+    assert {c["resources"]["limits"]["memory"] for c in spec["initContainers"] + spec["containers"]} == {"64Mi"}
+    # The pool still decides selection.
+    assert spec["nodeSelector"] == {"pool": "a", "kubernetes.io/os": "linux"}
 
 
 def test_pool_with_no_images_at_all_is_rejected():

@@ -72,14 +72,24 @@ def cel_validations() -> list:
                     same("spec.podCIDR", "''"),
                     same("spec.podCIDRs", "[]"),
                     same("spec.providerID", "''"),
+                    same("spec.externalID", "''"),
+                    same("spec.configSource", "{}"),
+                    # An ownerReference to a missing owner gets the Node garbage-collected; a finalizer blocks its deletion.
+                    same("metadata.ownerReferences", "[]"),
+                    same("metadata.finalizers", "[]"),
                 ]
             ),
-            "message": "the pre-puller may not change node labels, annotations, schedulability or other node fields",
+            "message": "the pre-puller may not change node labels, annotations, owners, finalizers, schedulability or other node fields",
         },
     ]
 
 
-def untaint_container(taint: dict, image: str, resources: dict, security_context: dict, busybox: str, helper_mount: str) -> dict:
+# kubectl is a large Go binary that runs API discovery: the no-op containers' 32Mi would OOM it.
+# The pod's effective request is the largest init container's, so this raises it only in gated pools.
+UNTAINT_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+
+
+def untaint_container(taint: dict, image: str, security_context: dict, busybox: str, helper_mount: str) -> dict:
     """The last init container: remove the taint from this node, idempotently.
 
     A pod restart (node reboot) finds the taint already gone; the script then
@@ -101,7 +111,7 @@ def untaint_container(taint: dict, image: str, resources: dict, security_context
             # kubectl keeps a discovery cache under $HOME; the root filesystem is read-only.
             {"name": "HOME", "value": "/home/untaint"},
         ],
-        "resources": resources,
+        "resources": {k: dict(v) for k, v in UNTAINT_RESOURCES.items()},
         "securityContext": security_context,
         "volumeMounts": [
             {"name": "prepull-bin", "mountPath": helper_mount, "readOnly": True},
@@ -113,7 +123,7 @@ def untaint_container(taint: dict, image: str, resources: dict, security_context
 
 def untaint_volumes() -> list:
     """The token volume and kubectl's scratch home."""
-    return [token_volume(), {"name": "untaint-home", "emptyDir": {"sizeLimit": "16Mi"}}]
+    return [token_volume(), {"name": "untaint-home", "emptyDir": {"sizeLimit": "128Mi"}}]
 
 
 def token_volume() -> dict:

@@ -141,7 +141,7 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
     if plan.remove_startup_taint:
         # Last: init containers run in order, so every pull above has succeeded.
         init.append(untaint_container(
-            plan.startup_taint, plan.untaint_image.canonical, _resources(plan), _security_context(), NOOP[0], HELPER_MOUNT
+            plan.startup_taint, plan.untaint_image.canonical, _security_context(), NOOP[0], HELPER_MOUNT
         ))
         volumes.extend(untaint_volumes())
     return init, mounts, volumes

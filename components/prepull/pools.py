@@ -7,6 +7,7 @@ declares (used by the offline renderer). Errors name the pool and the field.
 """
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -50,7 +51,15 @@ PROVIDER_FIELDS = {
     Provider.GKE: (("cluster", "location", "machineType", "minNodes", "maxNodes"), ("project", "diskSizeGb", "spot", "serviceAccount")),
     Provider.AKS: (("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), ("agentPoolName", "osSku", "gateApiVersion")),
 }
-POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes") + tuple(p.value for p in Provider)
+POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller") + tuple(p.value for p in Provider)
+# ImagePrePuller inputs a pool may set in its `prepuller` block (camelCase, as in YAML). The pool
+# itself decides images, namespace, base name, node selection, tolerations and the gate.
+PREPULLER_KEYS = (
+    "pullPolicy", "method", "pauseImage", "helperImage", "dockerCliImage", "untaintImage", "imagePlatforms",
+    "imagePullSecrets", "priorityClassName", "labels", "annotations", "maxUnavailable", "maxSurge",
+    "customTimeouts", "skipAwait", "resources", "runAsUser", "networkPolicy",
+)
+KARPENTER_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
 STACK_KEYS = ("images", "namespace", "nodePools", "kubeconfig", "kubeContext")
 CLOUD_PROVIDERS = (Provider.EKS, Provider.GKE, Provider.AKS)
 POOL_NAME_MAX = 40  # leaves room for "-<arch>" and the untaint suffixes in derived names
@@ -69,6 +78,7 @@ class Pool:
     gate_taint: Optional[Mapping]
     settings: Mapping  # the provider-specific block
     lanes: int
+    prepuller: Mapping  # extra ImagePrePuller inputs from the pool's `prepuller` block
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,64 @@ class StackSpec:
     pools: tuple
     kubeconfig: Optional[str]
     kube_context: Optional[str]
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _camel(field: str) -> str:
+    """``custom_timeouts.create`` -> ``customTimeouts.create`` (error paths in the config's spelling)."""
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), field)
+
+
+def _prepuller_block(raw: Any, pool: str) -> dict:
+    """The pool's `prepuller` block as ImagePrePullerArgs keys (validated later by build_plan)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise PrePullInputError(_field(pool, "prepuller"), raw, "must be a mapping of ImagePrePuller inputs")
+    out = {}
+    for key, value in raw.items():
+        if key not in PREPULLER_KEYS:
+            raise PrePullInputError(_field(pool, f"prepuller.{key}"), value, f"unknown field; known: {', '.join(PREPULLER_KEYS)}")
+        if key == "resources" and isinstance(value, Mapping):
+            value = {_snake(k): v for k, v in value.items()}
+        out[_snake(key)] = value
+    return out
+
+
+def _karpenter(settings: Mapping, pool: str) -> None:
+    """Shape checks for the karpenter block, so mistakes fail at preview and not when Karpenter rejects them."""
+    f = lambda key: _field(pool, f"karpenter.{key}")  # noqa: E731
+    ref = settings["nodeClassRef"]
+    if not isinstance(ref, Mapping) or set(ref) != {"group", "kind", "name"} or not all(isinstance(v, str) and v for v in ref.values()):
+        raise PrePullInputError(f("nodeClassRef"), ref, "must be {group, kind, name}, e.g. {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}")
+    reqs = settings.get("requirements")
+    if reqs is not None:
+        if not isinstance(reqs, list):
+            raise PrePullInputError(f("requirements"), reqs, "must be a list of {key, operator, values}")
+        for i, req in enumerate(reqs):
+            if not isinstance(req, Mapping) or not set(req) <= {"key", "operator", "values", "minValues"}:
+                raise PrePullInputError(f(f"requirements[{i}]"), req, "must be {key, operator, values[, minValues]}")
+            check_qualified_name(req.get("key"), f(f"requirements[{i}].key"))
+            if req.get("operator") not in KARPENTER_OPERATORS:
+                raise PrePullInputError(f(f"requirements[{i}].operator"), req.get("operator"), f"must be one of {', '.join(KARPENTER_OPERATORS)}")
+            values = req.get("values", [])
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise PrePullInputError(f(f"requirements[{i}].values"), values, "must be a list of strings")
+            if req["operator"] in ("In", "NotIn", "Gt", "Lt") and not values:
+                raise PrePullInputError(f(f"requirements[{i}].values"), values, f"must not be empty with operator {req['operator']}")
+    limits = settings.get("limits")
+    if limits is not None and (
+        not isinstance(limits, Mapping) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in limits.values())
+    ):
+        raise PrePullInputError(f("limits"), limits, "must map resource names to quantities, e.g. {cpu: '400', memory: 1600Gi}")
+    if settings.get("disruption") is not None and not isinstance(settings["disruption"], Mapping):
+        raise PrePullInputError(f("disruption"), settings["disruption"], "must be a mapping (Karpenter's NodePool spec.disruption)")
+    weight = settings.get("weight")
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 100):
+        raise PrePullInputError(f("weight"), weight, "must be a whole number from 1 to 100")
 
 
 def _field(pool: str, rest: str) -> str:
@@ -212,6 +280,8 @@ def _pool(raw: Any, index: int, global_images: tuple, names: dict) -> Pool:
     gate = raw.get("startupGate", False)
     if not isinstance(gate, bool):
         raise PrePullInputError(_field(name, "startupGate"), gate, "must be true or false")
+    if provider is Provider.KARPENTER:
+        _karpenter(settings, name)
     lanes = raw.get("lanes", 1)
     return Pool(
         name=name,
@@ -223,6 +293,7 @@ def _pool(raw: Any, index: int, global_images: tuple, names: dict) -> Pool:
         gate_taint=_gate_taint(provider, settings, name) if gate else None,
         settings=dict(settings),
         lanes=lanes,
+        prepuller=_prepuller_block(raw.get("prepuller"), name),
     )
 
 
@@ -242,12 +313,25 @@ def load_stack(config: Mapping) -> StackSpec:
         raise PrePullInputError("nodePools", raw_pools, "must list at least one node pool")
     names: dict = {}
     pools = tuple(_pool(p, i, tuple(images), names) for i, p in enumerate(raw_pools))
+    for key in ("kubeconfig", "kubeContext"):
+        if config.get(key) is not None and not isinstance(config[key], str):
+            raise PrePullInputError(f"prepull:{key}", config[key], "must be a string")
     spec = StackSpec(namespace, tuple(images), pools, config.get("kubeconfig") or None, config.get("kubeContext") or None)
+    owners: dict = {}
     for pool in pools:  # every pool's pre-puller must also be valid: fail before anything registers
         try:
-            build_plan(prepuller_args(spec, pool), pool.name)
+            objects = render(build_plan(prepuller_args(spec, pool), pool.name))
         except PrePullInputError as err:
-            raise PrePullInputError(_field(pool.name, err.field), err.value, err.reason) from None
+            top = re.split(r"[.\[]", err.field, maxsplit=1)[0]
+            where = f"prepuller.{_camel(err.field)}" if _camel(top) in PREPULLER_KEYS else err.field
+            raise PrePullInputError(_field(pool.name, where), err.value, err.reason) from None
+        for obj in objects:  # e.g. pool "gpu" with 2 lanes and a pool named "gpu-l1" would share a DaemonSet
+            key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+            if key in owners:
+                raise PrePullInputError(
+                    _field(pool.name, "name"), pool.name, f"its {key[0]} {key[2]!r} has the same name as one of pool {owners[key]!r}: rename a pool"
+                )
+            owners[key] = pool.name
     return spec
 
 
@@ -260,6 +344,7 @@ def prepuller_args(spec: StackSpec, pool: Pool) -> dict:
         for t in pool.taints
     ]
     args: dict = {
+        **pool.prepuller,
         "images": list(pool.images),
         "namespace": spec.namespace,
         "create_namespace": False,  # the stack declares the shared namespace once
