@@ -161,9 +161,9 @@ def test_check_oldest_version_flags_the_gate_policy_api_it_lacks():
     assert out.returncode == 1, out.stdout + out.stderr
     problems = [line for line in out.stdout.splitlines() if line.startswith("PROBLEM")]
     assert problems == [
-        "PROBLEM  ValidatingAdmissionPolicy/prepull-prepull-gpu-untaint: apiVersion: "
+        "PROBLEM  ValidatingAdmissionPolicy/prepull-untaint.prepull.gpu: apiVersion: "
         "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy is not served by Kubernetes 1.29",
-        "PROBLEM  ValidatingAdmissionPolicyBinding/prepull-prepull-gpu-untaint: apiVersion: "
+        "PROBLEM  ValidatingAdmissionPolicyBinding/prepull-untaint.prepull.gpu: apiVersion: "
         "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding is not served by Kubernetes 1.29",
     ]
     assert cli("check", "--stack", "prod", "--kubernetes-version", "v1.30.4").returncode == 0

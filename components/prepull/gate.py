@@ -25,8 +25,12 @@ def service_account_name(base: str) -> str:
 
 
 def cluster_scoped_name(namespace: str, base: str) -> str:
-    """Name of the ClusterRole, bindings and policy: unique per namespace and pre-puller."""
-    return check_dns_subdomain(f"prepull-{namespace}-{base}-untaint", "name")
+    """Name of the ClusterRole, bindings and policy: unique per namespace and pre-puller.
+
+    Both parts are DNS labels, which contain no dots, so dots keep the pairs apart
+    ("team-a"+"gpu" and "team"+"a-gpu" would both read "team-a-gpu" with dashes).
+    """
+    return check_dns_subdomain(f"prepull-untaint.{namespace}.{base}", "name")
 
 
 def username(namespace: str, base: str) -> str:

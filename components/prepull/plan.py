@@ -256,8 +256,12 @@ def _startup_taint(value: Any) -> dict:
     return out
 
 
-def _groups(base: str, images: tuple, platforms: Mapping, lanes: int, fixed_arch: Optional[str]) -> tuple:
-    """Split images into DaemonSets: per architecture where platforms are given, then per lane."""
+def _groups(base: str, images: tuple, platforms: Mapping, lanes: int, fixed_arch: Optional[str], gate: bool = False) -> tuple:
+    """Split images into DaemonSets: per architecture where platforms are given, then per lane.
+
+    With the gate, nodes of an architecture no image is for still need a pod: one that pulls
+    nothing and only removes the startup taint (lanes is 1 then).
+    """
     arches = sorted({p.arch for plats in platforms.values() for p in plats})
     unrestricted = [r for r in images if r.canonical not in platforms]
     if not arches:
@@ -267,8 +271,8 @@ def _groups(base: str, images: tuple, platforms: Mapping, lanes: int, fixed_arch
             (a, tuple(r for r in images if r.canonical not in platforms or a in {p.arch for p in platforms[r.canonical]}), (a,), ())
             for a in arches
         ]
-        if unrestricted:
-            # Nodes of any other architecture still get the unrestricted images.
+        if unrestricted or gate:
+            # Nodes of any other architecture still get the unrestricted images (and the gate).
             arch_sets.append((OTHER_ARCHES, tuple(unrestricted), (), tuple(arches)))
     if fixed_arch is not None and arches:
         raise PrePullInputError(
@@ -276,7 +280,7 @@ def _groups(base: str, images: tuple, platforms: Mapping, lanes: int, fixed_arch
         )
     groups = []
     for suffix, group_images, arch_in, arch_not_in in arch_sets:
-        n = min(lanes, len(group_images))
+        n = max(min(lanes, len(group_images)), 1)
         for lane in range(n):
             lane_images = group_images[lane::lanes]
             parts = [base] + ([suffix] if suffix else []) + ([f"l{lane + 1}"] if lanes > 1 else [])
@@ -409,7 +413,7 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
     untaint = parse_image(get("untaint_image"), "untaint_image") if remove_taint else None
     docker_cli = parse_image(get("docker_cli_image"), "docker_cli_image") if method is Method.DOCKER_SOCKET else None
 
-    groups = _groups(base, images, platforms, lanes, node_selector.get(ARCH_LABEL))
+    groups = _groups(base, images, platforms, lanes, node_selector.get(ARCH_LABEL), gate=remove_taint)
     largest = max(len(g.images) for g in groups)
     if largest > MAX_IMAGES_PER_DAEMONSET:
         raise PrePullInputError(
