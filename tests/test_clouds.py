@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from stack_helpers import run_main_expecting_error
 import yaml
 
-from prepull import PrePullInputError
 from prepull.pools import AUTOSCALER_GATE_KEY, PROVIDER_FIELDS, Provider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,17 +68,7 @@ def run_main(run_program, pools):
 
 
 def run_expecting_error(run_program, pools) -> tuple:
-    seen = {}
-
-    def program():
-        try:
-            runpy.run_path(str(ROOT / "__main__.py"))
-        except PrePullInputError as err:
-            seen["error"] = err
-
-    run = run_program(program, config=config(pools))
-    assert "error" in seen, "expected a PrePullInputError"
-    return seen["error"], run
+    return run_main_expecting_error(run_program, config(pools))
 
 
 def node_pools(run) -> list:

@@ -8,6 +8,7 @@ import runpy
 from pathlib import Path
 
 import pytest
+from stack_helpers import run_main_expecting_error
 import yaml
 
 from prepull import PrePullInputError
@@ -196,16 +197,7 @@ BAD_CONFIGS = [
 
 @pytest.mark.parametrize("pools, field, value", [c[1:] for c in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS])
 def test_bad_configuration_names_pool_and_field_and_registers_nothing(run_program, pools, field, value):
-    seen = {}
-
-    def program():
-        try:
-            runpy.run_path(str(ROOT / "__main__.py"))
-        except PrePullInputError as err:
-            seen["error"] = err
-
-    run = run_program(program, config=_config(pools))
-    err = seen["error"]
+    err, run = run_main_expecting_error(run_program, _config(pools))
     assert (err.field, err.value) == (field, value)
     assert [r.type for r in run.requests if r.type != "pulumi:pulumi:Stack"] == []
 
