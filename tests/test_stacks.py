@@ -212,6 +212,15 @@ def test_daemonset_names_may_not_collide_across_pools():
     assert "'gpu-l1'" in exc.value.reason and "'gpu'" in exc.value.reason
 
 
+def test_prepuller_block_errors_use_the_stack_file_spelling():
+    from prepull.pools import load_stack
+
+    with pytest.raises(PrePullInputError) as exc:
+        load_stack({"images": ["nginx:1"], "nodePools": [{**GOOD, "prepuller": {"maxSurge": 2, "maxUnavailable": 3}}]})
+    assert exc.value.field == "nodePools.a.prepuller.maxUnavailable"
+    assert "maxSurge" in exc.value.reason and "max_surge" not in exc.value.reason
+
+
 def test_kube_settings_must_be_strings():
     from prepull.pools import load_stack
 

@@ -157,7 +157,7 @@ class ImagePrePullerArgs(TypedDict, total=False):
     skip_await: bool
     """Do not wait for rollouts (annotation `pulumi.com/skipAwait`); `pulumi up` then returns before nodes hold the images. Default: false."""
     resources: ContainerResources
-    """Requests and limits of every container. Default: requests 1m CPU / 8Mi, limits 100m / 32Mi."""
+    """Requests and limits of the pull and holder containers. The gate's untaint step (kubectl) has its own, requests 10m / 64Mi and limits 500m / 256Mi, so a gated pod reserves 10m / 64Mi. Default: requests 1m CPU / 8Mi, limits 100m / 32Mi."""
     network_policy: bool
     """Declare a NetworkPolicy that denies the pods all ingress and all egress (the kubelet, not the pod, pulls), except egress to the API server on ports 443/6443 for the untaint step. Harmless where the CNI does not enforce policies. Default: true."""
     run_as_user: int

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from .args import KNOWN_FIELDS
 from .errors import PrePullInputError
 from .images import parse_image
 from .manifests import namespace_object, render
@@ -323,8 +324,11 @@ def load_stack(config: Mapping) -> StackSpec:
             objects = render(build_plan(prepuller_args(spec, pool), pool.name))
         except PrePullInputError as err:
             top = re.split(r"[.\[]", err.field, maxsplit=1)[0]
-            where = f"prepuller.{_camel(err.field)}" if _camel(top) in PREPULLER_KEYS else err.field
-            raise PrePullInputError(_field(pool.name, where), err.value, err.reason) from None
+            if _camel(top) in PREPULLER_KEYS:
+                # Name fields the way the stack file spells them (maxSurge, not max_surge).
+                reason = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: _camel(m.group(0)) if m.group(0) in KNOWN_FIELDS else m.group(0), err.reason)
+                raise PrePullInputError(_field(pool.name, f"prepuller.{_camel(err.field)}"), err.value, reason) from None
+            raise PrePullInputError(_field(pool.name, err.field), err.value, err.reason) from None
         for obj in objects:  # e.g. pool "gpu" with 2 lanes and a pool named "gpu-l1" would share a DaemonSet
             key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
             if key in owners:
