@@ -155,31 +155,104 @@ def test_check_says_karpenter_node_pools_were_skipped_not_validated():
     assert not any(line.startswith("ok") and "NodePool" in line for line in out.stdout.splitlines())
 
 
+GATE_POLICY_NEEDS_132 = (
+    "spec.validations[0].expression: the new-node gate needs Kubernetes >= 1.32: this policy admits the untaint step "
+    "only with the node-name claim of service-account tokens (authentication.kubernetes.io/node-name, KEP-4193, GA in 1.32)"
+)
+
+
+def problem_lines(stdout: str) -> list:
+    return [line for line in stdout.splitlines() if line.startswith("PROBLEM")]
+
+
 def test_check_oldest_version_flags_the_gate_policy_api_it_lacks():
     # prod's GPU pool uses the new-node gate: ValidatingAdmissionPolicy v1 is GA only from 1.30.
     out = cli("check", "--stack", "prod", "--kubernetes-version", "1.29")
     assert out.returncode == 1, out.stdout + out.stderr
-    problems = [line for line in out.stdout.splitlines() if line.startswith("PROBLEM")]
-    assert problems == [
+    problems = problem_lines(out.stdout)
+    assert len(problems) == 3, problems
+    assert problems[0] == (
         "PROBLEM  ValidatingAdmissionPolicy/prepull-untaint.prepull.gpu: apiVersion: "
-        "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy is not served by Kubernetes 1.29",
+        "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy is not served by Kubernetes 1.29"
+    )
+    assert problems[1].startswith("PROBLEM  ValidatingAdmissionPolicy/prepull-untaint.prepull.gpu: " + GATE_POLICY_NEEDS_132)
+    assert problems[2] == (
         "PROBLEM  ValidatingAdmissionPolicyBinding/prepull-untaint.prepull.gpu: apiVersion: "
-        "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding is not served by Kubernetes 1.29",
-    ]
-    assert cli("check", "--stack", "prod", "--kubernetes-version", "v1.30.4").returncode == 0
+        "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding is not served by Kubernetes 1.29"
+    )
 
 
-@pytest.mark.parametrize("version", ["1.29", "1.33"])
+@pytest.mark.parametrize("stack, pool", [("prod", "gpu"), ("dev", "gated")])
+@pytest.mark.parametrize("version", ["1.30", "v1.31.4"])
+def test_check_flags_the_gate_below_1_32_though_its_schemas_are_valid(stack, pool, version):
+    # The policy is a valid v1 object from 1.30 on, but it admits the untaint step only with the node-name
+    # claim of service-account tokens (GA in 1.32): on 1.30/1.31 gated nodes could keep their taint forever.
+    out = cli("check", "--stack", stack, "--kubernetes-version", version)
+    assert out.returncode == 1, out.stdout + out.stderr
+    problems = problem_lines(out.stdout)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"PROBLEM  ValidatingAdmissionPolicy/prepull-untaint.prepull.{pool}: " + GATE_POLICY_NEEDS_132)
+    assert "gated nodes keep their startup taint" in problems[0]
+    assert f"ok       ValidatingAdmissionPolicy/prepull-untaint.prepull.{pool}" not in out.stdout
+    assert f"ok       ValidatingAdmissionPolicyBinding/prepull-untaint.prepull.{pool}" in out.stdout
+    assert "1 problem(s)" in out.stdout
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_check_accepts_the_gate_from_1_32(stack):
+    out = cli("check", "--stack", stack, "--kubernetes-version", "1.32")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert problem_lines(out.stdout) == []
+
+
+def test_check_without_a_gate_has_no_version_problem_on_1_30(tmp_path):
+    # Only a gated pool needs 1.32: the same stack without its gated pool is clean on 1.30.
+    config = dev_config()
+    config["prepull:nodePools"] = [p for p in config["prepull:nodePools"] if not p.get("startupGate")]
+    assert len(config["prepull:nodePools"]) == len(dev_config()["prepull:nodePools"]) - 1
+    write_stack(tmp_path, "nogate", config)
+    out = cli("check", "--stack", "nogate", "--stacks-dir", tmp_path, "--kubernetes-version", "1.30")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ValidatingAdmissionPolicy" not in out.stdout and "0 problem(s)" in out.stdout
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.33"])
 def test_check_dev_on_older_versions(version):
     out = cli("check", "--stack", "dev", "--kubernetes-version", version)
     assert out.returncode == 0, out.stdout
     assert f"Kubernetes {version} strict" in out.stdout
 
 
+def test_check_dev_on_1_29_flags_only_the_gate():
+    # dev's `gated` pool is the only thing 1.29 lacks (ValidatingAdmissionPolicy v1, the node-name claim).
+    out = cli("check", "--stack", "dev", "--kubernetes-version", "1.29")
+    assert out.returncode == 1, out.stdout
+    problems = problem_lines(out.stdout)
+    assert problems and all("prepull-untaint.prepull.gated" in line for line in problems), problems
+
+
+def test_check_without_kubernetes_validate_says_which_extra_to_install(tmp_path):
+    # A module named kubernetes_validate that fails to import, first on the path: as if the extra were missing.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "kubernetes_validate.py").write_text("raise ImportError('No module named kubernetes_validate')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(shadow), str(ROOT / "components")]), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for extra in ([], ["--kubernetes-version", "1.33"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "prepull", "check", "--stack", "dev", *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert_usage_error(out, "check needs kubernetes-validate: pip install 'prepull[check]'")
+        assert out.stderr.count("\n") == 1, out.stderr
+    # render does not need it: the same environment renders.
+    out = subprocess.run([sys.executable, "-m", "prepull", "render", "--stack", "dev"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
 def test_check_objects_names_kind_name_and_field_of_each_problem():
     objects = expected_objects(STACKS / "Pulumi.dev.yaml")
     broken = copy.deepcopy(objects)
-    general, batch = [o for o in broken if o["kind"] == "DaemonSet"]
+    daemon_sets = {o["metadata"]["name"]: o for o in broken if o["kind"] == "DaemonSet"}
+    general, batch = daemon_sets["general"], daemon_sets["batch"]
     general["spec"]["template"]["spec"]["initContainers"][1]["imagePullPolicyy"] = "IfNotPresent"  # a typo
     batch["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = ["1m"]  # wrong type
     valid, skipped, problems = check_objects(broken, supported_versions()[-1])
@@ -271,3 +344,21 @@ def test_malformed_command_lines_exit_2(argv):
 def test_version_flag():
     out = cli("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"prepull {prepull.__version__}"
+
+
+def test_render_out_writes_every_file_even_when_stdout_is_closed(tmp_path, monkeypatch):
+    # `render --out DIR | head -1`: the reader going away must neither stop the render half way nor be
+    # reported as "cannot write to DIR".
+    from prepull.cli import main
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["render", "--stack", "prod", "--out", str(tmp_path / "out")]) == 0
+    wanted = [f"{i:03d}-{o['kind'].lower()}-{o['metadata']['name']}.yaml" for i, o in enumerate(expected_objects(STACKS / "Pulumi.prod.yaml"))]
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == wanted

@@ -4,10 +4,11 @@
 (``load_stack`` + ``stack_manifests``), so what is reviewed or applied by a
 GitOps tool is exactly what ``pulumi up`` would register. Neither needs the
 Pulumi CLI, the Pulumi SDK or a cluster: the Pulumi SDK is imported only by
-``schema``, and kubernetes-validate only by ``check``.
+``schema``, and kubernetes-validate (the ``check`` extra) only by ``check``.
 
 Exit codes: 0 clean, 1 problems found by ``check``, 2 bad arguments (unknown
-stack, unreadable file, unsupported version, invalid stack configuration).
+stack, unreadable file, unsupported version, invalid stack configuration,
+kubernetes-validate not installed for ``check``).
 """
 
 import argparse
@@ -33,6 +34,10 @@ JSON_KEYS = ("images", "nodePools")
 CONNECTION_KEYS = ("kubeconfig", "kubeContext")
 # Oldest Kubernetes minor the objects are meant for (the README's support floor).
 OLDEST_SUPPORTED = (1, 29)
+# The new-node gate's ValidatingAdmissionPolicy checks the node-name claim of service-account tokens
+# (authentication.kubernetes.io/node-name, KEP-4193), GA from this minor on.
+NODE_NAME_CLAIM_GA = (1, 32)
+CHECK_EXTRA_HINT = "check needs kubernetes-validate: pip install 'prepull[check]'"
 # render --out owns files named like this in its directory (and only those).
 OUT_FILE = re.compile(r"^\d{3}-[a-z0-9]+-[a-z0-9.-]+\.yaml$")
 
@@ -138,7 +143,7 @@ def object_id(obj: Mapping) -> str:
 
 
 def file_name(index: int, obj: Mapping) -> str:
-    """Deterministic file name: creation order, kind and name (``001-daemonset-general.yaml``)."""
+    """Deterministic file name: creation order, kind and name (``002-daemonset-general.yaml``)."""
     return f"{index:03d}-{str(obj['kind']).lower()}-{obj['metadata']['name']}.yaml"
 
 
@@ -171,9 +176,12 @@ def render_command(args: argparse.Namespace) -> int:
                 print(f"removed {old}", file=sys.stderr)
         for name, obj in wanted.items():
             (out / name).write_text(_header(path, args.stack) + to_yaml([obj]), encoding="utf-8")
-            print(out / name)
     except OSError as err:
         raise UsageError(f"cannot write to {out}: {err.strerror or err}") from None
+    # Paths only once every file is written: `render --out DIR | head` must not leave DIR half rendered,
+    # and a closed stdout (BrokenPipeError, handled by main) is not a write error of DIR.
+    for name in wanted:
+        print(out / name)
     return EXIT_OK
 
 
@@ -182,6 +190,15 @@ def render_command(args: argparse.Namespace) -> int:
 
 def _as_tuple(version: str) -> tuple:
     return tuple(int(p) for p in version.split(".")[:2])
+
+
+def _require_kubernetes_validate() -> None:
+    """A UsageError (exit 2, one line) instead of a traceback when the ``check`` extra is not installed."""
+    try:
+        import kubernetes_validate  # noqa: F401
+        import kubernetes_validate.utils  # noqa: F401
+    except ImportError:
+        raise UsageError(CHECK_EXTRA_HINT) from None
 
 
 def supported_versions() -> List[str]:
@@ -247,7 +264,9 @@ def check_objects(objects: Sequence[Mapping], version: str) -> Tuple[list, list,
     for objects with no upstream schema at all (CRDs such as Karpenter's
     NodePool: not validated); ``(id, field path, message)`` for problems. A
     built-in kind whose apiVersion that Kubernetes version does not serve is a
-    problem, not a skip.
+    problem, not a skip; so is the new-node gate's ValidatingAdmissionPolicy
+    below Kubernetes 1.32 (it relies on the node-name claim of service-account
+    tokens, which schemas cannot express).
     """
     import kubernetes_validate
 
@@ -266,11 +285,41 @@ def check_objects(objects: Sequence[Mapping], version: str) -> Tuple[list, list,
             problems.append((oid, *_problem(err)))
         else:
             valid.append(oid)
+        problems.extend(_gate_version_problems(obj, oid, version))
+    valid = [oid for oid in valid if oid not in {p[0] for p in problems}]
     return valid, skipped, problems
+
+
+def _gate_version_problems(obj: Mapping, oid: str, version: str) -> list:
+    """The gate's policy on a Kubernetes minor whose service-account tokens may lack the node-name claim.
+
+    The schemas cannot see this: the policy is a valid object on 1.30 and 1.31,
+    but its first validation requires ``authentication.kubernetes.io/node-name``
+    in the requester's ``userInfo.extra``, which service-account tokens carry by
+    default only from 1.32 (KEP-4193 GA). Without it every untaint request is
+    denied and gated nodes keep their startup taint forever.
+    """
+    from .gate import NODE_NAME_EXTRA
+
+    if obj.get("kind") != "ValidatingAdmissionPolicy" or _as_tuple(version) >= NODE_NAME_CLAIM_GA:
+        return []
+    spec = obj.get("spec") or {}
+    for i, rule in enumerate(spec.get("validations") or []):
+        if NODE_NAME_EXTRA in str(rule.get("expression", "")):
+            ga = ".".join(map(str, NODE_NAME_CLAIM_GA))
+            return [(
+                oid,
+                f"spec.validations[{i}].expression",
+                f"the new-node gate needs Kubernetes >= {ga}: this policy admits the untaint step only with the "
+                f"node-name claim of service-account tokens ({NODE_NAME_EXTRA}, KEP-4193, GA in {ga}); on {version} "
+                "it may be missing, the untaint step is then denied and gated nodes keep their startup taint",
+            )]
+    return []
 
 
 def check_command(args: argparse.Namespace) -> int:
     """Validate the stack's objects; exit 1 if any problem."""
+    _require_kubernetes_validate()
     version = resolve_version(args.kubernetes_version)
     path, objects = load_objects(args.stacks_dir, args.stack)
     valid, skipped, problems = check_objects(objects, version)

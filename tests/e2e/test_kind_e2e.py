@@ -8,7 +8,8 @@ every test here is reported as skipped with the reason. See docs/e2e.md.
 The project is copied into a temporary directory so the checkout is never
 touched: state goes to a local file backend there, and config changes rewrite
 only the copy's stack file. The tests run in order and share one stack:
-deploy, a node joins the pool, the image list changes, destroy.
+deploy, the new-node gate lifted its taint (and its identity can touch no other
+node), a node joins the pool, the image list changes, destroy.
 """
 
 import json
@@ -29,6 +30,10 @@ STACK = "dev"
 SPARE_LABEL = "prepull.dev/spare"
 POOL_LABEL = "prepull.dev/pool"
 ADDED_IMAGE = "docker.io/library/alpine:3.21"
+GATED_POOL = "gated"
+# The kubelet reports at most this many images in node.status.images (nodeStatusMaxImages, default 50),
+# largest first: on a busy node a small image may be missing from the list although it is present.
+NODE_STATUS_MAX_IMAGES = 50
 WAIT_SECONDS = int(os.environ.get("PREPULL_E2E_WAIT", "300"))
 
 
@@ -81,38 +86,53 @@ def nodes_with(label: str) -> list:
     return sorted(n["metadata"]["name"] for n in kget("nodes", "-l", label)["items"])
 
 
-def node_images(node: str) -> set:
-    names = set()
-    for image in kget("node", node).get("status", {}).get("images") or []:
-        names.update(image.get("names") or [])
-    return names
+def node_images(node: str) -> list:
+    """``node.status.images``: a list of {names, sizeBytes}, capped by the kubelet (NODE_STATUS_MAX_IMAGES)."""
+    return kget("node", node).get("status", {}).get("images") or []
+
+
+def node_taints(node: str) -> list:
+    return kget("node", node).get("spec", {}).get("taints") or []
 
 
 def pull_problems(namespace: str, daemon_set: str, node: str, images: list) -> list:
-    """What is still wrong with the pre-pull pod on ``node``: missing pod, pull init containers not exited 0, missing images."""
+    """What is still wrong with the pre-pull pod on ``node``; empty once it proves every image is there.
+
+    The proof is the pod itself: it has an init container per image, every init
+    container (the pulls, and in a gated pool the untaint step) terminated with
+    exit code 0, and the pod is Ready. A pull container exits 0 only once the
+    kubelet pulled its image. ``node.status.images`` is an extra check only while
+    the node lists fewer than NODE_STATUS_MAX_IMAGES images: past the cap the
+    kubelet keeps the largest ones, so a small image may be absent from a full list.
+    """
     pods = [p for p in kget("pods", "-n", namespace, "-l", f"prepull.dev/daemonset={daemon_set}")["items"] if p["spec"].get("nodeName") == node]
     if len(pods) != 1:
         return [f"{len(pods)} pods of {daemon_set} on {node}"]
     pod = pods[0]
+    name = pod["metadata"]["name"]
     if pod["metadata"].get("deletionTimestamp"):
-        return [f"{pod['metadata']['name']} is terminating"]
+        return [f"{name} is terminating"]
     problems = []
-    by_name = {c["name"]: c["image"] for c in pod["spec"].get("initContainers") or []}
+    init_containers = pod["spec"].get("initContainers") or []
     statuses = {s["name"]: s for s in pod.get("status", {}).get("initContainerStatuses") or []}
-    for image in images:
-        names = [n for n, img in by_name.items() if img == image]
-        if not names:
-            problems.append(f"{pod['metadata']['name']} has no init container for {image}")
-            continue
-        terminated = statuses.get(names[0], {}).get("state", {}).get("terminated")
+    pulled = {c["image"] for c in init_containers}
+    problems += [f"{name} has no init container for {image}" for image in images if image not in pulled]
+    for container in init_containers:
+        state = statuses.get(container["name"], {}).get("state") or {}
+        terminated = state.get("terminated")
         if not terminated or terminated.get("exitCode") != 0:
-            problems.append(f"{names[0]} ({image}) not terminated with exit 0: {statuses.get(names[0], {}).get('state')}")
-    if pod.get("status", {}).get("phase") != "Running":
-        problems.append(f"{pod['metadata']['name']} phase {pod.get('status', {}).get('phase')}")
-    missing = [i for i in images if i not in node_images(node)]
-    if missing:
-        # node.status.images is refreshed with the node status (every few seconds to a minute).
-        problems.append(f"{node} does not report {missing} in status.images yet")
+            problems.append(f"init container {container['name']} ({container['image']}) not terminated with exit 0: {state}")
+    conditions = {c["type"]: c.get("status") for c in pod.get("status", {}).get("conditions") or []}
+    if conditions.get("Ready") != "True":
+        problems.append(f"{name} not Ready (phase {pod.get('status', {}).get('phase')}, conditions {conditions})")
+    listed = node_images(node)
+    if len(listed) < NODE_STATUS_MAX_IMAGES:
+        # The list is complete (below the cap): every image must be in it. It is refreshed with the
+        # node status (every few seconds to a minute), hence the polling.
+        names = {n for image in listed for n in image.get("names") or []}
+        missing = [i for i in images if i not in names]
+        if missing:
+            problems.append(f"{node} does not report {missing} in status.images yet")
     return problems
 
 
@@ -175,13 +195,23 @@ def deployment(tmp_path_factory):
     }
     stack = auto.create_or_select_stack(STACK, work_dir=str(project), opts=auto.LocalWorkspaceOptions(env_vars=env))
     stack.set_config("prepull:kubeContext", auto.ConfigValue(CONTEXT))
-    state = {"stack": stack, "project": project, "destroyed": False, "spare": None}
+    state = {"stack": stack, "project": project, "destroyed": False, "spare": None, "denied_taint_on": None}
+    # The gated worker registers with the startup taint (examples/kind-dev.yaml), and the gate removes
+    # it for good. On a cluster an earlier run already used, put it back, as a new node would have it:
+    # otherwise "the taint is gone" would prove nothing.
+    gate = gate_taint(current_spec(project))
+    for node in nodes_with(f"{POOL_LABEL}={GATED_POOL}"):
+        if not any(t["key"] == gate["key"] for t in node_taints(node)):
+            kubectl("taint", "node", node, f"{gate['key']}:{gate['effect']}")
     try:
         state["up"] = stack.up(on_output=print, color="never")
         yield state
     finally:
         if state["spare"]:
             kubectl("label", "node", state["spare"], f"{POOL_LABEL}-", check=False)
+        if state["denied_taint_on"]:
+            # Only there if the admission policy failed to deny it: do not leave it behind.
+            kubectl("taint", "node", state["denied_taint_on"], f"{DENIED_TAINT_KEY}-", check=False)
         if not state["destroyed"]:
             stack.destroy(on_output=print, color="never")
         stack.workspace.remove_stack(STACK)
@@ -192,7 +222,7 @@ def test_up_pulls_every_image_on_every_selected_node(deployment):
     assert up.summary.result == "succeeded"
     spec = current_spec(deployment["project"])
     images = expected_images(spec)
-    assert set(images) == {"general", "batch"}
+    assert set(images) == {"general", "batch", GATED_POOL}
     for pool in spec.pools:
         # The program's `ready` output resolves only after pulumi-kubernetes awaited the rollout.
         assert up.outputs[pool.name].value["ready"] is True
@@ -201,6 +231,46 @@ def test_up_pulls_every_image_on_every_selected_node(deployment):
     # The batch pool tolerates its taint; the general pool's pods never land on the batch node.
     general_pods = kget("pods", "-n", spec.namespace, "-l", "prepull.dev/daemonset=general")["items"]
     assert {p["spec"]["nodeName"] for p in general_pods} == set(nodes_with(f"{POOL_LABEL}=general"))
+
+
+def gate_taint(spec) -> dict:
+    pool = next(p for p in spec.pools if p.name == GATED_POOL)
+    assert pool.startup_gate and pool.gate_taint, f"pool {GATED_POOL!r} of stacks/Pulumi.{STACK}.yaml has no startupGate"
+    return pool.gate_taint
+
+
+DENIED_TAINT_KEY = "prepull.dev/e2e-must-be-denied"
+
+
+def test_the_gate_lifts_the_startup_taint_and_its_identity_can_touch_no_other_node(deployment):
+    spec = current_spec(deployment["project"])
+    taint = gate_taint(spec)
+    gated = nodes_with(f"{POOL_LABEL}={GATED_POOL}")
+    assert gated, f"no node labelled {POOL_LABEL}={GATED_POOL}: was the cluster created from examples/kind-dev.yaml?"
+    for node in gated:
+        # The untaint step is the pod's last init container: it ran only after every pull exited 0.
+        images = expected_images(spec)[GATED_POOL]
+        wait_for(f"the pre-pull pod on {node}", lambda node=node: pull_problems(spec.namespace, GATED_POOL, node, images))
+        wait_for(
+            f"the startup taint {taint['key']} to be removed from {node}",
+            lambda node=node: [t for t in node_taints(node) if t["key"] == taint["key"]],
+        )
+    # Least privilege. RBAC lets the untaint identity patch any node (it cannot say "my node") ...
+    identity = f"system:serviceaccount:{spec.namespace}:{GATED_POOL}-untaint"
+    assert kubectl("auth", "can-i", "patch", "nodes", f"--as={identity}", check=False).stdout.strip() == "yes"
+    # ... so what stops it is the ValidatingAdmissionPolicy: it admits a node update only from a token whose
+    # node-name extra (authentication.kubernetes.io/node-name) names that node. `kubectl --as` impersonates
+    # the username without any extra, so every node update by this identity, here to another node, must be
+    # denied by the policy; a denial from RBAC or anything else would not prove the policy works.
+    other = next(n for n in nodes_with(POOL_LABEL) if n not in gated)
+    deployment["denied_taint_on"] = other
+    out = kubectl("taint", "node", other, f"{DENIED_TAINT_KEY}=x:NoSchedule", f"--as={identity}", check=False)
+    assert out.returncode != 0, f"the untaint identity tainted {other}: {out.stdout}"
+    policy = f"prepull-untaint.{spec.namespace}.{GATED_POOL}"
+    assert policy in out.stderr and "denied" in out.stderr, out.stderr
+    assert "the pre-puller may only change the node its own pod runs on" in out.stderr, out.stderr
+    assert not any(t["key"] == DENIED_TAINT_KEY for t in node_taints(other))
+    deployment["denied_taint_on"] = None
 
 
 def test_a_node_joining_the_pool_gets_the_images(deployment):
@@ -239,6 +309,11 @@ def test_changing_the_image_list_rolls_out_to_every_node(deployment):
         assert status["observedGeneration"] >= ds["metadata"]["generation"]
         assert status["updatedNumberScheduled"] == status["desiredNumberScheduled"] == status["numberReady"]
         assert_pool_has_images(spec, pool.name, images[pool.name])
+    # The rolled pod's untaint step found the taint already gone and succeeded (its init container
+    # exited 0 above); nothing put the taint back.
+    key = gate_taint(spec)["key"]
+    for node in nodes_with(f"{POOL_LABEL}={GATED_POOL}"):
+        assert not any(t["key"] == key for t in node_taints(node)), node
 
 
 def test_destroy_removes_everything(deployment):
