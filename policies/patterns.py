@@ -38,6 +38,26 @@ class PatternError(ValueError):
     """A malformed ``allowedImages`` pattern or ``mirrorRegistry`` value."""
 
 
+MAX_SHOWN = 200
+"""How many characters of a user-supplied value (image, pattern, name, path) a message shows."""
+
+
+def shorten(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters, with a marker saying how much was left out.
+
+    Messages quote images and config values as written; a value of any length
+    must not make a message of that length.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more characters]"
+
+
+def shown(value: object) -> str:
+    """``repr(value)``, shortened: how messages quote a config value."""
+    return shorten(repr(value))
+
+
 @dataclass(frozen=True)
 class ImagePattern:
     """A parsed ``allowedImages`` pattern."""
@@ -82,19 +102,27 @@ def _glob_regex(text: str) -> "re.Pattern":
     return re.compile(out)
 
 
-@functools.lru_cache(maxsize=1024)
 def parse_pattern(text: object) -> ImagePattern:
-    """Parse one ``allowedImages`` entry or raise :class:`PatternError` saying what is wrong."""
+    """Parse one ``allowedImages`` entry or raise :class:`PatternError` saying what is wrong.
+
+    Any value is accepted: the type is checked here, before the cache, because
+    config values such as lists and objects cannot be cache keys.
+    """
     if not isinstance(text, str):
-        raise PatternError(f"a pattern must be a string, got {type(text).__name__} {text!r}")
+        raise PatternError(f"a pattern must be a string, got {type(text).__name__} {shown(text)}")
+    return _parse_pattern(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_pattern(text: str) -> ImagePattern:
     if not text or text != text.strip():
-        raise PatternError(f"a pattern must be non-empty and have no surrounding spaces, got {text!r}")
+        raise PatternError(f"a pattern must be non-empty and have no surrounding spaces, got {shown(text)}")
     if _WILDCARD in text.lower() or _GLOBSTAR in text.lower():
-        raise PatternError(f"{text!r} contains a reserved word")
+        raise PatternError(f"{shown(text)} contains a reserved word")
     repo_tag, at, digest = text.partition("@")
     repo, tag = _split_tag(repo_tag)
     if not repo:
-        raise PatternError(f"{text!r} has no repository")
+        raise PatternError(f"{shown(text)} has no repository")
 
     # Wildcards stand for path characters: substitute valid text so the
     # repository is normalised exactly as images are.
@@ -102,9 +130,9 @@ def parse_pattern(text: object) -> ImagePattern:
     try:
         ref = parse_image(substituted, "pattern")
     except PrePullInputError as exc:
-        raise PatternError(f"{text!r} is not a valid pattern: {exc.reason}") from None
+        raise PatternError(f"{shown(text)} is not a valid pattern: {shorten(exc.reason)}") from None
     if _WILDCARD in ref.domain or _GLOBSTAR in ref.domain:
-        raise PatternError(f"{text!r}: the registry cannot contain wildcards; write the registry host out exactly")
+        raise PatternError(f"{shown(text)}: the registry cannot contain wildcards; write the registry host out exactly")
     path = ref.path
     # "docker.io/**" spans paths of any depth, so Docker Hub's "library/" prefix
     # for one-component names must not be added to it.
@@ -116,22 +144,22 @@ def parse_pattern(text: object) -> ImagePattern:
     tag_regex = None
     if tag is not None:
         if not _TAG_PATTERN.fullmatch(tag):
-            raise PatternError(f"{text!r}: {tag!r} is not a valid tag pattern (tag characters A-Z a-z 0-9 _ . - and *)")
+            raise PatternError(f"{shown(text)}: {shown(tag)} is not a valid tag pattern (tag characters A-Z a-z 0-9 _ . - and *)")
         tag_regex = re.compile(".*".join(re.escape(piece) for piece in tag.split("*")))
 
     digest_algorithm = digest_hex = None
     if at:
         m = _DIGEST_PATTERN.fullmatch(digest)
         if not m:
-            raise PatternError(f"{text!r}: {digest!r} is not a digest pattern (sha256:<hex>, sha256:*, sha384:..., sha512:...)")
+            raise PatternError(f"{shown(text)}: {shown(digest)} is not a digest pattern (sha256:<hex>, sha256:*, sha384:..., sha512:...)")
         digest_algorithm = m.group(1)
         if m.group(2) != "*":
             if len(m.group(2)) != _DIGEST_HEX_LEN[digest_algorithm]:
-                raise PatternError(f"{text!r}: a {digest_algorithm} digest has {_DIGEST_HEX_LEN[digest_algorithm]} hex characters")
+                raise PatternError(f"{shown(text)}: a {digest_algorithm} digest has {_DIGEST_HEX_LEN[digest_algorithm]} hex characters")
             digest_hex = m.group(2)
 
-    shown = path.replace(_GLOBSTAR, "**").replace(_WILDCARD, "*")
-    return ImagePattern(text, ref.domain.lower(), shown, _glob_regex(path), tag_regex, digest_algorithm, digest_hex)
+    written_path = path.replace(_GLOBSTAR, "**").replace(_WILDCARD, "*")
+    return ImagePattern(text, ref.domain.lower(), written_path, _glob_regex(path), tag_regex, digest_algorithm, digest_hex)
 
 
 def _is_registry(component: str) -> bool:
@@ -188,21 +216,25 @@ class Mirror:
         return up if up.domain == first else None
 
 
-@functools.lru_cache(maxsize=64)
 def parse_mirror(text: object) -> Mirror:
-    """Parse a ``mirrorRegistry`` value or raise :class:`PatternError`."""
+    """Parse a ``mirrorRegistry`` value or raise :class:`PatternError` (any value is accepted, as in :func:`parse_pattern`)."""
     if not isinstance(text, str):
-        raise PatternError(f"mirrorRegistry must be a string such as 'mirror.example.com', got {type(text).__name__} {text!r}")
+        raise PatternError(f"mirrorRegistry must be a string such as 'mirror.example.com', got {type(text).__name__} {shown(text)}")
+    return _parse_mirror(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_mirror(text: str) -> Mirror:
     value = text.rstrip("/")
     first, _, prefix = value.partition("/")
     if not value or value != text.strip() or "@" in value or not _is_registry(first) or "*" in value:
         raise PatternError(
-            f"mirrorRegistry must be a registry host[:port] with an optional path prefix, such as 'mirror.example.com/cache', got {text!r}"
+            f"mirrorRegistry must be a registry host[:port] with an optional path prefix, such as 'mirror.example.com/cache', got {shown(text)}"
         )
     try:
         probe = parse_image(f"{value}/probe", "mirrorRegistry")
     except PrePullInputError as exc:
-        raise PatternError(f"mirrorRegistry {text!r} is not a valid registry and path prefix: {exc.reason}") from None
+        raise PatternError(f"mirrorRegistry {shown(text)} is not a valid registry and path prefix: {shorten(exc.reason)}") from None
     if probe.domain != first or probe.tag != "latest":
-        raise PatternError(f"mirrorRegistry {text!r} is not a valid registry and path prefix")
+        raise PatternError(f"mirrorRegistry {shown(text)} is not a valid registry and path prefix")
     return Mirror(text, first.lower(), prefix)

@@ -13,6 +13,7 @@ calls do not) and rejects unknown keys and malformed values.
 
 import copy
 import posixpath
+import threading
 from dataclasses import dataclass, field
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Iterator, Optional
@@ -23,6 +24,8 @@ from pulumi_policy import (
     ResourceValidationArgs,
     ResourceValidationPolicy,
     Secret,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 from pulumi_policy.proxy import (
     UNKNOWN_ARCHIVE_VALUE,
@@ -39,12 +42,13 @@ from prepull.errors import PrePullInputError
 from prepull.images import ImageRef, parse_image
 from prepull.workloads import CONTAINER_LISTS, POD_SPEC_PATHS, iter_images, kind_of, pod_spec
 
-from .patterns import ImagePattern, Mirror, PatternError, parse_mirror, parse_pattern
+from .patterns import ImagePattern, Mirror, PatternError, parse_mirror, parse_pattern, shorten, shown
 
 IMAGE_ALLOWLIST = "image-allowlist"
 FORBID_LATEST = "forbid-latest"
 REQUIRE_DIGEST = "require-digest"
 NO_RUNTIME_SOCKET = "no-runtime-socket"
+PACK_CONFIG = "pack-config"
 
 # The one place defaults live: the schemas below publish them to the CLI and
 # load_config() applies them in code.
@@ -53,6 +57,7 @@ DEFAULTS: Mapping[str, Mapping[str, Any]] = {
     FORBID_LATEST: {},
     REQUIRE_DIGEST: {},
     NO_RUNTIME_SOCKET: {"allowedHostPaths": []},
+    PACK_CONFIG: {},
 }
 
 ENFORCEMENT_DEFAULTS: Mapping[str, EnforcementLevel] = {
@@ -60,6 +65,7 @@ ENFORCEMENT_DEFAULTS: Mapping[str, EnforcementLevel] = {
     FORBID_LATEST: EnforcementLevel.MANDATORY,
     REQUIRE_DIGEST: EnforcementLevel.DISABLED,
     NO_RUNTIME_SOCKET: EnforcementLevel.MANDATORY,
+    PACK_CONFIG: EnforcementLevel.MANDATORY,
 }
 
 _PROPERTIES: Mapping[str, Mapping[str, dict]] = {
@@ -86,6 +92,7 @@ _PROPERTIES: Mapping[str, Mapping[str, dict]] = {
             "e.g. ['/var/run/docker.sock'] for a docker-socket pre-puller. Default: [].",
         },
     },
+    PACK_CONFIG: {},
 }
 
 LEVELS = tuple(level.value for level in EnforcementLevel)
@@ -144,7 +151,7 @@ def load_config(policy: str, raw: Optional[Mapping]) -> tuple:
     raw.pop("enforcementLevel", None)
     known = DEFAULTS[policy]
     errors = [
-        f"unknown setting {key!r}" + (f"; known settings: {', '.join(sorted(known))}" if known else "; this policy has no settings")
+        f"unknown setting {shown(key)}" + (f"; known settings: {', '.join(sorted(known))}" if known else "; this policy has no settings")
         for key in sorted(raw)
         if key not in known
     ]
@@ -155,7 +162,7 @@ def load_config(policy: str, raw: Optional[Mapping]) -> tuple:
     if "allowedImages" in known:
         value = merged["allowedImages"]
         if not isinstance(value, (list, tuple)):
-            errors.append(f"allowedImages must be a list of patterns, got {value!r}")
+            errors.append(f"allowedImages must be a list of patterns, got {shown(value)}")
         else:
             for i, text in enumerate(value):
                 try:
@@ -170,11 +177,11 @@ def load_config(policy: str, raw: Optional[Mapping]) -> tuple:
     if "allowedHostPaths" in known:
         value = merged["allowedHostPaths"]
         if not isinstance(value, (list, tuple)):
-            errors.append(f"allowedHostPaths must be a list of absolute paths, got {value!r}")
+            errors.append(f"allowedHostPaths must be a list of absolute paths, got {shown(value)}")
         else:
             for i, path in enumerate(value):
                 if not isinstance(path, str) or not path.startswith("/"):
-                    errors.append(f"allowedHostPaths[{i}] must be an absolute path, got {path!r}")
+                    errors.append(f"allowedHostPaths[{i}] must be an absolute path, got {shown(path)}")
                 else:
                     host_paths.append(normalise_host_path(path))
     return Config(tuple(patterns), mirror, tuple(host_paths)), errors
@@ -247,10 +254,15 @@ class ImageUse:
     def describe(self) -> str:
         """``initContainers "pull-nginx"`` - the part of a message that names the container."""
         kind = "volume" if self.where == "volumes" else "container"
-        label = f'{kind} "{self.name}"' if isinstance(self.name, str) and self.name else f"an unnamed {kind}"
+        label = f'{kind} "{shorten(self.name)}"' if isinstance(self.name, str) and self.name else f"an unnamed {kind}"
         if self.where == "docker pull":
             return f"{label} (its `docker pull` command)"
         return f"{label} in {self.where}"
+
+    @property
+    def shown_image(self) -> str:
+        """The image as messages quote it: as written, cut to ``patterns.MAX_SHOWN`` characters."""
+        return shorten(self.image)
 
 
 @dataclass
@@ -299,9 +311,9 @@ def read_workload(resource_type: str, props: Any, name: str = "") -> Optional[Wo
     obj = materialise(props)
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     k8s_name = meta.get("name") if isinstance(meta, dict) else None
-    label = f'{kind}{"Patch" if patch else ""} "{name}"'
+    label = f'{kind}{"Patch" if patch else ""} "{shorten(name)}"'
     if isinstance(k8s_name, str) and k8s_name and k8s_name != name:
-        label += f' (metadata.name "{k8s_name}")'
+        label += f' (metadata.name "{shorten(k8s_name)}")'
     work = Workload(kind, patch, label)
 
     node, path = obj, []
@@ -359,9 +371,9 @@ def read_workload(resource_type: str, props: Any, name: str = "") -> Optional[Wo
             # A patch may leave a container's image alone; a full object without one is broken.
             if not patch:
                 what = "image volume" if where == "volumes" else "container"
-                work.problems.append((where, f'{what} "{use_name}" in {spec_path}.{where} has no image'))
+                work.problems.append((where, f'{what} "{shorten(str(use_name))}" in {spec_path}.{where} has no image'))
         elif _is_unknown(image):
-            work.unknowns.append(("images", image, path + [where, str(use_name), "image"]))
+            work.unknowns.append(("images", image, path + [where, shorten(str(use_name)), "image"]))
         elif not isinstance(image, str):
             work.problems.append((where, f"the image of {ImageUse(where, use_name, '').describe()} is {_type_name(image)}, not a string"))
         else:
@@ -382,7 +394,7 @@ def read_workload(resource_type: str, props: Any, name: str = "") -> Optional[Wo
         if _is_unknown(host_path):
             work.unknowns.append(("hostPath", host_path, path + ["volumes", str(i), "hostPath", "path"]))
         elif not isinstance(host, dict) or not isinstance(host_path, str):
-            work.problems.append(("volumes", f'hostPath of volume "{vname}" in {spec_path}.volumes is malformed: {host!r}'))
+            work.problems.append(("volumes", f'hostPath of volume "{shorten(vname)}" in {spec_path}.volumes is malformed: {shown(host)}'))
         else:
             work.volumes.append((vname, host_path))
     return work
@@ -407,7 +419,9 @@ def _images(args: ResourceValidationArgs, report: Callable, areas: Optional[tupl
         try:
             ref = parse_image(use.image, "image")
         except PrePullInputError as exc:
-            report(f'{work.label}, {use.describe()}: image "{use.image}" cannot be parsed as an image reference: {exc.reason}')
+            report(
+                f'{work.label}, {use.describe()}: image "{use.shown_image}" cannot be parsed as an image reference: {shorten(exc.reason)}'
+            )
             continue
         yield work, use, ref
     work.raise_unknowns(_IMAGE_AREAS)
@@ -436,19 +450,23 @@ def validate_image_allowlist(args: ResourceValidationArgs, report: Callable) -> 
     config = _config_or_report(IMAGE_ALLOWLIST, args, report)
     if config is None:
         return
-    listed = ", ".join(p.text for p in config.allowed_images) or "none: allowedImages is empty"
+    listed = ", ".join(shorten(p.text) for p in config.allowed_images) or "none: allowedImages is empty"
     for work, use, ref in _images(args, report):
         allowed, on_mirror = _judge(ref, config)
         if not allowed:
-            report(f'{work.label}, {use.describe()}: image "{use.image}" ({ref.canonical}) is not allowed; allowedImages: {listed}')
+            report(
+                f'{work.label}, {use.describe()}: image "{use.shown_image}" ({shorten(ref.canonical)}) is not allowed; allowedImages: {listed}'
+            )
         elif config.mirror is not None and not on_mirror:
             target = config.mirror.mirrored(ref)
             how = (
-                f'use "{target}" (enforcementLevel "remediate" rewrites it)'
+                f'use "{shorten(target)}" (enforcementLevel "remediate" rewrites it)'
                 if target
                 else "it cannot be written as a mirror path (its registry has a port)"
             )
-            report(f'{work.label}, {use.describe()}: image "{use.image}" must be pulled through the mirror {config.mirror.text}: {how}')
+            report(
+                f'{work.label}, {use.describe()}: image "{use.shown_image}" must be pulled through the mirror {shorten(config.mirror.text)}: {how}'
+            )
 
 
 def _rewrite(value: Any, config: Config) -> Optional[Any]:
@@ -526,7 +544,7 @@ def validate_forbid_latest(args: ResourceValidationArgs, report: Callable) -> No
         if ref.digest is None and ref.tag == "latest":
             why = 'the tag "latest"' if _explicit_tag(use.image) else 'no tag and no digest, which means "latest"'
             report(
-                f'{work.label}, {use.describe()}: image "{use.image}" has {why}, which can move to another image; pin a version tag or a digest'
+                f'{work.label}, {use.describe()}: image "{use.shown_image}" has {why}, which can move to another image; pin a version tag or a digest'
             )
 
 
@@ -537,7 +555,7 @@ def validate_require_digest(args: ResourceValidationArgs, report: Callable) -> N
     for work, use, ref in _images(args, report):
         if ref.digest is None:
             report(
-                f'{work.label}, {use.describe()}: image "{use.image}" is not pinned by digest; write it as "{ref.canonical}@sha256:<digest>"'
+                f'{work.label}, {use.describe()}: image "{use.shown_image}" is not pinned by digest; write it as "{shorten(ref.canonical)}@sha256:<digest>"'
             )
 
 
@@ -592,12 +610,64 @@ def validate_no_runtime_socket(args: ResourceValidationArgs, report: Callable) -
         socket = runtime_socket(host_path)
         if socket is None or normalise_host_path(host_path) in config.allowed_host_paths:
             continue
-        exposes = "" if socket == normalise_host_path(host_path) else f", which contains the runtime socket {socket}"
+        exposes = "" if socket == normalise_host_path(host_path) else f", which contains the runtime socket {shorten(socket)}"
         report(
-            f'{work.label}, volume "{vname}": hostPath "{host_path}"{exposes} gives the pod control of the node\'s container runtime '
-            f'(the legacy docker-socket pre-pull method); use method "kubelet", or list "{host_path}" in allowedHostPaths'
+            f'{work.label}, volume "{shorten(vname)}": hostPath "{shorten(host_path)}"{exposes} gives the pod control of the node\'s container runtime '
+            f'(the legacy docker-socket pre-pull method); use method "kubelet", or list "{shorten(host_path)}" in allowedHostPaths'
         )
     work.raise_unknowns(("template", "volumes", "hostPath"))
+
+
+# --- pack-config: every policy's config errors, once per stack, mandatory ----------------
+#
+# A stack policy receives only its own config (pulumi-policy passes
+# ``_get_policy_config(policy.name)`` to every policy), so it cannot read the
+# other policies' settings. The resource policies therefore note the config
+# they are called with (for every resource, workload or not) and pack-config
+# checks those at the end of the run: the engine analyzes each registered
+# resource, the root ``pulumi:pulumi:Stack`` included, before it analyzes the
+# stack, in the same policy-pack process (read from the engine source, not run
+# here). A policy that never ran (disabled, or no resource analyzed at all) has
+# no config to check.
+
+_seen_lock = threading.Lock()
+_seen_configs: dict = {}
+
+
+def note_config(policy: str, raw: Optional[Mapping]) -> None:
+    """Record the config ``policy`` was called with, for :func:`validate_pack_config`."""
+    value = copy.deepcopy(dict(raw)) if isinstance(raw, Mapping) else raw
+    with _seen_lock:
+        _seen_configs[policy] = value
+
+
+def take_noted_configs() -> list:
+    """``(policy, config)`` of every policy noted since the last call, in :data:`DEFAULTS` order; forgets them."""
+    with _seen_lock:
+        seen = dict(_seen_configs)
+        _seen_configs.clear()
+    return [(policy, seen[policy]) for policy in DEFAULTS if policy in seen]
+
+
+def _noting(policy: str, validate: Callable) -> Callable:
+    def noting_validate(args: ResourceValidationArgs, report: Callable) -> None:
+        note_config(policy, args.get_config())
+        return validate(args, report)
+
+    noting_validate.__name__ = noting_validate.__qualname__ = validate.__name__
+    noting_validate.__doc__ = validate.__doc__
+    return noting_validate
+
+
+def validate_pack_config(args: StackValidationArgs, report: Callable) -> None:
+    """Report every config error of every policy that ran, once per stack (and this policy's own)."""
+    checks = [(PACK_CONFIG, args.get_config())] + [(p, raw) for p, raw in take_noted_configs() if p != PACK_CONFIG]
+    for policy, raw in checks:
+        if raw is not None and not isinstance(raw, Mapping):
+            report(f"invalid configuration of policy {policy!r}: the settings must be an object, got {shown(raw)}")
+            continue
+        for error in load_config(policy, raw)[1]:
+            report(f"invalid configuration of policy {policy!r}: {error}")
 
 
 # --- the policies ------------------------------------------------------------------
@@ -606,7 +676,7 @@ POLICIES: list = [
     ResourceValidationPolicy(
         name=IMAGE_ALLOWLIST,
         description="Every container image and image volume must match the allowlist (allowedImages), and be pulled through mirrorRegistry when set.",
-        validate=validate_image_allowlist,
+        validate=_noting(IMAGE_ALLOWLIST, validate_image_allowlist),
         remediate=remediate_image_allowlist,
         enforcement_level=ENFORCEMENT_DEFAULTS[IMAGE_ALLOWLIST],
         config_schema=_policy_schema(IMAGE_ALLOWLIST),
@@ -615,23 +685,32 @@ POLICIES: list = [
     ResourceValidationPolicy(
         name=FORBID_LATEST,
         description="Images must not use the moving tag latest (written, or implied by an image with no tag and no digest).",
-        validate=validate_forbid_latest,
+        validate=_noting(FORBID_LATEST, validate_forbid_latest),
         enforcement_level=ENFORCEMENT_DEFAULTS[FORBID_LATEST],
         config_schema=_policy_schema(FORBID_LATEST),
     ),
     ResourceValidationPolicy(
         name=REQUIRE_DIGEST,
         description="Images must be pinned by digest (off unless enabled in the policy config).",
-        validate=validate_require_digest,
+        validate=_noting(REQUIRE_DIGEST, validate_require_digest),
         enforcement_level=ENFORCEMENT_DEFAULTS[REQUIRE_DIGEST],
         config_schema=_policy_schema(REQUIRE_DIGEST),
     ),
     ResourceValidationPolicy(
         name=NO_RUNTIME_SOCKET,
         description="Pods must not mount a container runtime socket (docker.sock, containerd.sock, crio.sock...) from the host.",
-        validate=validate_no_runtime_socket,
+        validate=_noting(NO_RUNTIME_SOCKET, validate_no_runtime_socket),
         enforcement_level=ENFORCEMENT_DEFAULTS[NO_RUNTIME_SOCKET],
         config_schema=_policy_schema(NO_RUNTIME_SOCKET),
+    ),
+    StackValidationPolicy(
+        name=PACK_CONFIG,
+        description="The pack's configuration is valid: every config error of every policy, reported once per stack as mandatory "
+        "(a policy with an invalid config checks nothing).",
+        validate=validate_pack_config,
+        enforcement_level=ENFORCEMENT_DEFAULTS[PACK_CONFIG],
+        config_schema=_policy_schema(PACK_CONFIG),
+        remediation_steps="Fix the named setting in the --policy-pack-config file (see docs/policies.md, 'Config file').",
     ),
 ]
 """The pack's policies, in reporting order."""
@@ -642,6 +721,7 @@ __all__ = [
     "FORBID_LATEST",
     "IMAGE_ALLOWLIST",
     "NO_RUNTIME_SOCKET",
+    "PACK_CONFIG",
     "POLICIES",
     "REQUIRE_DIGEST",
     "Config",
@@ -654,5 +734,7 @@ __all__ = [
     "pack_config_schema",
     "read_workload",
     "normalise_host_path",
+    "note_config",
     "runtime_socket",
+    "take_noted_configs",
 ]

@@ -15,8 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs  # noqa: E402
+from pulumi_policy import (  # noqa: E402
+    PolicyCustomTimeouts,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
+from policies import patterns  # noqa: E402
 from policies import prepull_policies as pp  # noqa: E402
 
 DIGEST = "sha256:" + "ab" * 32
@@ -55,6 +63,17 @@ def policy(name: str):
     return next(p for p in pp.POLICIES if p.name == name)
 
 
+RESOURCE_POLICIES = [p.name for p in pp.POLICIES if isinstance(p, ResourceValidationPolicy)]
+
+
+@pytest.fixture(autouse=True)
+def forget_noted_configs():
+    # The resource policies note their config for pack-config; start every test with none noted.
+    pp.take_noted_configs()
+    yield
+    pp.take_noted_configs()
+
+
 def run(name: str, type_: str, props, config=None, rname: str = "web") -> list:
     """Violations (messages) one policy reports for one resource."""
     messages: list = []
@@ -73,13 +92,16 @@ DEPLOY = "kubernetes:apps/v1:Deployment"
 # --- the pack's shape ------------------------------------------------------------
 
 
-def test_policies_are_the_four_documented_ones_with_their_default_levels():
-    assert [p.name for p in pp.POLICIES] == ["image-allowlist", "forbid-latest", "require-digest", "no-runtime-socket"]
+def test_policies_are_the_documented_ones_with_their_default_levels():
+    assert [p.name for p in pp.POLICIES] == ["image-allowlist", "forbid-latest", "require-digest", "no-runtime-socket", "pack-config"]
+    assert RESOURCE_POLICIES == ["image-allowlist", "forbid-latest", "require-digest", "no-runtime-socket"]
+    assert isinstance(policy("pack-config"), StackValidationPolicy)
     assert {p.name: p.enforcement_level.value for p in pp.POLICIES} == {
         "image-allowlist": "mandatory",
         "forbid-latest": "mandatory",
         "require-digest": "disabled",
         "no-runtime-socket": "mandatory",
+        "pack-config": "mandatory",
     }
 
 
@@ -143,8 +165,10 @@ def test_images_pulled_through_the_docker_socket_are_checked():
 def test_resources_that_are_not_workloads_are_ignored():
     for type_ in ("kubernetes:core/v1:Service", "kubernetes:core/v1:ConfigMap", "prepull:index:ImagePrePuller", "aws:s3/bucket:Bucket"):
         props = {"spec": {"template": "x", "containers": [{"image": "evil.io/x"}]}, "data": {"image": "evil"}}
-        for p in pp.POLICIES:
-            assert run(p.name, type_, props, {"bogus": 1}) == []
+        for name in RESOURCE_POLICIES:
+            assert run(name, type_, props, {"bogus": 1}) == []
+    # ...but they note their config, so pack-config reports its errors even on a stack without workloads.
+    assert [name for name, _ in pp.take_noted_configs()] == RESOURCE_POLICIES
 
 
 def test_a_violation_names_kubernetes_name_when_it_differs():
@@ -262,6 +286,130 @@ def test_unknown_config_keys_are_reported_not_ignored(name):
 def test_malformed_config_values_are_clear_errors(name, config, fragment):
     [msg] = run(name, DEPLOY, deployment("nginx:1.27"), config)
     assert fragment in msg
+
+
+# Config values pulumi-policy hands over as lists and dicts: they cannot be cache keys, and must still be
+# clear errors (the CLI's schema check rejects them, but the SDK and direct calls do not run it).
+UNHASHABLE_CONFIGS = [
+    (allow(["x"]), "allowedImages[0]: a pattern must be a string, got list ['x']"),
+    (allow({"image": "nginx"}), "allowedImages[0]: a pattern must be a string, got dict {'image': 'nginx'}"),
+    (allow("nginx:*", mirrorRegistry=["x"]), "mirrorRegistry must be a string such as 'mirror.example.com', got list ['x']"),
+    (
+        allow("nginx:*", mirrorRegistry={"host": "m.example.com"}),
+        "mirrorRegistry must be a string such as 'mirror.example.com', got dict {'host': 'm.example.com'}",
+    ),
+]
+
+
+@pytest.mark.parametrize("config,error", UNHASHABLE_CONFIGS, ids=["list-pattern", "dict-pattern", "list-mirror", "dict-mirror"])
+def test_unhashable_config_values_are_clear_errors_not_crashes(config, error):
+    assert pp.load_config("image-allowlist", config)[1] == [error]
+    assert run("image-allowlist", DEPLOY, deployment("nginx:1.27"), config) == [
+        f"invalid configuration of policy 'image-allowlist': {error}"
+    ]
+    assert pp.remediate_image_allowlist(make_args(DEPLOY, deployment("nginx:1.27"), config)) is None
+    # ...and pack-config reports it once for the stack.
+    assert run_pack_config() == [f"invalid configuration of policy 'image-allowlist': {error}"]
+
+
+@pytest.mark.parametrize("value", [["x"], {"a": 1}, ("x",), None, 3])
+def test_pattern_and_mirror_parsers_take_any_value(value):
+    with pytest.raises(patterns.PatternError, match="must be a string"):
+        patterns.parse_pattern(value)
+    with pytest.raises(patterns.PatternError, match="must be a string"):
+        patterns.parse_mirror(value)
+
+
+def test_string_patterns_and_mirrors_are_still_parsed_once():
+    assert patterns.parse_pattern("ghcr.io/cached/**") is patterns.parse_pattern("ghcr.io/cached/**")
+    assert patterns.parse_mirror("mirror.example.com/cached") is patterns.parse_mirror("mirror.example.com/cached")
+
+
+# --- pack-config, called directly (the servicer round trip is in test_policy_server.py) ---------------------
+
+
+def run_pack_config(config=None) -> list:
+    messages: list = []
+    result = policy("pack-config").validate(StackValidationArgs([], config), lambda msg, urn=None: messages.append(msg))
+    assert result is None
+    return messages
+
+
+def test_pack_config_reports_the_config_errors_of_every_policy_that_ran_once():
+    # No workload at all: the resource policies report nothing, but note their config.
+    for _ in range(3):
+        for name, config in [
+            ("image-allowlist", {"allowedImage": ["nginx:*"]}),
+            ("forbid-latest", {"zzz": 1}),
+            ("no-runtime-socket", None),
+        ]:
+            assert run(name, "kubernetes:core/v1:ConfigMap", {"data": {}}, config) == []
+    assert run_pack_config() == [
+        "invalid configuration of policy 'image-allowlist': unknown setting 'allowedImage'; known settings: allowedImages, mirrorRegistry",
+        "invalid configuration of policy 'forbid-latest': unknown setting 'zzz'; this policy has no settings",
+    ]
+    # Reported once: what was noted is forgotten after the stack check.
+    assert run_pack_config() == []
+
+
+def test_pack_config_checks_its_own_settings_and_passes_valid_ones():
+    run("image-allowlist", DEPLOY, deployment("nginx:1.27"), allow("nginx:*", mirrorRegistry="mirror.example.com"))
+    run("no-runtime-socket", DEPLOY, deployment("nginx:1.27"), {"allowedHostPaths": ["/var/run/docker.sock"]})
+    assert run_pack_config() == []
+    assert run_pack_config({"enforcementLevel": "mandatory"}) == []
+    assert run_pack_config({"allowedImages": []}) == [
+        "invalid configuration of policy 'pack-config': unknown setting 'allowedImages'; this policy has no settings"
+    ]
+
+
+# --- message length ---------------------------------------------------------------------------------------
+
+HUGE = 100_000
+
+
+def assert_shortened(msg: str, value: str) -> None:
+    assert len(msg) < 1_500, len(msg)
+    assert f"{value[:200]}...[{len(value) - 200} more characters]" in msg
+    assert value[:201] not in msg
+
+
+@pytest.mark.parametrize("name", ["image-allowlist", "forbid-latest", "require-digest"])
+def test_a_huge_unparsable_image_is_shortened_in_messages(name):
+    image = "a" * HUGE
+    [msg] = run(name, DEPLOY, deployment(image), allow("**") if name == "image-allowlist" else None)
+    assert "cannot be parsed as an image reference" in msg
+    assert_shortened(msg, image)
+
+
+def test_long_parsable_images_are_shortened_too():
+    image = "registry.example.com/" + "a" * 230 + ":" + "t" * 120
+    [msg] = run("image-allowlist", DEPLOY, deployment(image), allow("nginx:*"))
+    assert "is not allowed" in msg
+    assert_shortened(msg, image)
+    [msg] = run("require-digest", DEPLOY, deployment(image))
+    assert "is not pinned by digest" in msg
+    assert_shortened(msg, image)
+    # Short images are quoted whole, with no marker.
+    [msg] = run("require-digest", DEPLOY, deployment("nginx:1.27"))
+    assert 'image "nginx:1.27" is not pinned' in msg and "more characters]" not in msg
+
+
+def test_huge_names_paths_and_config_values_are_shortened():
+    name = "n" * HUGE
+    props = deployment("evil.io/x:1")
+    props["metadata"] = {"name": "m" * HUGE}
+    props["spec"]["template"]["spec"]["containers"][0]["name"] = "c" * HUGE
+    [msg] = run("image-allowlist", DEPLOY, props, allow("nginx:*"), rname=name)
+    assert len(msg) < 1_500 and msg.count("more characters]") == 3  # Pulumi name, metadata.name, container name
+
+    path = "/" + "x/" * (HUGE // 2) + "docker.sock"
+    [msg] = run("no-runtime-socket", DEPLOY, props_for(DEPLOY, {"containers": [], "volumes": [{"name": "s", "hostPath": {"path": path}}]}))
+    assert len(msg) < 1_500 and msg.count("more characters]") == 2  # the path, quoted twice
+
+    for config in [allow("a" * HUGE), allow("nginx:*", mirrorRegistry="m" * HUGE), {"allowedImages": "a" * HUGE}, {"x" * HUGE: 1}]:
+        [msg] = run("image-allowlist", DEPLOY, deployment("nginx:1.27"), config)
+        assert msg.startswith("invalid configuration of policy 'image-allowlist': ")
+        assert len(msg) < 1_500 and "more characters]" in msg
 
 
 def test_enforcement_level_in_config_is_accepted():

@@ -9,6 +9,7 @@ then a JSON-schema check of each policy's object), and the tests call
 
 import copy
 import json
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -104,6 +105,39 @@ def analyze(servicer, type_: str, props: dict, name: str = "web") -> list:
 
 def remediate(servicer, type_: str, props: dict, name: str = "web"):
     return servicer.Remediate(request(type_, props, name), None)
+
+
+STACK = "pulumi:pulumi:Stack"
+
+
+def analyze_stack(servicer, resources: list = ((STACK, {}, "proj-dev"),)) -> list:
+    """``(policy, level, message)`` of every diagnostic of ``AnalyzeStack`` over ``(type, props, name)`` resources."""
+    req = proto.AnalyzeStackRequest(
+        resources=[
+            proto.AnalyzerResource(type=t, properties=struct(p), urn=f"urn:pulumi:dev::proj::{t}::{n}", name=n) for t, p, n in resources
+        ]
+    )
+    response = servicer.AnalyzeStack(req, None)
+    return [(d.policyName, PROTO_TO_LEVEL[d.enforcementLevel], d.message) for d in response.diagnostics]
+
+
+def configure_raw(servicer, policy_config: dict) -> _PolicyAnalyzerServicer:
+    """``Configure`` with exactly ``{policy: (level, props)}``: no CLI defaults, no CLI schema check (as the SDK's own callers)."""
+    request = proto.ConfigureAnalyzerRequest()
+    for name, (level, props) in policy_config.items():
+        pc = proto.PolicyConfig(enforcementLevel=LEVEL_TO_PROTO[level])
+        pc.properties.update(props)
+        request.policyConfig[name].CopyFrom(pc)
+    servicer.Configure(request, None)
+    return servicer
+
+
+@pytest.fixture(autouse=True)
+def forget_noted_configs():
+    # The resource policies note their config for pack-config: no test sees another test's.
+    pp.take_noted_configs()
+    yield
+    pp.take_noted_configs()
 
 
 def deployment(*images: str) -> dict:
@@ -302,6 +336,129 @@ def test_malformed_resources_never_crash_the_servicer():
         assert {p for p, _, _ in diags} == policies
 
 
+# --- pack-config: config errors once per stack, mandatory ----------------------------------------------
+
+PACK_DESCRIPTION = next(p.description for p in pp.POLICIES if p.name == "pack-config")
+
+
+def test_pack_config_is_published_as_a_mandatory_stack_policy():
+    info = new_servicer().GetAnalyzerInfo(None, None)
+    [p] = [p for p in info.policies if p.name == "pack-config"]
+    assert (p.policy_type, PROTO_TO_LEVEL[p.enforcementLevel]) == (proto.PolicyType.POLICY_TYPE_STACK, "mandatory")
+
+
+def test_a_config_error_of_an_advisory_policy_fails_a_stack_without_workloads():
+    servicer = configure(
+        new_servicer(),
+        {
+            "image-allowlist": {"enforcementLevel": "advisory", "allowedImage": ["nginx:*"]},
+            "forbid-latest": {"enforcementLevel": "advisory", "zzz": 1},
+        },
+    )
+    # No workload: the resource policies report nothing for the stack resource or a ConfigMap...
+    assert analyze(servicer, STACK, {}, "proj-dev") == []
+    assert analyze(servicer, "kubernetes:core/v1:ConfigMap", {"data": {"image": "nginx"}}, "cm") == []
+    # ...and the stack check reports each config error once, as mandatory.
+    assert analyze_stack(servicer, [(STACK, {}, "proj-dev"), ("kubernetes:core/v1:ConfigMap", {}, "cm")]) == [
+        (
+            "pack-config",
+            "mandatory",
+            f"{PACK_DESCRIPTION}\ninvalid configuration of policy 'image-allowlist': unknown setting 'allowedImage'; "
+            "known settings: allowedImages, mirrorRegistry",
+        ),
+        (
+            "pack-config",
+            "mandatory",
+            f"{PACK_DESCRIPTION}\ninvalid configuration of policy 'forbid-latest': unknown setting 'zzz'; this policy has no settings",
+        ),
+    ]
+
+
+def test_per_workload_config_errors_keep_the_policy_level_and_the_stack_check_reports_them_once():
+    servicer = configure(new_servicer(), {"image-allowlist": {"enforcementLevel": "advisory", "allowedImage": ["nginx:*"]}})
+    for name in ("a", "b", "c"):
+        [(policy, level, message)] = analyze(servicer, DEPLOY, deployment("nginx:1.27"), name)
+        assert (policy, level) == ("image-allowlist", "advisory")
+        assert "unknown setting 'allowedImage'" in message
+    [(policy, level, message)] = analyze_stack(servicer)
+    assert (policy, level) == ("pack-config", "mandatory")
+    assert "invalid configuration of policy 'image-allowlist': unknown setting 'allowedImage'" in message
+
+
+def test_a_valid_config_passes_the_stack_check():
+    servicer = configure(new_servicer(), {"image-allowlist": ALLOW, "require-digest": "advisory"})
+    analyze(servicer, DEPLOY, deployment("nginx:1.27"))
+    assert analyze_stack(servicer) == []
+
+
+def test_the_stack_check_sees_only_policies_that_ran():
+    # A disabled policy is never called, so its (unused) config is not checked: the documented limitation.
+    servicer = configure(new_servicer(), {"image-allowlist": ALLOW, "forbid-latest": {"enforcementLevel": "disabled", "zzz": 1}})
+    analyze(servicer, DEPLOY, deployment("nginx:1.27"))
+    assert analyze_stack(servicer) == []
+    # Without any resource analyzed first (the engine always sends the stack resource) there is nothing to check.
+    servicer = configure(new_servicer(), {"image-allowlist": {"allowedImage": []}})
+    assert analyze_stack(servicer) == []
+
+
+def test_the_stack_check_can_be_set_to_another_level_or_disabled():
+    bad = {"enforcementLevel": "advisory", "allowedImage": []}
+    servicer = configure(new_servicer(), {"image-allowlist": bad, "pack-config": "advisory"})
+    analyze(servicer, STACK, {}, "proj-dev")
+    assert [(p, lv) for p, lv, _ in analyze_stack(servicer)] == [("pack-config", "advisory")]
+    servicer = configure(new_servicer(), {"image-allowlist": bad, "pack-config": "disabled"})
+    analyze(servicer, STACK, {}, "proj-dev")
+    assert analyze_stack(servicer) == []
+
+
+def test_pack_config_reports_its_own_unknown_settings():
+    servicer = configure(new_servicer(), {"pack-config": {"enforcementLevel": "mandatory", "strict": True}})
+    analyze(servicer, STACK, {}, "proj-dev")
+    [(policy, level, message)] = analyze_stack(servicer)
+    assert (policy, level) == ("pack-config", "mandatory")
+    assert message.endswith("invalid configuration of policy 'pack-config': unknown setting 'strict'; this policy has no settings")
+
+
+UNHASHABLE = [
+    ({"allowedImages": [["x"]]}, "allowedImages[0]: a pattern must be a string, got list ['x']"),
+    ({"allowedImages": [{"image": "nginx"}]}, "allowedImages[0]: a pattern must be a string, got dict {'image': 'nginx'}"),
+    (
+        {"allowedImages": ["nginx:*"], "mirrorRegistry": ["x"]},
+        "mirrorRegistry must be a string such as 'mirror.example.com', got list ['x']",
+    ),
+    (
+        {"allowedImages": ["nginx:*"], "mirrorRegistry": {"a": "b"}},
+        "mirrorRegistry must be a string such as 'mirror.example.com', got dict {'a': 'b'}",
+    ),
+]
+
+
+@pytest.mark.parametrize("props,error", UNHASHABLE, ids=["list-pattern", "dict-pattern", "list-mirror", "dict-mirror"])
+@pytest.mark.parametrize("level", ["advisory", "remediate"])
+def test_unhashable_config_values_are_reported_not_crashes(props, error, level):
+    # The CLI's schema check refuses these; a config that skips it (the SDK's callers) must still not crash the pack.
+    with pytest.raises(jsonschema.ValidationError):
+        cli_config(new_servicer(), {"image-allowlist": props})
+    servicer = configure_raw(new_servicer(), {"image-allowlist": (level, props)})
+    assert list(remediate(servicer, DEPLOY, deployment("nginx:1.27")).remediations) == []
+    diags = analyze(servicer, DEPLOY, deployment("nginx:1.27"))
+    assert [(p, m.split("\n", 1)[1]) for p, _, m in diags] == [
+        ("image-allowlist", f"invalid configuration of policy 'image-allowlist': {error}")
+    ]
+    assert analyze_stack(servicer) == [
+        ("pack-config", "mandatory", f"{PACK_DESCRIPTION}\ninvalid configuration of policy 'image-allowlist': {error}")
+    ]
+
+
+def test_a_huge_image_gives_a_short_message_through_the_servicer():
+    servicer = configure(new_servicer(), {"image-allowlist": ALLOW, "require-digest": "mandatory"})
+    diags = analyze(servicer, DEPLOY, deployment("x" * 100_000))
+    assert [p for p, _, _ in diags] == ["image-allowlist", "forbid-latest", "require-digest"]
+    for _, _, message in diags:
+        assert len(message) < 1_500
+        assert "x" * 200 + "...[99800 more characters]" in message
+
+
 # --- the pre-puller's own manifests ------------------------------------------------------------------
 
 HELPERS = ["docker.io/library/busybox:*", "registry.k8s.io/pause:*"]
@@ -333,6 +490,16 @@ def test_a_pre_puller_of_an_unlisted_image_fails():
     assert (policy, level) == ("image-allowlist", "mandatory")
     assert 'DaemonSet "prepull"' in message
     assert 'in initContainers: image "quay.io/evil/miner:1" (quay.io/evil/miner:1) is not allowed' in message
+
+
+def test_a_gated_pre_puller_needs_its_untaint_image_allowed():
+    # The new-node gate adds a kubectl step (untaint_image); docs/policies.md lists it with the helpers.
+    objects = prepull.manifests({"images": ["nginx:1.27"], "startup_taint": {"key": "prepull.dev/not-ready"}, "remove_startup_taint": True})
+    servicer = configure(new_servicer(), {"image-allowlist": {"allowedImages": ["nginx:*", *HELPERS]}})
+    flagged = [m.split('image "')[1].split('"')[0] for _, _, m in analyze_objects(servicer, objects)]
+    assert flagged == ["registry.k8s.io/kubectl:v1.32.3"]
+    servicer = configure(new_servicer(), {"image-allowlist": {"allowedImages": ["nginx:*", *HELPERS, "registry.k8s.io/kubectl:*"]}})
+    assert analyze_objects(servicer, objects) == []
 
 
 def test_image_volume_pre_pullers_are_checked():
@@ -396,6 +563,76 @@ DIGEST_ONLY_MIRRORED = {
 }
 
 
+# docs/policies.md shows config examples as ```json blocks, each directly after a label line:
+#   <!-- file: policies/config.dev.json -->   the block is that file, exactly (as JSON)
+#   <!-- example: DIGEST_ONLY_MIRRORED -->    the block is that example of this module
+DOC = ROOT / "docs" / "policies.md"
+DOC_LABEL = re.compile(r"^<!-- (file|example): (\S+) -->$")
+DOC_EXAMPLES = {"DIGEST_ONLY_MIRRORED": DIGEST_ONLY_MIRRORED}
+
+
+def doc_json_blocks(text: str) -> list:
+    """``(label line, block text)`` of every ```json block; the label is the last non-empty line before it."""
+    lines = text.splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        if not lines[i].strip().startswith("```"):
+            i += 1
+            continue
+        end = next(j for j in range(i + 1, len(lines)) if lines[j].strip().startswith("```"))
+        if lines[i].strip() == "```json":
+            label = next((line.strip() for line in reversed(lines[:i]) if line.strip()), "")
+            blocks.append((label, "\n".join(lines[i + 1 : end])))
+        i = end + 1
+    return blocks
+
+
+def doc_problems(doc: str, config_files: dict) -> list:
+    """How the ```json blocks of ``doc`` differ from ``config_files`` (``{"policies/<name>": parsed JSON}``) and DOC_EXAMPLES."""
+    problems, files, examples = [], {}, {}
+    for label, body in doc_json_blocks(doc):
+        m = DOC_LABEL.fullmatch(label)
+        if not m:
+            problems.append(f"a ```json block has no <!-- file: ... --> or <!-- example: ... --> label before it, but {label!r}")
+            continue
+        target = files if m.group(1) == "file" else examples
+        if m.group(2) in target:
+            problems.append(f"{m.group(2)} is shown twice")
+        target[m.group(2)] = json.loads(body)
+    for name in sorted(set(files) | set(config_files)):
+        if files.get(name) != config_files.get(name):
+            problems.append(f"{name}: the doc shows {files.get(name)!r}, the file is {config_files.get(name)!r}")
+    if examples != DOC_EXAMPLES:
+        problems.append(f"examples: the doc shows {examples!r}, the tests use {DOC_EXAMPLES!r}")
+    return problems
+
+
+def config_files() -> dict:
+    # Read at test time: whoever changes a config file must change the doc with it.
+    return {f"policies/{path.name}": json.loads(path.read_text()) for path in sorted(PACK.glob("config.*.json"))}
+
+
+def test_the_doc_shows_every_config_file_exactly():
+    files = config_files()
+    assert sorted(files) == ["policies/config.dev.json", "policies/config.prod.json"]
+    assert doc_problems(DOC.read_text(), files) == []
+
+
+def test_the_doc_check_finds_a_changed_file_and_an_unlabelled_block():
+    doc, files = DOC.read_text(), config_files()
+    # Someone allows one more image in the dev config and leaves the doc alone.
+    changed = copy.deepcopy(files)
+    changed["policies/config.dev.json"]["image-allowlist"]["allowedImages"].append("quay.io/new-pool/**")
+    [problem] = doc_problems(doc, changed)
+    assert problem.startswith("policies/config.dev.json: the doc shows") and "quay.io/new-pool/**" in problem
+    # A block that drops its label is neither trusted nor silently skipped.
+    problems = doc_problems(doc.replace("<!-- file: policies/config.prod.json -->\n", ""), files)
+    assert [p.split(",")[0] for p in problems] == [
+        "a ```json block has no <!-- file: ... --> or <!-- example: ... --> label before it",
+        "policies/config.prod.json: the doc shows None",
+    ]
+
+
 def test_a_mirrored_digest_only_config_remediates_a_digest_pinned_pre_puller():
     pause = "registry.k8s.io/pause:3.10.1@" + DIGEST
     helper = "docker.io/library/busybox:1.37.0-musl@" + DIGEST
@@ -421,6 +658,8 @@ def test_each_stack_passes_its_example_config(env):
     servicer = configure(new_servicer(), load_json(f"config.{env}.json"))
     # No mandatory violation: the stack deploys under its own policy (require-digest only advises in prod).
     assert [d for d in analyze_objects(servicer, objects) if d[1] == "mandatory"] == []
+    # ...and its config has no error for the stack check to report.
+    assert analyze_stack(servicer) == []
 
 
 def test_the_prod_config_refuses_an_unlisted_image():
