@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from .args import KNOWN_FIELDS
+from .args import KNOWN_FIELDS, TaintEffect
 from .errors import PrePullInputError
 from .images import parse_image
 from .manifests import namespace_object, render
@@ -171,8 +171,9 @@ def _taints(raw: Any, pool: str) -> tuple:
         taint = {"key": check_qualified_name(t.get("key"), f"{f}.key")}
         if t.get("value"):
             taint["value"] = check_label_value(t["value"], f"{f}.value")
-        if t.get("effect") not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-            raise PrePullInputError(f"{f}.effect", t.get("effect"), "must be one of 'NoSchedule', 'PreferNoSchedule', 'NoExecute'")
+        effects = [e.value for e in TaintEffect]
+        if t.get("effect") not in effects:
+            raise PrePullInputError(f"{f}.effect", t.get("effect"), f"must be one of {', '.join(repr(e) for e in effects)}")
         taint["effect"] = t["effect"]
         out.append(taint)
     return tuple(out)
