@@ -93,7 +93,7 @@ def cel_validations() -> list:
 UNTAINT_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
 
 
-def untaint_container(taint: dict, image: str, security_context: dict, busybox: str, helper_mount: str) -> dict:
+def untaint_container(taint: dict, image: str, security_context: dict, busybox: str, helper_mount: dict) -> dict:
     """The last init container: remove the taint from this node, idempotently.
 
     A pod restart (node reboot) finds the taint already gone; the script then
@@ -118,7 +118,7 @@ def untaint_container(taint: dict, image: str, security_context: dict, busybox: 
         "resources": {k: dict(v) for k, v in UNTAINT_RESOURCES.items()},
         "securityContext": security_context,
         "volumeMounts": [
-            {"name": "prepull-bin", "mountPath": helper_mount, "readOnly": True},
+            helper_mount,  # the volume holding `busybox`
             {"name": "untaint-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
             {"name": "untaint-home", "mountPath": "/home/untaint"},
         ],

@@ -12,12 +12,17 @@ from typing import Mapping, Optional
 from .args import ImagePrePullerArgs, Method
 from .gate import gate_objects, service_account_name, untaint_container, untaint_volumes
 from .names import container_name
-from .plan import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME, RESERVED_ANNOTATIONS, Group, Plan, build_plan
+from .plan import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME, Group, Plan, build_plan
 
-ANNOTATION_IMAGES_HASH = RESERVED_ANNOTATIONS[0]
+ANNOTATION_IMAGES_HASH = "prepull.dev/images-hash"  # users cannot set prepull.dev/ keys (plan.py)
 HELPER_MOUNT = "/.prepull"
 HELPER_VOLUME = "prepull-bin"
 NOOP = [f"{HELPER_MOUNT}/busybox", "true"]
+
+
+def _helper_mount_read_only() -> dict:
+    """How every container after the copy step sees the static busybox."""
+    return {"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 # Checks checkov flags on the default output that do not apply to a pre-puller,
@@ -116,7 +121,7 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
                 "args": [],
                 "resources": _resources(plan),
                 "securityContext": _security_context(),
-                "volumeMounts": [{"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}],
+                "volumeMounts": [_helper_mount_read_only()],
             })
     elif plan.method is Method.DOCKER_SOCKET:
         for ref in group.images:
@@ -141,7 +146,7 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
     if plan.remove_startup_taint:
         # Last: init containers run in order, so every pull above has succeeded.
         init.append(untaint_container(
-            plan.startup_taint, plan.untaint_image.canonical, _security_context(), NOOP[0], HELPER_MOUNT
+            plan.startup_taint, plan.untaint_image.canonical, _security_context(), NOOP[0], _helper_mount_read_only()
         ))
         volumes.extend(untaint_volumes())
     return init, mounts, volumes

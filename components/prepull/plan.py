@@ -28,7 +28,6 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_DAEMONSET = "prepull.dev/daemonset"
 RESERVED_LABELS = (LABEL_NAME, LABEL_INSTANCE, LABEL_DAEMONSET, "app.kubernetes.io/managed-by")
-RESERVED_ANNOTATIONS = ("prepull.dev/images-hash",)
 # Annotation prefixes the component writes or that change how tools treat the objects
 # (pulumi.com/skipAwait would bypass the skip_await checks; checkov.io/skipN its written reasons).
 RESERVED_ANNOTATION_PREFIXES = ("prepull.dev/", "pulumi.com/", "checkov.io/")
