@@ -1,7 +1,7 @@
 """The e2e test's proof that a node holds its images, checked offline against fabricated API objects.
 
 No cluster here: ``kget`` is replaced by canned pods and nodes, so these run in
-the unit suite (not marked e2e) and pin down what test_kind_e2e accepts as proof.
+the unit suite (not marked e2e) and pin down what test_e2e accepts as proof.
 """
 
 import importlib.util
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("prepull_e2e_module", Path(__file__).with_name("test_kind_e2e.py"))
+_spec = importlib.util.spec_from_file_location("prepull_e2e_module", Path(__file__).with_name("test_e2e.py"))
 e2e = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(e2e)
 
@@ -36,8 +36,9 @@ def pod(exit_codes=(0, 0, 0), ready=True, images=IMAGES):
     }
 
 
-def node(listed):
-    return {"status": {"images": [{"names": [name], "sizeBytes": 1} for name in listed]}}
+def node(listed, simulated=False):
+    labels = {"prepull.dev/simulated": "true"} if simulated else {}
+    return {"metadata": {"name": NODE, "labels": labels}, "status": {"images": [{"names": [name], "sizeBytes": 1} for name in listed]}}
 
 
 @pytest.fixture
@@ -52,6 +53,8 @@ def cluster(monkeypatch):
         return state["node"]
 
     monkeypatch.setattr(e2e, "kget", kget)
+    # Under the local cluster's env a real containerd is named: these fabricated nodes are not in it.
+    monkeypatch.setattr(e2e, "CONTAINERD", None)
     return state
 
 
@@ -67,6 +70,14 @@ def test_a_full_image_list_without_a_small_image_is_not_a_failure(cluster):
     # 50 larger images fill node.status.images: the kubelet drops the smaller ones from the list.
     cluster["node"] = node([f"registry.example.com/big:{i}" for i in range(e2e.NODE_STATUS_MAX_IMAGES)])
     assert problems() == []
+
+
+def test_a_simulated_node_is_not_asked_for_images_it_cannot_hold(cluster):
+    # kwok writes the pod's status; nothing is pulled, so node.status.images stays empty.
+    cluster["node"] = node([], simulated=True)
+    assert problems() == []
+    cluster["pod"] = pod(exit_codes=(0, 1, 0))
+    assert problems() and all("not terminated with exit 0" in p for p in problems())
 
 
 def test_a_list_below_the_cap_must_hold_every_image(cluster):

@@ -1,22 +1,31 @@
 """End to end on a real cluster: `pulumi up` the dev stack with the Automation API, then check the nodes.
 
-Needs the `pulumi` CLI, `kubectl`, and a reachable cluster created from
-examples/kind-dev.yaml (context ``$PREPULL_E2E_CONTEXT``, default
-``kind-prepull``; for a ``kind-*`` context the `kind` CLI too). Without them
-every test here is reported as skipped with the reason. See docs/e2e.md.
+Two clusters are supported (docs/e2e.md):
 
-The project is copied into a temporary directory so the checkout is never
-touched: state goes to a local file backend there, and config changes rewrite
-only the copy's stack file. The tests run in order and share one stack:
-deploy, the new-node gate lifted its taint (and its identity can touch no other
-node), a node joins the pool, the image list changes, destroy.
+- **the local cluster** of tests/cluster (``. DIR/env`` sets ``PREPULL_TEST_CLUSTER``): a real
+  kubelet node on containerd, pulling from a loopback registry, plus kwok nodes, which are
+  *simulated* (labelled ``prepull.dev/simulated=true``): they run nothing and pull nothing, so
+  only the real node's images are checked in containerd and in ``node.status.images``;
+- **kind**, created from examples/kind-dev.yaml (context ``$PREPULL_E2E_CONTEXT``, default
+  ``kind-prepull``), where every node is real.
+
+The program runs *inline* (the stack program's ``main`` in this process, served by the SDK's
+own language server), so no ``pulumi-language-python`` host is needed: the proxy these
+machines build from does not serve it (docs/e2e.md). The CLI, the engine, the Kubernetes
+provider and the cluster are the real ones. Without the tools or a cluster every test here is
+reported as skipped with the reason.
+
+The project is copied into a temporary directory so the checkout is never touched: state goes
+to a local file backend there, and config changes rewrite only the copy's stack file. The tests
+run in order and share one stack: deploy, the new-node gate lifted its taint before a workload
+could schedule (and its identity can touch no other node), a node joins the pool, the image list
+changes, destroy.
 """
 
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,11 +35,19 @@ from pulumi import automation as auto
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = os.environ.get("PREPULL_E2E_CONTEXT", "kind-prepull")
+# Set by tests/cluster/up's env file: the local cluster, its real node and its containerd.
+LOCAL = os.environ.get("PREPULL_TEST_CLUSTER")
+CONTAINERD = os.environ.get("PREPULL_TEST_CONTAINERD")
 STACK = "dev"
 SPARE_LABEL = "prepull.dev/spare"
 POOL_LABEL = "prepull.dev/pool"
+SIMULATED_LABEL = "prepull.dev/simulated"
+MANAGED_BY = "app.kubernetes.io/managed-by=prepull"
 ADDED_IMAGE = "docker.io/library/alpine:3.21"
+# The dev stack's distroless image: no shell and no `true` (on the local cluster, a stand-in just as bare).
+SHELL_LESS_IMAGE = "gcr.io/distroless/static-debian12:nonroot"
 GATED_POOL = "gated"
+WORKLOAD_NAMESPACE = "prepull-e2e-workload"
 # The kubelet reports at most this many images in node.status.images (nodeStatusMaxImages, default 50),
 # largest first: on a busy node a small image may be missing from the list although it is present.
 NODE_STATUS_MAX_IMAGES = 50
@@ -47,14 +64,15 @@ def _skip_reason():
         subprocess.run(["kubectl", "--context", CONTEXT, "get", "nodes", "-o", "name"], check=True, capture_output=True, timeout=10)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
         return (
-            f"no reachable cluster for kubectl context {CONTEXT!r} ({type(err).__name__}); create one with "
+            f"no reachable cluster for kubectl context {CONTEXT!r} ({type(err).__name__}); start the local one with "
+            "`tests/cluster/up DIR && . DIR/env`, or create a kind one with "
             "`kind create cluster --name prepull --config examples/kind-dev.yaml` (see docs/e2e.md)"
         )
     return None
 
 
 SKIP_REASON = _skip_reason()
-# In the e2e workflow a skip would look like a pass: there PREPULL_E2E_REQUIRED=1 turns it into a failure.
+# Where a skip would look like a pass (the cluster tier, the e2e workflow), PREPULL_E2E_REQUIRED=1 makes it a failure.
 REQUIRED = os.environ.get("PREPULL_E2E_REQUIRED") == "1"
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(SKIP_REASON is not None and not REQUIRED, reason=SKIP_REASON or "")]
 
@@ -95,15 +113,28 @@ def node_taints(node: str) -> list:
     return kget("node", node).get("spec", {}).get("taints") or []
 
 
+def simulated(node: str) -> bool:
+    """A kwok node: the API shows a Ready pod with every init container exited 0, but nothing ran or was pulled."""
+    return kget("node", node)["metadata"].get("labels", {}).get(SIMULATED_LABEL) == "true"
+
+
+def containerd_images() -> set:
+    """The image references the real node's containerd holds (the local cluster only)."""
+    out = subprocess.run(["ctr", "--address", CONTAINERD, "-n", "k8s.io", "images", "ls", "-q"], check=True, capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
 def pull_problems(namespace: str, daemon_set: str, node: str, images: list) -> list:
     """What is still wrong with the pre-pull pod on ``node``; empty once it proves every image is there.
 
     The proof is the pod itself: it has an init container per image, every init
     container (the pulls, and in a gated pool the untaint step) terminated with
     exit code 0, and the pod is Ready. A pull container exits 0 only once the
-    kubelet pulled its image. ``node.status.images`` is an extra check only while
-    the node lists fewer than NODE_STATUS_MAX_IMAGES images: past the cap the
-    kubelet keeps the largest ones, so a small image may be absent from a full list.
+    kubelet pulled its image. On a real node two more checks follow: the local
+    cluster's containerd holds every image, and ``node.status.images`` lists them
+    while it holds fewer than NODE_STATUS_MAX_IMAGES (past the cap the kubelet keeps
+    the largest ones, so a small image may be absent from a full list). A
+    simulated (kwok) node gets neither: kwok only writes the pod's status.
     """
     pods = [p for p in kget("pods", "-n", namespace, "-l", f"prepull.dev/daemonset={daemon_set}")["items"] if p["spec"].get("nodeName") == node]
     if len(pods) != 1:
@@ -125,6 +156,17 @@ def pull_problems(namespace: str, daemon_set: str, node: str, images: list) -> l
     conditions = {c["type"]: c.get("status") for c in pod.get("status", {}).get("conditions") or []}
     if conditions.get("Ready") != "True":
         problems.append(f"{name} not Ready (phase {pod.get('status', {}).get('phase')}, conditions {conditions})")
+    if not simulated(node):
+        problems += real_node_problems(node, images)
+    return problems
+
+
+def real_node_problems(node: str, images: list) -> list:
+    problems = []
+    if CONTAINERD:
+        missing = [i for i in images if i not in containerd_images()]
+        if missing:
+            problems.append(f"containerd of {node} does not hold {missing}")
     listed = node_images(node)
     if len(listed) < NODE_STATUS_MAX_IMAGES:
         # The list is complete (below the cap): every image must be in it. It is refreshed with the
@@ -138,7 +180,7 @@ def pull_problems(namespace: str, daemon_set: str, node: str, images: list) -> l
 
 def assert_pool_has_images(spec, pool_name: str, images: list) -> None:
     nodes = nodes_with(f"{POOL_LABEL}={pool_name}")
-    assert nodes, f"no node labelled {POOL_LABEL}={pool_name}: was the cluster created from examples/kind-dev.yaml?"
+    assert nodes, f"no node labelled {POOL_LABEL}={pool_name}: was the cluster created by tests/cluster/up or from examples/kind-dev.yaml?"
     for node in nodes:
         wait_for(f"{images} on {node}", lambda node=node: pull_problems(spec.namespace, pool_name, node, images))
 
@@ -161,22 +203,66 @@ def current_spec(project: Path):
 
 
 def copy_project(dest: Path, backend: Path) -> Path:
-    """The project in ``dest``, with its backend pointed at ``backend`` and this interpreter's virtualenv."""
-    shutil.copytree(ROOT / "components", dest / "components", ignore=shutil.ignore_patterns("venv", "__pycache__", "*.egg-info"))
-    (dest / "stacks").mkdir()
-    shutil.copy2(ROOT / "stacks" / f"Pulumi.{STACK}.yaml", dest / "stacks")
-    for name in ("__main__.py", "requirements.txt"):
-        shutil.copy2(ROOT / name, dest / name)
+    """The project in ``dest`` (Pulumi.yaml with its backend pointed at ``backend``, and the dev stack file).
+
+    On the local cluster the one real node is the gated pool's, so the copy's gated pool also
+    pulls every other pool's images: every image of the stack, the shell-less one included, is
+    then really pulled by a kubelet (the other pools' nodes are simulated).
+    """
+    (dest / "stacks").mkdir(parents=True)
+    stack_file = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{STACK}.yaml").read_text())
+    if LOCAL:
+        pools = stack_file["config"]["prepull:nodePools"]
+        others = [image for pool in pools if pool["name"] != GATED_POOL for image in pool.get("images") or []]
+        next(p for p in pools if p["name"] == GATED_POOL)["images"] = others
+    (dest / "stacks" / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(stack_file, sort_keys=False))
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     project["backend"] = {"url": backend.as_uri()}
-    options = project["runtime"].setdefault("options", {})
-    if sys.prefix != sys.base_prefix:
-        # Reuse the virtualenv running the tests: it already has requirements.txt installed.
-        options["virtualenv"] = sys.prefix
-    else:
-        options.pop("virtualenv", None)
     (dest / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
     return dest
+
+
+def program() -> None:
+    """The stack program, run inline: what __main__.py runs."""
+    from prepull.stack import main
+
+    main()
+
+
+def workload_pod(spec, taint: dict) -> dict:
+    """A plain workload for the gated pool: it tolerates nothing, so it may schedule only once the taint is gone."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "after-the-gate", "namespace": WORKLOAD_NAMESPACE},
+        "spec": {
+            "nodeSelector": {POOL_LABEL: GATED_POOL},
+            "automountServiceAccountToken": False,
+            "containers": [{"name": "app", "image": expected_images(spec)[GATED_POOL][0], "command": ["sleep", "3600"],
+                            "resources": {"limits": {"cpu": "50m", "memory": "32Mi"}}}],
+        },
+    }
+
+
+def retaint_gated_nodes(spec) -> None:
+    """Give the gated nodes their startup taint, as a new node registers with it.
+
+    The gate removes it for good; on a cluster an earlier run already used, the taint is put
+    back, otherwise "the taint is gone" would prove nothing.
+    """
+    gate = gate_taint(spec)
+    for node in nodes_with(f"{POOL_LABEL}={GATED_POOL}"):
+        if not any(t["key"] == gate["key"] for t in node_taints(node)):
+            kubectl("taint", "node", node, f"{gate['key']}:{gate['effect']}")
+
+
+def pending_for_taint(pod: str) -> list:
+    """Empty once the scheduler reported ``pod`` unschedulable because of an untolerated taint."""
+    status = kget("pod", "-n", WORKLOAD_NAMESPACE, pod).get("status", {})
+    scheduled = next((c for c in status.get("conditions") or [] if c["type"] == "PodScheduled"), {})
+    if scheduled.get("status") == "False" and "untolerated taint" in scheduled.get("message", ""):
+        return []
+    return [f"{pod} is not (yet) unschedulable for a taint: {scheduled}"]
 
 
 @pytest.fixture(scope="module")
@@ -193,20 +279,22 @@ def deployment(tmp_path_factory):
         "PULUMI_BACKEND_URL": backend.as_uri(),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
     }
-    stack = auto.create_or_select_stack(STACK, work_dir=str(project), opts=auto.LocalWorkspaceOptions(env_vars=env))
+    opts = auto.LocalWorkspaceOptions(work_dir=str(project), env_vars=env)
+    stack = auto.create_or_select_stack(STACK, project_name="prepull", program=program, opts=opts)
     stack.set_config("prepull:kubeContext", auto.ConfigValue(CONTEXT))
     state = {"stack": stack, "project": project, "destroyed": False, "spare": None, "denied_taint_on": None}
-    # The gated worker registers with the startup taint (examples/kind-dev.yaml), and the gate removes
-    # it for good. On a cluster an earlier run already used, put it back, as a new node would have it:
-    # otherwise "the taint is gone" would prove nothing.
-    gate = gate_taint(current_spec(project))
-    for node in nodes_with(f"{POOL_LABEL}={GATED_POOL}"):
-        if not any(t["key"] == gate["key"] for t in node_taints(node)):
-            kubectl("taint", "node", node, f"{gate['key']}:{gate['effect']}")
+    spec = current_spec(project)
+    retaint_gated_nodes(spec)
+    kubectl("create", "namespace", WORKLOAD_NAMESPACE, check=False)
+    subprocess.run(["kubectl", "--context", CONTEXT, "apply", "-f", "-"], input=json.dumps(workload_pod(spec, gate_taint(spec))),
+                   check=True, capture_output=True, text=True)
     try:
+        # Before the pre-puller exists, the workload must wait for the taint.
+        wait_for("the workload pod to be held back by the startup taint", lambda: pending_for_taint("after-the-gate"), timeout=60, every=1)
         state["up"] = stack.up(on_output=print, color="never")
         yield state
     finally:
+        kubectl("delete", "namespace", WORKLOAD_NAMESPACE, "--wait=false", check=False)
         if state["spare"]:
             kubectl("label", "node", state["spare"], f"{POOL_LABEL}-", check=False)
         if state["denied_taint_on"]:
@@ -231,6 +319,11 @@ def test_up_pulls_every_image_on_every_selected_node(deployment):
     # The batch pool tolerates its taint; the general pool's pods never land on the batch node.
     general_pods = kget("pods", "-n", spec.namespace, "-l", "prepull.dev/daemonset=general")["items"]
     assert {p["spec"]["nodeName"] for p in general_pods} == set(nodes_with(f"{POOL_LABEL}=general"))
+    # At least one real node pulled the shell-less image: its pull container ran the injected no-op.
+    real = [n for n in nodes_with(POOL_LABEL) if not simulated(n)]
+    pulled_for_real = [pool.name for pool in spec.pools for n in nodes_with(f"{POOL_LABEL}={pool.name}") if n in real
+                       and SHELL_LESS_IMAGE in images[pool.name]]
+    assert pulled_for_real, f"no real node's pool pulls {SHELL_LESS_IMAGE} (real nodes: {real})"
 
 
 def gate_taint(spec) -> dict:
@@ -240,6 +333,31 @@ def gate_taint(spec) -> dict:
 
 
 DENIED_TAINT_KEY = "prepull.dev/e2e-must-be-denied"
+
+
+def untaint_started_at(spec, node: str) -> str:
+    pod = next(p for p in kget("pods", "-n", spec.namespace, "-l", f"prepull.dev/daemonset={GATED_POOL}")["items"]
+               if p["spec"].get("nodeName") == node)
+    status = next(s for s in pod["status"]["initContainerStatuses"] if s["name"] == "untaint")
+    return status["state"]["terminated"]["startedAt"]
+
+
+def assert_workload_scheduled_after_the_gate(spec, gated: list) -> None:
+    """The workload created before `pulumi up` waited for the taint; it was scheduled only after the untaint step started.
+
+    That step is the last init container: it starts once every pull exited 0, and it is what removes the taint.
+    """
+    def not_scheduled():
+        pod = kget("pod", "-n", WORKLOAD_NAMESPACE, "after-the-gate")
+        return [] if pod["spec"].get("nodeName") else ["after-the-gate is not scheduled yet"]
+
+    wait_for("the workload pod to be scheduled", not_scheduled)
+    pod = kget("pod", "-n", WORKLOAD_NAMESPACE, "after-the-gate")
+    node = pod["spec"]["nodeName"]
+    assert node in gated
+    scheduled_at = next(c["lastTransitionTime"] for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
+    # RFC 3339 UTC timestamps of one format compare as strings; both have one-second resolution.
+    assert scheduled_at >= untaint_started_at(spec, node), (scheduled_at, untaint_started_at(spec, node))
 
 
 def test_the_gate_lifts_the_startup_taint_and_its_identity_can_touch_no_other_node(deployment):
@@ -255,6 +373,7 @@ def test_the_gate_lifts_the_startup_taint_and_its_identity_can_touch_no_other_no
             f"the startup taint {taint['key']} to be removed from {node}",
             lambda node=node: [t for t in node_taints(node) if t["key"] == taint["key"]],
         )
+    assert_workload_scheduled_after_the_gate(spec, gated)
     # Least privilege. RBAC lets the untaint identity patch any node (it cannot say "my node") ...
     identity = f"system:serviceaccount:{spec.namespace}:{GATED_POOL}-untaint"
     assert kubectl("auth", "can-i", "patch", "nodes", f"--as={identity}", check=False).stdout.strip() == "yes"
@@ -328,3 +447,13 @@ def test_destroy_removes_everything(deployment):
     )
     left = [r["urn"] for r in stack.export_stack().deployment.get("resources") or [] if r["type"].startswith("kubernetes:")]
     assert left == []
+    assert labelled_objects() == []
+
+
+def labelled_objects() -> list:
+    """Every object of every listable kind, in every namespace, that carries our managed-by label."""
+    kinds = kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split()
+    # Events copy no labels; leave them out (they also expire on their own).
+    kinds = [k for k in kinds if not k.startswith("events")]
+    out = kubectl("get", ",".join(kinds), "--all-namespaces", "-l", MANAGED_BY, "-o", "name")
+    return out.stdout.split()
