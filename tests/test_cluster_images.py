@@ -67,10 +67,11 @@ def layout(tmp_path_factory):
     fake = root / "fake-binary"
     fake.write_bytes(b"\x7fELF not really")
     out = images.Layout(root / "layout")
-    out.tag("busybox", images.busybox_image(out, fake))
-    out.tag("shellless", images.shellless_image(out))
-    out.tag("multiarch", images.multiarch_index(out))
-    out.tag("sized", images.sized_image(out, 1))
+    out.tag("busybox", images.busybox_image(out, "a/busybox:1", fake))
+    out.tag("python", images.busybox_image(out, "a/python:1", fake))
+    out.tag("shellless", images.shellless_image(out, "a/shellless:1"))
+    out.tag("multiarch", images.multiarch_index(out, "a/multiarch:1"))
+    out.tag("sized", images.sized_image(out, "a/sized:1", 1))
     return out
 
 
@@ -122,7 +123,19 @@ def test_the_sized_image_is_as_big_as_asked_and_incompressible(layout):
     assert manifest["layers"][0]["size"] > 1024 * 1024  # gzip could not shrink it below 1 MiB
 
 
+def test_two_stand_ins_of_one_kind_have_different_digests(layout):
+    # The kubelet lists at most 5 names per image in node.status.images: shared digests would hide tags.
+    assert tagged(layout, "busybox")["digest"] != tagged(layout, "python")["digest"]
+    assert files(layout, tagged(layout, "python"))["etc/prepull-stand-in"].size == len("a/python:1\n")
+
+
 def test_the_layout_is_byte_identical_when_built_twice(tmp_path):
     first, second = images.Layout(tmp_path / "a"), images.Layout(tmp_path / "b")
-    assert images.shellless_image(first) == images.shellless_image(second)
-    assert images.multiarch_index(first) == images.multiarch_index(second)
+    assert images.shellless_image(first, "x") == images.shellless_image(second, "x")
+    assert images.multiarch_index(first, "x") == images.multiarch_index(second, "x")
+
+
+def test_layout_tags_keep_paths_apart():
+    paths = images.destinations(64)
+    assert len({images.layout_tag(p) for p in paths}) == len(paths)
+    assert all(":" not in images.layout_tag(p) for p in paths)

@@ -28,14 +28,22 @@ def _eval(expr: str, activation: dict):
     return ENV.program(ENV.compile(expr)).evaluate(activation)
 
 
-def admit(old: dict, new: dict, username: str = SA_USER, node_name=NODE) -> tuple:
-    """(allowed, failed messages) as the API server would decide for this policy alone."""
+def admit(old: dict, new: dict, username: str = SA_USER, node_name=NODE, extra=None) -> tuple:
+    """(allowed, failed messages) as the API server would decide for this policy alone.
+
+    Without a node name the request has no ``extra`` field at all, as a real API server presents
+    an impersonated or extra-less user; ``extra`` overrides that.
+    """
     policy = _policy()
-    extra = {"authentication.kubernetes.io/node-name": [node_name]} if node_name else {}
+    user = {"username": username}
+    if node_name:
+        user["extra"] = {"authentication.kubernetes.io/node-name": [node_name]}
+    if extra is not None:
+        user["extra"] = extra
     act = {
         "object": celpy.json_to_cel(new),
         "oldObject": celpy.json_to_cel(old),
-        "request": celpy.json_to_cel({"operation": "UPDATE", "userInfo": {"username": username, "extra": extra}}),
+        "request": celpy.json_to_cel({"operation": "UPDATE", "userInfo": user}),
     }
     for cond in policy["matchConditions"]:
         if not _eval(cond["expression"], act):
@@ -77,6 +85,11 @@ def test_removing_it_from_another_node_is_denied():
 
 def test_a_token_without_node_name_is_denied():
     allowed, failed = admit(node([GATE]), node([]), node_name=None)
+    assert not allowed and any("own pod runs on" in m for m in failed)
+
+
+def test_extras_without_the_node_name_are_denied():
+    allowed, failed = admit(node([GATE]), node([]), node_name=None, extra={"other.example/key": ["x"]})
     assert not allowed and any("own pod runs on" in m for m in failed)
 
 

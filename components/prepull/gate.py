@@ -59,7 +59,9 @@ def cel_validations() -> list:
     )
     return [
         {
-            "expression": f"'{NODE_NAME_EXTRA}' in request.userInfo.extra && "
+            # A request with no extras at all has no `extra` field (seen on a real API server):
+            # `in` on the absent field is an evaluation error, so test for it first.
+            "expression": f"has(request.userInfo.extra) && '{NODE_NAME_EXTRA}' in request.userInfo.extra && "
             f"request.userInfo.extra['{NODE_NAME_EXTRA}'].exists(n, n == object.metadata.name)",
             "message": "the pre-puller may only change the node its own pod runs on",
         },

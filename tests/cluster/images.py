@@ -10,6 +10,7 @@ to these images. They prove pulls, shells and exit codes, not the upstream image
 Standard library only: ``up`` runs before any virtualenv exists.
 """
 
+import functools
 import gzip
 import hashlib
 import io
@@ -82,6 +83,12 @@ def layer(entries) -> bytes:
     return buf.getvalue()
 
 
+@functools.lru_cache(maxsize=None)
+def _gzip(data: bytes) -> bytes:
+    # Cached: the sized image's big layer is shared by every image made of it.
+    return gzip.compress(data, compresslevel=1, mtime=0)
+
+
 class Layout:
     """An OCI image layout on disk, written blob by blob."""
 
@@ -99,9 +106,15 @@ class Layout:
     def json_blob(self, doc: dict, media_type: str, **extra) -> dict:
         return self.blob(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(), media_type, **extra)
 
-    def image(self, tars, config: dict, arch: str = "amd64") -> dict:
-        """The manifest descriptor of an image of the given uncompressed layer tars."""
-        layers = [self.blob(gzip.compress(t, compresslevel=1, mtime=0), "application/vnd.oci.image.layer.v1.tar+gzip") for t in tars]
+    def image(self, tars, config: dict, label: str, arch: str = "amd64") -> dict:
+        """The manifest descriptor of an image of the given uncompressed layer tars.
+
+        A last small layer holds ``label`` (the reference it stands in for), so that no two
+        stand-ins share a digest: the kubelet lists at most 5 names per image in
+        node.status.images, and one image under many tags would hide some of them.
+        """
+        tars = [*tars, layer([("etc/prepull-stand-in", f"{label}\n".encode(), 0o644, "")])]
+        layers = [self.blob(_gzip(t), "application/vnd.oci.image.layer.v1.tar+gzip") for t in tars]
         cfg = {
             "architecture": arch,
             "os": "linux",
@@ -125,22 +138,22 @@ class Layout:
 # ---------------------------------------------------------------- the kinds of image
 
 
-def busybox_image(layout: Layout, busybox: Path) -> dict:
+def busybox_image(layout: Layout, label: str, busybox: Path) -> dict:
     entries = [("bin/", None, 0o755, ""), ("bin/busybox", busybox.read_bytes(), 0o755, "")]
     entries += [(f"bin/{applet}", None, 0o777, "busybox") for applet in BUSYBOX_APPLETS]
-    return layout.image([layer(entries + [("tmp/", None, 0o1777, "")])], {"Cmd": ["sh"]})
+    return layout.image([layer(entries + [("tmp/", None, 0o1777, "")])], {"Cmd": ["sh"]}, label)
 
 
-def pause_image(layout: Layout, pause: Path) -> dict:
-    return layout.image([layer([("pause", pause.read_bytes(), 0o755, "")])], {"Entrypoint": ["/pause"], "User": "65535:65535"})
+def pause_image(layout: Layout, label: str, pause: Path) -> dict:
+    return layout.image([layer([("pause", pause.read_bytes(), 0o755, "")])], {"Entrypoint": ["/pause"], "User": "65535:65535"}, label)
 
 
-def kubectl_image(layout: Layout, kubectl: Path) -> dict:
+def kubectl_image(layout: Layout, label: str, kubectl: Path) -> dict:
     entries = [("bin/", None, 0o755, ""), ("bin/kubectl", kubectl.read_bytes(), 0o755, "")]
-    return layout.image([layer(entries)], {"Entrypoint": ["/bin/kubectl"]})
+    return layout.image([layer(entries)], {"Entrypoint": ["/bin/kubectl"]}, label)
 
 
-def shellless_image(layout: Layout) -> dict:
+def shellless_image(layout: Layout, label: str) -> dict:
     """Like distroless/static: a passwd file and data, no shell and no `true` binary."""
     entries = [
         ("etc/", None, 0o755, ""),
@@ -148,19 +161,23 @@ def shellless_image(layout: Layout) -> dict:
         ("home/nonroot/", None, 0o700, ""),
         ("data/stand-in.txt", b"prepull test image: no shell, no true\n", 0o644, ""),
     ]
-    return layout.image([layer(entries)], {"User": "65532"})
+    return layout.image([layer(entries)], {"User": "65532"}, label)
 
 
-def multiarch_index(layout: Layout) -> dict:
-    manifests = [layout.image([layer([("arch.txt", f"{arch}\n".encode(), 0o644, "")])], {}, arch) for arch in ("amd64", "arm64")]
+def multiarch_index(layout: Layout, label: str) -> dict:
+    manifests = [layout.image([layer([("arch.txt", f"{arch}\n".encode(), 0o644, "")])], {}, label, arch) for arch in ("amd64", "arm64")]
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
     return layout.json_blob(index, index["mediaType"])
 
 
-def sized_image(layout: Layout, mib: int) -> dict:
+@functools.lru_cache(maxsize=None)
+def _sized_layer(mib: int) -> bytes:
+    return layer([("data/blob", random.Random(mib).randbytes(mib * 1024 * 1024), 0o644, "")])
+
+
+def sized_image(layout: Layout, label: str, mib: int) -> dict:
     """One layer of ``mib`` MiB of incompressible (seeded, so reproducible) bytes."""
-    data = random.Random(mib).randbytes(mib * 1024 * 1024)
-    return layout.image([layer([("data/blob", data, 0o644, "")])], {})
+    return layout.image([_sized_layer(mib)], {}, label)
 
 
 def compile_pause(out: Path) -> Path:
@@ -169,15 +186,25 @@ def compile_pause(out: Path) -> Path:
     return binary
 
 
+def layout_tag(path: str) -> str:
+    """The layout's name for the image pushed to ``path`` (a layout tag cannot hold ':')."""
+    return path.replace("/", "_").replace(":", "_")
+
+
 def build(out: Path, kubectl: Path, busybox: Path, sized_mib: int) -> Layout:
-    """Every kind of image, tagged by its kind, in one layout under ``out``."""
+    """Every image to push, each its own (see Layout.image), in one layout under ``out``."""
     layout = Layout(out / "layout")
-    layout.tag("busybox", busybox_image(layout, busybox))
-    layout.tag("pause", pause_image(layout, compile_pause(out)))
-    layout.tag("kubectl", kubectl_image(layout, kubectl))
-    layout.tag("shellless", shellless_image(layout))
-    layout.tag("multiarch", multiarch_index(layout))
-    layout.tag("sized", sized_image(layout, sized_mib))
+    pause = compile_pause(out)
+    makers = {
+        "busybox": lambda label: busybox_image(layout, label, busybox),
+        "pause": lambda label: pause_image(layout, label, pause),
+        "kubectl": lambda label: kubectl_image(layout, label, kubectl),
+        "shellless": lambda label: shellless_image(layout, label),
+        "multiarch": lambda label: multiarch_index(layout, label),
+        "sized": lambda label: sized_image(layout, label, sized_mib),
+    }
+    for path, kind in sorted(destinations(sized_mib).items()):
+        layout.tag(layout_tag(path), makers[kind](path))
     return layout
 
 
@@ -190,8 +217,8 @@ def destinations(sized_mib: int) -> dict:
 
 
 def push(layout: Layout, registry: str, sized_mib: int) -> None:
-    for path, kind in sorted(destinations(sized_mib).items()):
+    for path in sorted(destinations(sized_mib)):
         subprocess.run(
-            ["skopeo", "copy", "--quiet", "--all", "--dest-tls-verify=false", f"oci:{layout.root}:{kind}", f"docker://{registry}/{path}"],
+            ["skopeo", "copy", "--quiet", "--all", "--dest-tls-verify=false", f"oci:{layout.root}:{layout_tag(path)}", f"docker://{registry}/{path}"],
             check=True,
         )

@@ -238,6 +238,7 @@ def workload_pod(spec, taint: dict) -> dict:
         "spec": {
             "nodeSelector": {POOL_LABEL: GATED_POOL},
             "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 0,
             "containers": [{"name": "app", "image": expected_images(spec)[GATED_POOL][0], "command": ["sleep", "3600"],
                             "resources": {"limits": {"cpu": "50m", "memory": "32Mi"}}}],
         },
@@ -285,7 +286,9 @@ def deployment(tmp_path_factory):
     state = {"stack": stack, "project": project, "destroyed": False, "spare": None, "denied_taint_on": None}
     spec = current_spec(project)
     retaint_gated_nodes(spec)
-    kubectl("create", "namespace", WORKLOAD_NAMESPACE, check=False)
+    # A namespace left by an earlier run (its pod ran): start from none, as a new workload would.
+    kubectl("delete", "namespace", WORKLOAD_NAMESPACE, "--ignore-not-found", "--wait=true")
+    kubectl("create", "namespace", WORKLOAD_NAMESPACE)
     subprocess.run(["kubectl", "--context", CONTEXT, "apply", "-f", "-"], input=json.dumps(workload_pod(spec, gate_taint(spec))),
                    check=True, capture_output=True, text=True)
     try:
@@ -294,7 +297,7 @@ def deployment(tmp_path_factory):
         state["up"] = stack.up(on_output=print, color="never")
         yield state
     finally:
-        kubectl("delete", "namespace", WORKLOAD_NAMESPACE, "--wait=false", check=False)
+        kubectl("delete", "namespace", WORKLOAD_NAMESPACE, "--wait=true", check=False)
         if state["spare"]:
             kubectl("label", "node", state["spare"], f"{POOL_LABEL}-", check=False)
         if state["denied_taint_on"]:
