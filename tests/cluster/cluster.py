@@ -14,6 +14,7 @@ PATH, which `up` sets from tests/cluster/build's cache.
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie or a reused PID is not ours: compare the executable's name.
+    # A child that died while `up` still runs is a zombie until `up` exits.
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and ") Z " not in stat.read_text()
 
@@ -75,7 +76,7 @@ def recorded_pid(d: Path, name: str):
     if not path.exists():
         return None
     pid, exe = path.read_text().split(maxsplit=1)
-    try:
+    try:  # a reused PID is not ours: compare the executable's name
         same = Path(f"/proc/{pid}/exe").resolve().name == Path(exe.strip()).name
     except OSError:
         same = False
@@ -87,7 +88,7 @@ def start(d: Path, name: str, argv: list) -> None:
     if recorded_pid(d, name):
         log(f"{name} is already running")
         return
-    exe = subprocess.run(["which", argv[0]], capture_output=True, text=True).stdout.strip()
+    exe = shutil.which(argv[0])
     if not exe:
         raise StartError(f"{name}: {argv[0]} is not on PATH (run tests/cluster/build)")
     logfile = open(d / "logs" / f"{name}.log", "ab")
@@ -202,8 +203,7 @@ def push_images(d: Path, sized_mib: int) -> None:
     if marker.exists():
         return
     (d / "images").mkdir(exist_ok=True)
-    kubectl = run("which", "kubectl").stdout.strip()
-    layout = images.build(d / "images", Path(kubectl), Path("/bin/busybox"), sized_mib)
+    layout = images.build(d / "images", Path(shutil.which("kubectl")), Path("/bin/busybox"), sized_mib)
     images.push(layout, registry(), sized_mib)
     marker.touch()
     log(f"pushed {len(images.destinations(sized_mib))} images to {registry()}")
@@ -313,7 +313,8 @@ def start_controllers(d: Path, pki: Path) -> None:
                                 f"--bind-address={HOST}", "--secure-port=0"])
 
 
-def kubelet_config(d: Path, pki: Path) -> Path:
+def kubelet_config(d: Path, pki: Path, patch: dict) -> Path:
+    """The kubelet's configuration file, with ``patch``'s fields set over the defaults here."""
     config = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -327,23 +328,39 @@ def kubelet_config(d: Path, pki: Path) -> Path:
         "registerWithTaints": [STARTUP_TAINT],
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
         "resolvConf": "/etc/resolv.conf", "staticPodPath": "",
+        "podLogsDir": str(d / "kubelet" / "pod-logs"),  # not the machine's /var/log/pods
     }
     path = d / "kubelet" / "config.yaml"
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(config, indent=1))
+    path.write_text(json.dumps({**config, **patch}, indent=1))
     return path
 
 
-def start_kubelet(d: Path, pki: Path) -> None:
+def start_kubelet(d: Path, pki: Path, patch: dict = None) -> None:
     labels = ",".join(f"{k}={v}" for k, v in REAL_NODE_LABELS.items())
-    start(d, "kubelet", ["kubelet", f"--config={kubelet_config(d, pki)}", f"--kubeconfig={kubeconfig(d, 'kubelet')}",
+    config = kubelet_config(d, pki, patch or {})
+    start(d, "kubelet", ["kubelet", f"--config={config}", f"--kubeconfig={kubeconfig(d, 'kubelet')}",
                          f"--root-dir={d / 'kubelet' / 'root'}", f"--cert-dir={d / 'kubelet' / 'pki'}", f"--hostname-override={REAL_NODE}",
                          f"--node-ip={POD_GATEWAY}", f"--node-labels={labels}", "--v=1"])
     wait_until(d, "kubelet", lambda: kubectl(d, "get", "node", REAL_NODE, check=False).returncode == 0, timeout=120)
 
 
+def restart_kubelet(d: Path, patch: dict) -> float:
+    """Restart the real node's kubelet with ``patch`` over its configuration; its pods keep running.
+
+    Returns the time.time() just before the new kubelet started: its garbage collection
+    periods count from there. Tests use it to try other kubelet settings on the same node.
+    """
+    stop_pid(d, "kubelet")
+    started = time.time()
+    start_kubelet(d, d / "pki", patch)
+    wait_until(d, "kubelet", lambda: http_ok(f"http://{HOST}:{PORTS['kubelet-healthz']}/healthz"))
+    wait_until(d, "kubelet", lambda: REAL_NODE not in nodes_not_ready(d), timeout=120)
+    return started
+
+
 def start_kwok(d: Path, nodes: int) -> None:
-    stages = Path(run("which", "kwok").stdout.strip()).resolve().parent.parent / "stages"
+    stages = Path(shutil.which("kwok")).resolve().parent.parent / "stages"
     configs = [stages / p for p in ("node/fast/node-initialize.yaml", "node/heartbeat/node-heartbeat.yaml",
                                     "pod/fast/pod-ready.yaml", "pod/fast/pod-complete.yaml", "pod/fast/pod-delete.yaml")]
     argv = ["kwok", f"--kubeconfig={kubeconfig(d, 'kwok')}", "--manage-all-nodes=false",
