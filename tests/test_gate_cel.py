@@ -157,3 +157,20 @@ def test_other_node_fields_are_frozen(field, value):
     new[section][key] = value
     allowed, failed = admit(old, new)
     assert not allowed and failed == ["the pre-puller may not change node labels, annotations, owners, finalizers, schedulability or other node fields"]
+
+
+@pytest.mark.parametrize("new_source", [None, {"configMap": {"name": "y", "namespace": "kube-system", "kubeletConfigKey": "k"}}])
+def test_an_existing_config_source_may_be_neither_removed_nor_changed(new_source):
+    # Compared by presence, then value (an object-typed field has no empty literal the type checker accepts).
+    old = node([GATE])
+    old["spec"]["configSource"] = {"configMap": {"name": "x", "namespace": "kube-system", "kubeletConfigKey": "k"}}
+    new = copy.deepcopy(old)
+    new["spec"]["taints"] = []
+    new["spec"].pop("configSource")
+    if new_source:
+        new["spec"]["configSource"] = new_source
+    allowed, failed = admit(old, new)
+    assert not allowed and any("other node fields" in m for m in failed)
+    same = copy.deepcopy(old)
+    same["spec"]["taints"] = []
+    assert admit(old, same) == (True, [])

@@ -14,6 +14,8 @@ every image. Least privilege:
   service-account tokens carry the node name, KEP-4193, GA in 1.32).
 """
 
+from typing import Optional
+
 from .names import check_dns_subdomain
 
 NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
@@ -54,9 +56,16 @@ def cel_variables(taint: dict) -> list:
 
 def cel_validations() -> list:
     """The policy's validations: each must hold for the update to be admitted."""
-    same = lambda path, empty: (  # noqa: E731
-        f"(has(object.{path}) ? object.{path} : {empty}) == (has(oldObject.{path}) ? oldObject.{path} : {empty})"
-    )
+    def same(path: str, empty: Optional[str]) -> str:
+        """``path`` unchanged, an absent value counting as ``empty``.
+
+        An object-typed field has no empty literal of its own type (the API server's type check
+        rejects ``cond ? <NodeConfigSource> : {}``): pass None to compare presence, then value.
+        """
+        if empty is None:
+            return f"(has(object.{path}) == has(oldObject.{path}) && (!has(object.{path}) || object.{path} == oldObject.{path}))"
+        return f"(has(object.{path}) ? object.{path} : {empty}) == (has(oldObject.{path}) ? oldObject.{path} : {empty})"
+
     return [
         {
             # A request with no extras at all has no `extra` field (seen on a real API server):
@@ -79,7 +88,7 @@ def cel_validations() -> list:
                     same("spec.podCIDRs", "[]"),
                     same("spec.providerID", "''"),
                     same("spec.externalID", "''"),
-                    same("spec.configSource", "{}"),
+                    same("spec.configSource", None),
                     # An ownerReference to a missing owner gets the Node garbage-collected; a finalizer blocks its deletion.
                     same("metadata.ownerReferences", "[]"),
                     same("metadata.finalizers", "[]"),
