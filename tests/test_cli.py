@@ -362,3 +362,35 @@ def test_render_out_writes_every_file_even_when_stdout_is_closed(tmp_path, monke
     assert main(["render", "--stack", "prod", "--out", str(tmp_path / "out")]) == 0
     wanted = [f"{i:03d}-{o['kind'].lower()}-{o['metadata']['name']}.yaml" for i, o in enumerate(expected_objects(STACKS / "Pulumi.prod.yaml"))]
     assert sorted(f.name for f in (tmp_path / "out").iterdir()) == wanted
+
+
+# ---------------------------------------------------------------- check --server (no cluster here; the cluster tier runs it for real)
+
+
+def test_check_server_says_when_the_kubeconfig_cannot_be_loaded(tmp_path):
+    out = cli("check", "--stack", "dev", "--server", "--kubeconfig", tmp_path / "missing")
+    assert out.returncode == 3, (out.stdout, out.stderr)
+    assert "cannot reach the cluster of the current context" in out.stderr and "Traceback" not in out.stderr
+    assert out.stdout == ""
+
+
+def test_check_server_says_when_the_server_does_not_answer(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "down",
+        "clusters": [{"name": "down", "cluster": {"server": "https://127.0.0.1:9", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "down", "context": {"cluster": "down", "user": "u"}}],
+    }))
+    out = cli("check", "--stack", "dev", "--server", "--kubeconfig", kubeconfig, "--context", "down")
+    assert out.returncode == 3, (out.stdout, out.stderr)
+    assert "cannot reach the cluster of context 'down'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_server_warnings_are_read_as_the_text_the_api_server_sent():
+    from prepull.server_check import _warning_text
+
+    assert _warning_text('299 - "would violate PodSecurity \\"restricted:latest\\": privileged"') == (
+        'would violate PodSecurity "restricted:latest": privileged'
+    )
+    assert _warning_text("299 - unquoted") == "unquoted"

@@ -20,6 +20,7 @@ from prepull.args import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # test_e2e.py imports cluster_env
 import images  # noqa: E402
 
 _e2e_spec = importlib.util.spec_from_file_location("prepull_e2e_for_images", ROOT / "tests" / "e2e" / "test_e2e.py")

@@ -26,6 +26,7 @@ from .errors import PrePullInputError
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
 
 CONFIG_NAMESPACE = "prepull:"
 # Keys the stack program reads with Config.get_object: a string value is JSON, as Pulumi decodes it.
@@ -319,6 +320,8 @@ def _gate_version_problems(obj: Mapping, oid: str, version: str) -> list:
 
 def check_command(args: argparse.Namespace) -> int:
     """Validate the stack's objects; exit 1 if any problem."""
+    if args.server:
+        return server_check_command(args)
     _require_kubernetes_validate()
     version = resolve_version(args.kubernetes_version)
     path, objects = load_objects(args.stacks_dir, args.stack)
@@ -336,6 +339,33 @@ def check_command(args: argparse.Namespace) -> int:
         f"against Kubernetes {version} strict schemas (kubernetes-validate {kv_version})"
     )
     return EXIT_PROBLEMS if problems else EXIT_OK
+
+
+def server_check_command(args: argparse.Namespace) -> int:
+    """Dry-run the stack's objects on the cluster; exit 1 on any rejection, 3 if it cannot be reached."""
+    from .server_check import Unreachable, check_on_server, connect
+
+    path, objects = load_objects(args.stacks_dir, args.stack)
+    try:
+        client = connect(args.kubeconfig, args.context)
+        report = check_on_server(objects, client)
+    except Unreachable as err:
+        print(f"prepull: error: {err}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    for oid in report.accepted:
+        print(f"ok           {oid}")
+    for oid, text in report.warnings:
+        print(f"WARNING      {oid}: {text}")
+    for oid, reason in report.not_checked:
+        print(f"NOT CHECKED  {oid}: {reason}")
+    for oid, message in report.problems:
+        print(f"REJECTED     {oid}: {message}")
+    print(
+        f"{path.name}: {len(report.accepted)} accepted ({len(report.warnings)} warning(s)), {len(report.not_checked)} not checked, "
+        f"{len(report.problems)} rejected "
+        f"by the API server at {client.configuration.host} (server-side dry run, strict field validation)"
+    )
+    return EXIT_PROBLEMS if report.problems else EXIT_OK
 
 
 # ---------------------------------------------------------------- schema
@@ -387,6 +417,10 @@ def parser() -> argparse.ArgumentParser:
         help="Kubernetes version to validate against (default: the newest supported; "
         "supported: 1.29 up to the newest kubernetes-validate ships; a wrong value lists them)",
     )
+    c.add_argument("--server", action="store_true",
+                   help="instead: send every object to the cluster's API server as a dry run (nothing is persisted)")
+    c.add_argument("--context", help="with --server: kubeconfig context (default: the current one)")
+    c.add_argument("--kubeconfig", help="with --server: kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
     c.set_defaults(func=check_command)
 
     s = sub.add_parser("schema", help="print the Pulumi package schema inferred for the component provider")

@@ -16,30 +16,14 @@ skipped with the reason otherwise.
 """
 
 import json
-import os
-import shutil
-import subprocess
 import time
 
 import pytest
+from cluster_env import kubectl, marks, unreachable
 
 from prepull import manifests
 
-CONTEXT = os.environ.get("PREPULL_E2E_CONTEXT", "kind-prepull")
-REQUIRED = os.environ.get("PREPULL_E2E_REQUIRED") == "1"
-
-
-def _reachable() -> bool:
-    if not shutil.which("kubectl"):
-        return False
-    probe = subprocess.run(["kubectl", "--context", CONTEXT, "get", "nodes", "-o", "name"], capture_output=True, timeout=10)
-    return probe.returncode == 0
-
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not REQUIRED and not _reachable(), reason=f"no cluster reachable with kubectl context {CONTEXT!r} (see docs/e2e.md)"),
-]
+pytestmark = marks(unreachable())
 
 NAMESPACE = "prepull-admission"
 NAME = "gate"
@@ -51,10 +35,6 @@ POLICY = f"prepull-untaint.{NAMESPACE}.{NAME}"
 OWN = "the pre-puller may only change the node its own pod runs on"
 ONLY_ITS_TAINT = "the pre-puller may only remove its startup taint"
 NO_FIELDS = "the pre-puller may not change node labels, annotations"
-
-
-def kubectl(*args, input=None, check=True) -> subprocess.CompletedProcess:
-    return subprocess.run(["kubectl", "--context", CONTEXT, *args], input=input, check=check, capture_output=True, text=True, timeout=120)
 
 
 def apply(objects: list) -> None:

@@ -24,19 +24,17 @@ changes, destroy.
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from cluster_env import CONTEXT, LOCAL, kubectl, marks, unreachable
 from pulumi import automation as auto
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTEXT = os.environ.get("PREPULL_E2E_CONTEXT", "kind-prepull")
-# Set by tests/cluster/up's env file: the local cluster, its real node and its containerd.
-LOCAL = os.environ.get("PREPULL_TEST_CLUSTER")
+# Set by tests/cluster/up's env file: the local cluster's containerd.
 CONTAINERD = os.environ.get("PREPULL_TEST_CONTAINERD")
 STACK = "dev"
 SPARE_LABEL = "prepull.dev/spare"
@@ -54,34 +52,11 @@ NODE_STATUS_MAX_IMAGES = 50
 WAIT_SECONDS = int(os.environ.get("PREPULL_E2E_WAIT", "300"))
 
 
-def _skip_reason():
-    """Why the e2e tests cannot run here, or None. Cheap: PATH lookups and one short kubectl call."""
-    tools = ["pulumi", "kubectl"] + (["kind"] if CONTEXT.startswith("kind-") else [])
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        return f"e2e needs {', '.join(missing)} on PATH, not found (see docs/e2e.md)"
-    try:
-        subprocess.run(["kubectl", "--context", CONTEXT, "get", "nodes", "-o", "name"], check=True, capture_output=True, timeout=10)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-        return (
-            f"no reachable cluster for kubectl context {CONTEXT!r} ({type(err).__name__}); start the local one with "
-            "`tests/cluster/up DIR && . DIR/env`, or create a kind one with "
-            "`kind create cluster --name prepull --config examples/kind-dev.yaml` (see docs/e2e.md)"
-        )
-    return None
-
-
-SKIP_REASON = _skip_reason()
-# Where a skip would look like a pass (the cluster tier, the e2e workflow), PREPULL_E2E_REQUIRED=1 makes it a failure.
-REQUIRED = os.environ.get("PREPULL_E2E_REQUIRED") == "1"
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(SKIP_REASON is not None and not REQUIRED, reason=SKIP_REASON or "")]
+SKIP_REASON = unreachable(("pulumi", "kubectl"))
+pytestmark = marks(SKIP_REASON)
 
 
 # ---------------------------------------------------------------- kubectl helpers
-
-
-def kubectl(*args, check=True) -> subprocess.CompletedProcess:
-    return subprocess.run(["kubectl", "--context", CONTEXT, *args], check=check, capture_output=True, text=True, timeout=120)
 
 
 def kget(*args) -> dict:

@@ -28,15 +28,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import cluster  # noqa: E402
+from cluster_env import LOCAL, kubectl, marks  # noqa: E402
 
-LOCAL = os.environ.get("PREPULL_TEST_CLUSTER")
 REGISTRY = os.environ.get("PREPULL_TEST_REGISTRY", "")
 CONTAINERD = os.environ.get("PREPULL_TEST_CONTAINERD", "")
-REQUIRED = os.environ.get("PREPULL_E2E_REQUIRED") == "1"
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not LOCAL and not REQUIRED, reason="needs the local cluster (tests/cluster/up DIR, then . DIR/env): it restarts its kubelet"),
-]
+pytestmark = marks(None if LOCAL else "needs the local cluster (tests/cluster/up DIR, then . DIR/env): it restarts its kubelet")
 
 GC_PERIOD = 300  # the kubelet's ImageGCPeriod: a constant, 5 minutes
 SLACK = 45  # a pass takes a moment after its period; containerd then deletes asynchronously
@@ -49,10 +45,6 @@ CONTROL = f"{REGISTRY}/prepull-test/busybox:1"
 # The kubelet requires imageMaximumGCAge > imageMinimumGCAge (default 2m).
 BY_AGE = {"imageMaximumGCAge": "1m", "imageMinimumGCAge": "30s"}
 BY_DISK = {"imageGCHighThresholdPercent": 1, "imageGCLowThresholdPercent": 0, "imageMinimumGCAge": "0s"}
-
-
-def kubectl(*args, input=None, check=True) -> subprocess.CompletedProcess:
-    return subprocess.run(["kubectl", *args], input=input, check=check, capture_output=True, text=True, timeout=120)
 
 
 def present() -> set:

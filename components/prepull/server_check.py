@@ -1,0 +1,121 @@
+"""``python -m prepull check --server``: ask a real API server whether it accepts the objects.
+
+Each object is sent as a server-side apply with ``dryRun=All`` and ``fieldValidation=Strict``:
+the API server defaults, validates and runs admission (Pod Security, admission policies) and
+persists nothing. A rejection is a problem; a warning the server sends back (Pod Security's
+``warn`` mode, a deprecated field) is reported beside the accepted object. Some objects
+cannot be checked, and are reported as such, never counted as accepted: a kind the server does
+not serve (a custom resource whose CRD is missing), and an object in a namespace that does not
+exist yet (a dry run cannot create the namespace first).
+
+Uses the official ``kubernetes`` client (the ``check`` extra); reads the kubeconfig the way
+kubectl does (``--kubeconfig``, else ``KUBECONFIG``, else ``~/.kube/config``; ``--context``).
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import List, Mapping, Optional, Sequence, Tuple
+
+FIELD_MANAGER = "prepull-check"
+
+
+class Unreachable(Exception):
+    """The cluster could not be reached or its kubeconfig not loaded: says which, and why."""
+
+
+@dataclass
+class ServerReport:
+    """What the API server said of each object (ids as ``Kind/namespace/name``)."""
+
+    accepted: List[str] = field(default_factory=list)
+    warnings: List[Tuple[str, str]] = field(default_factory=list)
+    not_checked: List[Tuple[str, str]] = field(default_factory=list)
+    problems: List[Tuple[str, str]] = field(default_factory=list)
+
+
+def connect(kubeconfig: Optional[str], context: Optional[str]):
+    """A dynamic client for the cluster, after one discovery round trip (so an unreachable server fails here)."""
+    try:
+        from kubernetes import config, dynamic
+    except ImportError:
+        raise Unreachable("`check --server` needs the kubernetes client: pip install 'prepull[check]'") from None
+    where = f"context {context!r}" if context else "the current context"
+    try:
+        api = config.new_client_from_config(config_file=kubeconfig, context=context)
+        return dynamic.DynamicClient(api)
+    except Exception as err:  # noqa: BLE001 - config, TLS, connection and HTTP errors all mean "cannot check"
+        raise Unreachable(f"cannot reach the cluster of {where}: {type(err).__name__}: {_short(err)}") from None
+
+
+def _short(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def existing_namespaces(client) -> set:
+    return {ns.metadata.name for ns in client.resources.get(api_version="v1", kind="Namespace").get().items}
+
+
+def check_on_server(objects: Sequence[Mapping], client) -> ServerReport:
+    """Dry-run every object on the server; see the module docstring."""
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+    from .cli import object_id
+
+    report = ServerReport()
+    namespaces = existing_namespaces(client)
+    for obj in objects:
+        oid = object_id(obj)
+        try:
+            resource = client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        except ResourceNotFoundError:
+            report.not_checked.append((oid, f"the server does not serve {obj['apiVersion']} {obj['kind']} (is its CRD installed?)"))
+            continue
+        namespace = obj["metadata"].get("namespace") if resource.namespaced else None
+        if namespace and namespace not in namespaces:
+            report.not_checked.append((oid, f"namespace {namespace!r} does not exist yet (a dry run cannot create it first)"))
+            continue
+        rejected, warnings = dry_run_apply(client, resource, obj, namespace)
+        if rejected:
+            report.problems.append((oid, rejected))
+        else:
+            report.accepted.append(oid)
+            report.warnings.extend((oid, w) for w in warnings)
+    return report
+
+
+def dry_run_apply(client, resource, obj: Mapping, namespace: Optional[str]) -> Tuple[Optional[str], List[str]]:
+    """(why the server rejected ``obj``, or None; the warnings it sent back)."""
+    from kubernetes.client.exceptions import ApiException
+
+    api = client.client
+    request = api.param_serialize(
+        "PATCH", resource.path(name=obj["metadata"]["name"], namespace=namespace),
+        query_params=[("dryRun", "All"), ("fieldManager", FIELD_MANAGER), ("fieldValidation", "Strict"), ("force", "true")],
+        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+        body=json.dumps(obj), auth_settings=["BearerToken"],
+    )
+    response = api.call_api(*request)
+    if not 200 <= response.status <= 299:
+        response.read()
+        try:
+            api.response_deserialize(response, {})
+        except ApiException as err:
+            return _api_message(err), []
+        return f"HTTP {response.status}", []
+    return None, [_warning_text(w) for w in response.response.headers.getlist("Warning")]
+
+
+def _warning_text(header: str) -> str:
+    """The text of a ``Warning: 299 - "text"`` header (RFC 7234: a quoted string with backslash escapes)."""
+    text = header.split(" ", 2)[-1]
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return text
+
+
+def _api_message(err) -> str:
+    try:
+        return json.loads(err.body).get("message") or f"HTTP {err.status}"
+    except (TypeError, ValueError):
+        return f"HTTP {err.status}: {err.reason}"
