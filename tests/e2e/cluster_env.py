@@ -3,7 +3,7 @@
 ``PREPULL_E2E_CONTEXT`` names the kubeconfig context (``DIR/env`` of tests/cluster/up sets
 ``prepull-local``; kind's is ``kind-prepull``). ``PREPULL_E2E_REQUIRED=1`` turns a missing tool or
 cluster into a failure instead of a skip (the cluster tier and the e2e workflow set it).
-``PREPULL_TEST_CLUSTER`` is set only on the local cluster.
+``PREPULL_TEST_CLUSTER`` and ``PREPULL_TEST_CONTAINERD`` are set only on the local cluster.
 """
 
 import os
@@ -16,11 +16,19 @@ import pytest
 CONTEXT = os.environ.get("PREPULL_E2E_CONTEXT", "kind-prepull")
 REQUIRED = os.environ.get("PREPULL_E2E_REQUIRED") == "1"
 LOCAL = os.environ.get("PREPULL_TEST_CLUSTER")
+# The local cluster's containerd, where the real node's images are (unset elsewhere).
+CONTAINERD = os.environ.get("PREPULL_TEST_CONTAINERD")
 
 
 def kubectl(*args, input=None, check=True) -> subprocess.CompletedProcess:
     return subprocess.run(["kubectl", "--context", CONTEXT, *map(str, args)], input=input, check=check, capture_output=True, text=True,
                           timeout=120)
+
+
+def containerd_images() -> set:
+    """The image references the real node's containerd holds (the local cluster only)."""
+    out = subprocess.run(["ctr", "--address", CONTAINERD, "-n", "k8s.io", "images", "ls", "-q"], check=True, capture_output=True, text=True)
+    return set(out.stdout.split())
 
 
 def unreachable(tools=("kubectl",)) -> Optional[str]:

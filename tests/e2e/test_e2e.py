@@ -30,12 +30,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cluster_env import CONTEXT, LOCAL, kubectl, marks, unreachable
+import cluster_env
+from cluster_env import CONTEXT, LOCAL, containerd_images, kubectl, marks, unreachable
 from pulumi import automation as auto
 
 ROOT = Path(__file__).resolve().parents[2]
-# Set by tests/cluster/up's env file: the local cluster's containerd.
-CONTAINERD = os.environ.get("PREPULL_TEST_CONTAINERD")
+# The local cluster's containerd (None elsewhere); a module global so the offline helper tests can unset it.
+CONTAINERD = cluster_env.CONTAINERD
 STACK = "dev"
 SPARE_LABEL = "prepull.dev/spare"
 POOL_LABEL = "prepull.dev/pool"
@@ -93,12 +94,6 @@ def simulated(node: str) -> bool:
     return kget("node", node)["metadata"].get("labels", {}).get(SIMULATED_LABEL) == "true"
 
 
-def containerd_images() -> set:
-    """The image references the real node's containerd holds (the local cluster only)."""
-    out = subprocess.run(["ctr", "--address", CONTAINERD, "-n", "k8s.io", "images", "ls", "-q"], check=True, capture_output=True, text=True)
-    return set(out.stdout.split())
-
-
 def pull_problems(namespace: str, daemon_set: str, node: str, images: list) -> list:
     """What is still wrong with the pre-pull pod on ``node``; empty once it proves every image is there.
 
@@ -139,7 +134,8 @@ def pull_problems(namespace: str, daemon_set: str, node: str, images: list) -> l
 def real_node_problems(node: str, images: list) -> list:
     problems = []
     if CONTAINERD:
-        missing = [i for i in images if i not in containerd_images()]
+        held = containerd_images()
+        missing = [i for i in images if i not in held]
         if missing:
             problems.append(f"containerd of {node} does not hold {missing}")
     listed = node_images(node)

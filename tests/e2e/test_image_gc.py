@@ -18,7 +18,6 @@ this module takes about 25 minutes. What it observed is in docs/image-gc.md.
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import cluster  # noqa: E402
 from cluster_env import LOCAL, kubectl  # noqa: E402
+from cluster_env import containerd_images as present  # noqa: E402
 
 REGISTRY = os.environ.get("PREPULL_TEST_REGISTRY", "")
-CONTAINERD = os.environ.get("PREPULL_TEST_CONTAINERD", "")
 # Only the local cluster lets a test restart its kubelet: elsewhere (kind, the e2e workflow) this module
 # is skipped even where the cluster tier is required.
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not LOCAL, reason="needs the local cluster (tests/cluster/up DIR, then . DIR/env): it restarts its kubelet")]
@@ -47,12 +46,6 @@ CONTROL = f"{REGISTRY}/prepull-test/busybox:1"
 # The kubelet requires imageMaximumGCAge > imageMinimumGCAge (default 2m).
 BY_AGE = {"imageMaximumGCAge": "1m", "imageMinimumGCAge": "30s"}
 BY_DISK = {"imageGCHighThresholdPercent": 1, "imageGCLowThresholdPercent": 0, "imageMinimumGCAge": "0s"}
-
-
-def present() -> set:
-    """The references containerd holds on the real node."""
-    out = subprocess.run(["ctr", "--address", CONTAINERD, "-n", "k8s.io", "images", "ls", "-q"], check=True, capture_output=True, text=True)
-    return set(out.stdout.split())
 
 
 def wait(what: str, condition, timeout: float, every: float = 5) -> None:
