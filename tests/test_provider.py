@@ -1,7 +1,7 @@
 """The component provider: golden schema, the plugin host, construct-style inputs and the YAML consumer.
 
 No Pulumi CLI runs here. What is exercised is what the CLI would call: the
-analyzer (``ComponentProvider(...).schema``), the plugin's own ``__main__.py``
+analyzer (``PrePullProvider().schema``), the plugin's own ``__main__.py``
 answering ``GetSchema`` over gRPC, and ``construct`` (``map_inputs`` followed
 by the constructor) under Pulumi mocks.
 """
@@ -17,11 +17,11 @@ import pytest
 import yaml
 from google.protobuf import empty_pb2
 from pulumi.errors import InputPropertyError
-from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 import prepull
 from prepull.cli import schema_text
+from prepull.provider import PrePullProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = ROOT / "components"
@@ -53,7 +53,7 @@ TS_INPUTS = {
 
 @pytest.fixture(scope="module")
 def provider():
-    return ComponentProvider([prepull.ImagePrePuller], "prepull", version=prepull.__version__)
+    return PrePullProvider()
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +198,26 @@ def test_construct_rejects_a_bad_enum_value_before_registering(run_program, prov
 
     with pytest.raises(InputPropertyError, match="pullPolicy"):
         run_program(program)
+
+
+@pytest.mark.parametrize(
+    "inputs, path, reason",
+    [
+        ({"maxUnavailable": -3}, "maxUnavailable", "must be at least 1 (got -3)"),
+        ({"maxUnavailable": 2, "maxSurge": 1}, "maxUnavailable", "conflicts with maxSurge, which replaces pods without taking any away (got 2)"),
+        ({"tolerations": [{"key": "a", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]},
+         "tolerations[0].tolerationSeconds", "is only allowed with effect NoExecute (got 5)"),
+        ({"nodeSelector": {"kubernetes.io/os": "windows"}}, "nodeSelector['kubernetes.io/os']", "only Linux nodes are supported (got 'windows')"),
+    ],
+)
+def test_construct_reports_our_errors_as_input_errors_in_the_callers_spelling(run_program, provider, inputs, path, reason):
+    """What the engine shows a TypeScript or YAML caller: a structured input error, the field as they wrote it."""
+    def program():
+        provider.construct("bad", TOKEN, {"images": ["nginx:1.27"], **inputs})
+
+    with pytest.raises(InputPropertyError) as raised:
+        run_program(program)
+    assert (raised.value.property_path, raised.value.reason) == (path, reason)
 
 
 # ---------------------------------------------------------------- the YAML consumer

@@ -373,11 +373,9 @@ def server_check_command(args: argparse.Namespace) -> int:
 
 def provider_schema() -> dict:
     """The package schema the Pulumi analyzer infers for the component provider (what other languages see)."""
-    from pulumi.provider.experimental.component import ComponentProvider
+    from .provider import PrePullProvider
 
-    from .component import ImagePrePuller
-
-    return json.loads(ComponentProvider([ImagePrePuller], "prepull", version=__version__).schema)
+    return json.loads(PrePullProvider().schema)
 
 
 def schema_text() -> str:

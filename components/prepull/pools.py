@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from .args import KNOWN_FIELDS, TaintEffect
-from .errors import PrePullInputError
+from .errors import PrePullInputError, camel_case
 from .images import parse_image
 from .manifests import namespace_object, render
 from .names import check_dns_label, check_label_value, check_qualified_name
@@ -95,11 +95,6 @@ class StackSpec:
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _camel(field: str) -> str:
-    """``custom_timeouts.create`` -> ``customTimeouts.create`` (error paths in the config's spelling)."""
-    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), field)
 
 
 def _prepuller_block(raw: Any, pool: str) -> dict:
@@ -325,11 +320,9 @@ def load_stack(config: Mapping) -> StackSpec:
             objects = render(build_plan(prepuller_args(spec, pool), pool.name))
         except PrePullInputError as err:
             top = re.split(r"[.\[]", err.field, maxsplit=1)[0]
-            if _camel(top) in PREPULLER_KEYS:
-                # Name fields the way the stack file spells them (maxSurge, not max_surge).
-                reason = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: _camel(m.group(0)) if m.group(0) in KNOWN_FIELDS else m.group(0), err.reason)
-                raise PrePullInputError(_field(pool.name, f"prepuller.{_camel(err.field)}"), err.value, reason) from None
-            raise PrePullInputError(_field(pool.name, err.field), err.value, err.reason) from None
+            # Name fields the way the stack file spells them (maxSurge, not max_surge).
+            inside = "prepuller." if camel_case(top) in PREPULLER_KEYS else ""
+            raise err.in_camel_case(KNOWN_FIELDS, prefix=f"{_field(pool.name, '')}.{inside}") from None
         for obj in objects:  # e.g. pool "gpu" with 2 lanes and a pool named "gpu-l1" would share a DaemonSet
             key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
             if key in owners:

@@ -7,7 +7,7 @@ cluster_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Every built piece as "NAME VERSION", one a line.
 cluster_pieces() {
   printf '%s\n' "kubernetes $K8S_VERSION" "etcd $ETCD_VERSION" "kwok $KWOK_VERSION" \
-    "pulumi $PULUMI_VERSION" "pulumi-kubernetes $PULUMI_K8S_VERSION"
+    "pulumi $PULUMI_VERSION" "pulumi-kubernetes $PULUMI_K8S_VERSION" "pulumi-yaml $PULUMI_YAML_VERSION"
 }
 
 # piece_dir NAME VERSION: the cache directory of one built piece, keyed by its pin and the recipe.
@@ -17,5 +17,6 @@ piece_dir() { echo "$PREPULL_CLUSTER_CACHE/$1-$2-r$RECIPE"; }
 cluster_bin_path() {
   local p="" name version
   while read -r name version; do p="$p${p:+:}$(piece_dir "$name" "$version")/bin"; done < <(cluster_pieces)
-  echo "$p"
+  # The plugin shims standing in for the Python language host (shims/README.md).
+  echo "$p:$cluster_dir/shims"
 }

@@ -9,15 +9,34 @@ cluster into a failure instead of a skip (the cluster tier and the e2e workflow 
 import os
 import shutil
 import subprocess
-from typing import Optional
+from pathlib import Path
+from typing import Callable, Optional
 
 import pytest
+import yaml
 
 CONTEXT = os.environ.get("PREPULL_E2E_CONTEXT", "kind-prepull")
 REQUIRED = os.environ.get("PREPULL_E2E_REQUIRED") == "1"
 LOCAL = os.environ.get("PREPULL_TEST_CLUSTER")
 # The local cluster's containerd, where the real node's images are (unset elsewhere).
 CONTAINERD = os.environ.get("PREPULL_TEST_CONTAINERD")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def copy_project(dest: Path, stack: str, backend: Path, edit: Optional[Callable[[dict], None]] = None) -> Path:
+    """The project in ``dest``: Pulumi.yaml with its backend at ``backend``, and ``stack``'s file.
+
+    ``edit`` changes the stack's ``config`` mapping in place first. The checkout is never touched.
+    """
+    stack_file = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    if edit:
+        edit(stack_file["config"])
+    (dest / "stacks").mkdir(parents=True)
+    (dest / "stacks" / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(stack_file, sort_keys=False))
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project["backend"] = {"url": backend.as_uri()}
+    (dest / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    return dest
 
 
 def kubectl(*args, input=None, check=True) -> subprocess.CompletedProcess:

@@ -29,12 +29,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 import cluster_env
 from cluster_env import CONTEXT, LOCAL, containerd_images, kubectl, marks, unreachable
 from pulumi import automation as auto
 
-ROOT = Path(__file__).resolve().parents[2]
 # The local cluster's containerd (None elsewhere); a module global so the offline helper tests can unset it.
 CONTAINERD = cluster_env.CONTAINERD
 STACK = "dev"
@@ -174,23 +172,18 @@ def current_spec(project: Path):
 
 
 def copy_project(dest: Path, backend: Path) -> Path:
-    """The project in ``dest`` (Pulumi.yaml with its backend pointed at ``backend``, and the dev stack file).
+    """The project in ``dest`` (cluster_env.copy_project), adapted to the local cluster.
 
     On the local cluster the one real node is the gated pool's, so the copy's gated pool also
     pulls every other pool's images: every image of the stack, the shell-less one included, is
     then really pulled by a kubelet (the other pools' nodes are simulated).
     """
-    (dest / "stacks").mkdir(parents=True)
-    stack_file = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{STACK}.yaml").read_text())
-    if LOCAL:
-        pools = stack_file["config"]["prepull:nodePools"]
+    def gated_pulls_everything(config: dict) -> None:
+        pools = config["prepull:nodePools"]
         others = [image for pool in pools if pool["name"] != GATED_POOL for image in pool.get("images") or []]
         next(p for p in pools if p["name"] == GATED_POOL)["images"] = others
-    (dest / "stacks" / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(stack_file, sort_keys=False))
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    project["backend"] = {"url": backend.as_uri()}
-    (dest / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-    return dest
+
+    return cluster_env.copy_project(dest, STACK, backend, gated_pulls_everything if LOCAL else None)
 
 
 def program() -> None:

@@ -1,0 +1,43 @@
+"""The component provider other languages use: the inferred schema, and our errors in its spelling.
+
+``components/__main__.py`` serves :class:`PrePullProvider`. Pulumi's stock component host would
+report a bad input as an unexpected exception with a Python traceback, naming the field the
+Python way (``max_unavailable``); a TypeScript or YAML caller wrote ``maxUnavailable``.
+"""
+
+import sys
+from typing import Optional
+
+from pulumi import ResourceOptions
+from pulumi.errors import InputPropertyError
+from pulumi.provider import ConstructResult, main
+from pulumi.provider.experimental.component import ComponentProvider
+from pulumi.provider.server import ComponentInitError
+
+from . import __version__
+from .args import KNOWN_FIELDS
+from .component import ImagePrePuller
+from .errors import PrePullInputError
+
+PACKAGE = "prepull"
+
+
+class PrePullProvider(ComponentProvider):
+    """Serves ImagePrePuller; a bad input fails as Pulumi's structured input error, field in camelCase."""
+
+    def __init__(self) -> None:
+        super().__init__([ImagePrePuller], PACKAGE, version=__version__)
+
+    def construct(self, name: str, resource_type: str, inputs: dict, options: Optional[ResourceOptions] = None) -> ConstructResult:
+        try:
+            return super().construct(name, resource_type, inputs, options)
+        except ComponentInitError as err:
+            if not isinstance(err.inner, PrePullInputError):
+                raise
+            bad = err.inner.in_camel_case(KNOWN_FIELDS)
+            raise InputPropertyError(bad.field, f"{bad.reason} (got {bad.value!r})") from None
+
+
+def serve(args: Optional[list] = None) -> None:
+    """Run the plugin: the engine address and flags are the arguments the CLI starts it with."""
+    main(PrePullProvider(), sys.argv[1:] if args is None else args)

@@ -1,0 +1,107 @@
+"""The component from another language through the real pulumi CLI: examples/yaml-consumer, deployed.
+
+The CLI runs the YAML program with ``pulumi-language-yaml`` (built by tests/cluster/build) and
+asks the component provider for ``prepull:index:ImagePrePuller``. Two things differ from a
+user's machine, both because the Python language host cannot be built here (docs/e2e.md):
+
+- the provider is ``tests/cluster/shims/pulumi-resource-prepull`` on ``PATH``, which runs
+  ``components/__main__.py`` with ``components/venv`` as the host's ``RunPlugin`` would, so the
+  example's ``packages:`` entry (which asks the host to do that) is removed from the copy;
+- the copy's Kubernetes provider uses the cluster's context instead of ``kind-prepull``.
+
+Everything else is the example file as committed. TypeScript is not run: its language host
+(``pulumi-language-nodejs``) is an untagged nested module the proxy refuses, like Python's.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from cluster_env import CONTEXT, ROOT, kubectl, marks, unreachable
+
+EXAMPLE = ROOT / "examples" / "yaml-consumer" / "Pulumi.yaml"
+COMPONENTS = ROOT / "components"
+pytestmark = marks(unreachable(("pulumi", "pulumi-language-yaml", "pulumi-resource-prepull", "kubectl")))
+
+
+@pytest.fixture(scope="module")
+def components_venv() -> Path:
+    """components/venv, installed from the plugin's own folder as the CLI's pip toolchain does (kept when it exists)."""
+    venv = COMPONENTS / "venv"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", "venv"], cwd=COMPONENTS, check=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", "requirements.txt"], cwd=COMPONENTS,
+                       check=True, timeout=600)
+    return venv
+
+
+class Project:
+    """A copy of the example in its own directory and file backend, driven with the pulumi CLI."""
+
+    def __init__(self, path: Path, edit=None) -> None:
+        program = yaml.safe_load(EXAMPLE.read_text())
+        del program["packages"]
+        program["resources"]["k8s"]["properties"]["context"] = CONTEXT
+        if edit:
+            edit(program["resources"]["prepuller"]["properties"])
+        self.path = path
+        (path / "state").mkdir(parents=True)
+        (path / "Pulumi.yaml").write_text(yaml.safe_dump(program, sort_keys=False))
+        self.env = {**os.environ, "PULUMI_BACKEND_URL": (path / "state").as_uri(), "PULUMI_CONFIG_PASSPHRASE": "prepull-e2e"}
+        self.pulumi("stack", "init", "dev")
+
+    def pulumi(self, *args, check=True) -> subprocess.CompletedProcess:
+        return subprocess.run(["pulumi", *args, "--non-interactive", "--color", "never"], cwd=self.path, env=self.env,
+                              capture_output=True, text=True, check=check, timeout=900)
+
+    def resource_types(self) -> list:
+        state = json.loads(self.pulumi("stack", "export").stdout)
+        return [r["type"] for r in state["deployment"].get("resources") or []]
+
+
+@pytest.fixture
+def deployed(components_venv, tmp_path):
+    project = Project(tmp_path / "yaml")
+    try:
+        up = project.pulumi("up", "--yes", check=False)
+        assert up.returncode == 0, up.stdout[-4000:] + up.stderr[-2000:]
+        yield project
+    finally:
+        project.pulumi("destroy", "--yes", check=False)
+
+
+def test_the_yaml_example_deploys_through_the_component_provider(deployed):
+    properties = yaml.safe_load(EXAMPLE.read_text())["resources"]["prepuller"]["properties"]
+    outputs = json.loads(deployed.pulumi("stack", "output", "--json").stdout)
+    assert outputs == {
+        "namespace": properties["namespace"],
+        "daemonSets": [f"{properties['baseName']}-l1", f"{properties['baseName']}-l2"],
+        "images": properties["images"],
+        "ready": True,
+    }
+    objects = json.loads(kubectl("get", "daemonsets", "-n", properties["namespace"], "-o", "json").stdout)["items"]
+    assert sorted(o["metadata"]["name"] for o in objects) == outputs["daemonSets"]
+    pulled = sorted(c["image"] for o in objects for c in o["spec"]["template"]["spec"]["initContainers"][1:])
+    assert pulled == sorted(properties["images"]), pulled
+    for obj in objects:
+        assert obj["metadata"]["labels"]["team"] == "platform"
+        assert obj["spec"]["template"]["spec"]["nodeSelector"] == {**properties["nodeSelector"], "kubernetes.io/os": "linux"}
+        # Every node the selector matches runs a ready pod (the general pool's is a kwok node: simulated).
+        assert obj["status"]["desiredNumberScheduled"] >= 1
+        assert obj["status"]["numberReady"] == obj["status"]["desiredNumberScheduled"], obj["status"]
+    assert "prepull:index:ImagePrePuller" in deployed.resource_types()
+
+
+def test_a_bad_input_fails_with_the_field_as_yaml_spells_it_and_registers_nothing(components_venv, tmp_path):
+    project = Project(tmp_path / "bad", edit=lambda p: p.update(maxUnavailable=-3, namespace="prepull-yaml-bad"))
+    up = project.pulumi("up", "--yes", check=False)
+    out = up.stdout + up.stderr
+    assert up.returncode != 0
+    assert "property maxUnavailable with value -3 has a problem: must be at least 1 (got -3)" in out, out[-3000:]
+    assert "Traceback" not in out and "max_unavailable" not in out, out[-3000:]
+    assert not [t for t in project.resource_types() if t.startswith(("prepull:", "kubernetes:apps", "kubernetes:core"))]
+    assert "NotFound" in kubectl("get", "namespace", "prepull-yaml-bad", check=False).stderr
