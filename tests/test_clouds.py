@@ -17,6 +17,7 @@ import runpy
 import sys
 from pathlib import Path
 
+from golden import regen
 import pytest
 from stack_helpers import run_main_expecting_error
 import yaml
@@ -147,6 +148,14 @@ def test_eks_gate_is_registered_by_the_kubelet_not_by_the_node_group(run_program
     ]
     # The template too is declared after the pre-puller.
     assert daemon_set_urns(run, "gpu") <= set(template.dependencies)
+
+
+@pytest.mark.parametrize("scenario", sorted(regen.EKS_SCENARIOS))
+def test_eks_launch_template_user_data_is_the_golden_file(run_program, scenario):
+    # Through the registration path: the launch template receives exactly tests/golden/eks/<scenario>.user-data.
+    run = run_program(lambda: runpy.run_path(str(ROOT / "__main__.py")), config=config([regen.EKS_SCENARIOS[scenario]], regen.EKS_IMAGES))
+    (template,) = run.of_type(LAUNCH_TEMPLATE)
+    regen.assert_matches(f"eks/{scenario}.user-data", base64.b64decode(run.state(template)["userData"]).decode())
 
 
 def test_gke_node_pool_carries_labels_taints_and_the_gate(run_program):
