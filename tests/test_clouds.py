@@ -22,6 +22,7 @@ import pytest
 from stack_helpers import run_main_expecting_error
 import yaml
 
+from prepull import PrePullInputError
 from prepull.pools import AUTOSCALER_GATE_KEY, PROVIDER_FIELDS, Provider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,6 +284,18 @@ def test_aks_gate_api_version_must_be_a_preview_version(run_program):
     err, run = run_expecting_error(run_program, [cloud_pool("aks", gate=True, gateApiVersion="2025-09-01")])
     assert (err.field, err.value) == ("nodePools.gpu.aks.gateApiVersion", "2025-09-01")
     assert [r.type for r in run.requests if r.type != "pulumi:pulumi:Stack"] == []
+
+
+def test_create_node_pool_refuses_a_pool_no_cloud_manages():
+    # docs/providers.md tells programs to call create_node_pool themselves: given a non-cloud pool, the error
+    # names the field instead of failing on a missing adapter.
+    from prepull import clouds
+    from prepull.pools import load_stack
+
+    (pool,) = load_stack({"images": ["nginx:1.27"], "nodePools": [{"name": "web", "provider": "existing", "labels": {"pool": "web"}}]}).pools
+    with pytest.raises(PrePullInputError) as exc:
+        clouds.create_node_pool(pool, depends_on=[])
+    assert str(exc.value) == "nodePools.web.provider: is not a cloud provider (eks, gke, aks) (got 'existing')"
 
 
 @pytest.mark.parametrize("provider, module, extra", [("eks", "pulumi_aws", "eks"), ("gke", "pulumi_gcp", "gke"), ("aks", "pulumi_azure_native", "aks")])
