@@ -37,16 +37,7 @@ CLOUD_TYPES = set(NODE_POOL_TYPES.values()) | {AKS_PREVIEW_TYPE, LAUNCH_TEMPLATE
 GATE = {"key": AUTOSCALER_GATE_KEY, "value": "pulling", "effect": "NoSchedule"}
 
 SETTINGS = {
-    "eks": {
-        "clusterName": "prod",
-        "nodeRoleArn": "arn:aws:iam::123456789012:role/nodes",
-        "subnetIds": ["subnet-a", "subnet-b"],
-        "instanceTypes": ["g6.xlarge"],
-        "minSize": 0,
-        "maxSize": 4,
-        "amiType": "AL2023_x86_64_NVIDIA",
-        "diskSize": 200,
-    },
+    "eks": regen.EKS_SETTINGS,  # the golden EKS scenarios' node group: one definition for both
     "gke": {"cluster": "prod", "location": "europe-west4", "machineType": "g2-standard-8", "minNodes": 0, "maxNodes": 4, "diskSizeGb": 200},
     "aks": {"resourceGroupName": "rg-prod", "clusterName": "prod", "vmSize": "Standard_NC8as_T4_v3", "minCount": 0, "maxCount": 4},
 }

@@ -32,7 +32,7 @@ if str(ROOT / "components") not in sys.path:
 
 # EKS pools with the new-node gate: their launch template's user data is where the kubelet learns the
 # taints it registers with. "gpu" has taints with and without a value; "gate-only" has none of its own.
-_EKS_SETTINGS = {
+EKS_SETTINGS = {
     "clusterName": "prod",
     "nodeRoleArn": "arn:aws:iam::123456789012:role/nodes",
     "subnetIds": ["subnet-a", "subnet-b"],
@@ -49,14 +49,14 @@ EKS_SCENARIOS: Dict[str, dict] = {
         "labels": {"prepull.dev/pool": "gpu", "team": "ml"},
         "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}, {"key": "dedicated", "effect": "NoExecute"}],
         "startupGate": True,
-        "eks": _EKS_SETTINGS,
+        "eks": EKS_SETTINGS,
     },
     "gate-only": {
         "name": "general",
         "provider": "eks",
         "labels": {"prepull.dev/pool": "general"},
         "startupGate": True,
-        "eks": {**_EKS_SETTINGS, "amiType": "AL2023_ARM_64_STANDARD"},
+        "eks": {**EKS_SETTINGS, "amiType": "AL2023_ARM_64_STANDARD"},
     },
 }
 EKS_IMAGES = ["nginx:1.27"]
