@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 import prepull
+from golden import regen
 from prepull.cli import check_objects, supported_versions
-from prepull.pools import load_stack, stack_manifests
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ROOT / "stacks"
@@ -25,10 +25,19 @@ def cli(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "prepull", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
-def expected_objects(path: Path) -> list:
-    """What the core declares for a stack file, computed in this process."""
-    config = yaml.safe_load(path.read_text())["config"]
-    return stack_manifests(load_stack({k.removeprefix("prepull:"): v for k, v in config.items() if k.startswith("prepull:")}))
+def golden(stack: str) -> tuple:
+    """(header line, the rest) of the stack's golden render (tests/golden/stacks/<stack>.yaml)."""
+    header, body = (regen.HERE / "stacks" / f"{stack}.yaml").read_text(encoding="utf-8").split("\n", 1)
+    return header, body
+
+
+def golden_objects(stack: str) -> list:
+    return list(yaml.safe_load_all(golden(stack)[1]))
+
+
+def out_file_names(objects: list) -> list:
+    """The files ``render --out`` writes for ``objects``, in order (docs/rendering.md: NNN-kind-name.yaml)."""
+    return [f"{i:03d}-{o['kind'].lower()}-{o['metadata']['name']}.yaml" for i, o in enumerate(objects)]
 
 
 def assert_usage_error(out, *needles):
@@ -57,35 +66,33 @@ def test_there_are_stack_files():
     assert {"dev", "prod"} <= set(STACK_NAMES)
 
 
-@pytest.mark.parametrize("path", STACK_FILES, ids=STACK_NAMES)
-def test_render_prints_exactly_the_stack_manifests(path):
-    stack = path.name[len("Pulumi."):-len(".yaml")]
+@pytest.mark.parametrize("stack", STACK_NAMES)
+def test_render_prints_exactly_the_golden_file(stack):
+    # The real `python -m prepull` process (only the source tree on the path), byte for byte.
     out = cli("render", "--stack", stack)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("# Rendered by prepull")
-    docs = list(yaml.safe_load_all(out.stdout))
-    assert docs == expected_objects(path)
-    assert out.stdout.count("\n---\n") == len(docs)
+    regen.assert_matches(f"stacks/{stack}.yaml", out.stdout)
 
 
-@pytest.mark.parametrize("path", STACK_FILES, ids=STACK_NAMES)
-def test_render_out_writes_one_file_per_object(path, tmp_path):
-    stack = path.name[len("Pulumi."):-len(".yaml")]
+@pytest.mark.parametrize("stack", STACK_NAMES)
+def test_render_out_writes_one_file_per_object(stack, tmp_path):
     out = cli("render", "--stack", stack, "--out", tmp_path / "rendered")
     assert out.returncode == 0, out.stderr
-    objects = expected_objects(path)
+    header, body = golden(stack)
     files = sorted((tmp_path / "rendered").iterdir())
-    assert [f.name for f in files] == [f"{i:03d}-{o['kind'].lower()}-{o['metadata']['name']}.yaml" for i, o in enumerate(objects)]
-    assert [yaml.safe_load(f.read_text()) for f in files] == objects
+    assert [f.name for f in files] == out_file_names(golden_objects(stack))
+    # Each file is the header and one object, exactly as in the golden stream: together they are its body.
+    texts = [f.read_text(encoding="utf-8") for f in files]
+    assert all(text.startswith(header + "\n---\n") and text.count("\n---\n") == 1 for text in texts)
+    assert "".join(text[len(header) + 1:] for text in texts) == body
     assert out.stdout.split() == [str(f) for f in files]
 
 
 def test_render_is_byte_identical_from_another_directory_and_stacks_dir(tmp_path):
     # --stacks-dir and the working directory change nothing in the output (no paths, no timestamps).
-    here = cli("render", "--stack", "prod")
     there = cli("render", "--stack", "prod", "--stacks-dir", STACKS, cwd=tmp_path)
-    assert here.returncode == there.returncode == 0
-    assert here.stdout == there.stdout
+    assert there.returncode == 0, there.stderr
+    regen.assert_matches("stacks/prod.yaml", there.stdout)
 
 
 def test_render_out_removes_files_of_objects_that_are_gone_and_keeps_others(tmp_path):
@@ -97,10 +104,11 @@ def test_render_out_removes_files_of_objects_that_are_gone_and_keeps_others(tmp_
     before = {f.name for f in out_dir.iterdir()}
     assert any(name.endswith("-daemonset-batch.yaml") for name in before)
     config["prepull:nodePools"] = [p for p in config["prepull:nodePools"] if p["name"] != "batch"]
-    path = write_stack(stacks, "x", config)
+    write_stack(stacks, "x", config)
     out = cli("render", "--stack", "x", "--stacks-dir", stacks, "--out", out_dir)
     assert out.returncode == 0, out.stderr
-    wanted = [f"{i:03d}-{o['kind'].lower()}-{o['metadata']['name']}.yaml" for i, o in enumerate(expected_objects(path))]
+    # dev's objects without the batch pool's (its NetworkPolicy and DaemonSet), renumbered.
+    wanted = out_file_names([o for o in golden_objects("dev") if o["metadata"]["name"] != "batch"])
     assert sorted(f.name for f in out_dir.iterdir()) == sorted(wanted + ["kustomization.yaml"])
     assert not any("batch" in name for name in wanted)
     removed = before - set(wanted) - {"kustomization.yaml"}
@@ -115,7 +123,10 @@ def test_render_ignores_other_namespaces_and_decodes_json_strings(tmp_path):
     write_stack(tmp_path, "x", config)
     out = cli("render", "--stack", "x", "--stacks-dir", tmp_path)
     assert out.returncode == 0, out.stderr
-    assert list(yaml.safe_load_all(out.stdout)) == expected_objects(STACKS / "Pulumi.dev.yaml")
+    header, body = out.stdout.split("\n", 1)
+    # dev's objects byte for byte; only the header names the other file.
+    assert header == golden("dev")[0].replace("Pulumi.dev.yaml", "Pulumi.x.yaml").replace("--stack dev", "--stack x")
+    assert body == golden("dev")[1]
 
 
 def test_render_does_not_import_the_pulumi_sdk():
@@ -249,7 +260,7 @@ def test_check_without_kubernetes_validate_says_which_extra_to_install(tmp_path)
 
 
 def test_check_objects_names_kind_name_and_field_of_each_problem():
-    objects = expected_objects(STACKS / "Pulumi.dev.yaml")
+    objects = golden_objects("dev")
     broken = copy.deepcopy(objects)
     daemon_sets = {o["metadata"]["name"]: o for o in broken if o["kind"] == "DaemonSet"}
     general, batch = daemon_sets["general"], daemon_sets["batch"]
@@ -360,7 +371,7 @@ def test_render_out_writes_every_file_even_when_stdout_is_closed(tmp_path, monke
 
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["render", "--stack", "prod", "--out", str(tmp_path / "out")]) == 0
-    wanted = [f"{i:03d}-{o['kind'].lower()}-{o['metadata']['name']}.yaml" for i, o in enumerate(expected_objects(STACKS / "Pulumi.prod.yaml"))]
+    wanted = out_file_names(golden_objects("prod"))
     assert sorted(f.name for f in (tmp_path / "out").iterdir()) == wanted
 
 

@@ -17,10 +17,12 @@ import runpy
 import sys
 from pathlib import Path
 
+from golden import regen
 import pytest
 from stack_helpers import run_main_expecting_error
 import yaml
 
+from prepull import PrePullInputError
 from prepull.pools import AUTOSCALER_GATE_KEY, PROVIDER_FIELDS, Provider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,16 +37,7 @@ CLOUD_TYPES = set(NODE_POOL_TYPES.values()) | {AKS_PREVIEW_TYPE, LAUNCH_TEMPLATE
 GATE = {"key": AUTOSCALER_GATE_KEY, "value": "pulling", "effect": "NoSchedule"}
 
 SETTINGS = {
-    "eks": {
-        "clusterName": "prod",
-        "nodeRoleArn": "arn:aws:iam::123456789012:role/nodes",
-        "subnetIds": ["subnet-a", "subnet-b"],
-        "instanceTypes": ["g6.xlarge"],
-        "minSize": 0,
-        "maxSize": 4,
-        "amiType": "AL2023_x86_64_NVIDIA",
-        "diskSize": 200,
-    },
+    "eks": regen.EKS_SETTINGS,  # the golden EKS scenarios' node group: one definition for both
     "gke": {"cluster": "prod", "location": "europe-west4", "machineType": "g2-standard-8", "minNodes": 0, "maxNodes": 4, "diskSizeGb": 200},
     "aks": {"resourceGroupName": "rg-prod", "clusterName": "prod", "vmSize": "Standard_NC8as_T4_v3", "minCount": 0, "maxCount": 4},
 }
@@ -147,6 +140,14 @@ def test_eks_gate_is_registered_by_the_kubelet_not_by_the_node_group(run_program
     ]
     # The template too is declared after the pre-puller.
     assert daemon_set_urns(run, "gpu") <= set(template.dependencies)
+
+
+@pytest.mark.parametrize("scenario", sorted(regen.EKS_SCENARIOS))
+def test_eks_launch_template_user_data_is_the_golden_file(run_program, scenario):
+    # Through the registration path: the launch template receives exactly tests/golden/eks/<scenario>.user-data.
+    run = run_program(lambda: runpy.run_path(str(ROOT / "__main__.py")), config=config([regen.EKS_SCENARIOS[scenario]], regen.EKS_IMAGES))
+    (template,) = run.of_type(LAUNCH_TEMPLATE)
+    regen.assert_matches(f"eks/{scenario}.user-data", base64.b64decode(run.state(template)["userData"]).decode())
 
 
 def test_gke_node_pool_carries_labels_taints_and_the_gate(run_program):
@@ -274,6 +275,18 @@ def test_aks_gate_api_version_must_be_a_preview_version(run_program):
     err, run = run_expecting_error(run_program, [cloud_pool("aks", gate=True, gateApiVersion="2025-09-01")])
     assert (err.field, err.value) == ("nodePools.gpu.aks.gateApiVersion", "2025-09-01")
     assert [r.type for r in run.requests if r.type != "pulumi:pulumi:Stack"] == []
+
+
+def test_create_node_pool_refuses_a_pool_no_cloud_manages():
+    # docs/providers.md tells programs to call create_node_pool themselves: given a non-cloud pool, the error
+    # names the field instead of failing on a missing adapter.
+    from prepull import clouds
+    from prepull.pools import load_stack
+
+    (pool,) = load_stack({"images": ["nginx:1.27"], "nodePools": [{"name": "web", "provider": "existing", "labels": {"pool": "web"}}]}).pools
+    with pytest.raises(PrePullInputError) as exc:
+        clouds.create_node_pool(pool, depends_on=[])
+    assert str(exc.value) == "nodePools.web.provider: is not a cloud provider (eks, gke, aks) (got 'existing')"
 
 
 @pytest.mark.parametrize("provider, module, extra", [("eks", "pulumi_aws", "eks"), ("gke", "pulumi_gcp", "gke"), ("aks", "pulumi_azure_native", "aks")])

@@ -1,6 +1,8 @@
 """Kubernetes naming rules (apimachinery validation), checked before anything is sent."""
 
 import re
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_UP, Context, Decimal, InvalidOperation, localcontext
+from typing import Optional
 
 from .errors import PrePullInputError
 
@@ -10,8 +12,12 @@ _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 # Go's time.ParseDuration, which Pulumi uses for custom timeouts.
 _GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
-# resource.Quantity (decimal SI and binary suffixes; no exponent forms).
-_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+# resource.Quantity without a sign: a decimal number, then a decimal SI or binary suffix or a decimal exponent.
+# "1E" is one exa, "1E3" a thousand: the regex tries the suffix first and backtracks to the exponent.
+_QUANTITY = re.compile(
+    r"^(?P<number>[0-9]+(\.[0-9]+)?|\.[0-9]+)"
+    r"(?:(?P<suffix>m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)|[eE](?P<exponent>[+-]?[0-9]+))?$"
+)
 
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
@@ -66,20 +72,53 @@ def check_duration(value: object, field: str) -> str:
 
 
 def check_quantity(value: object, field: str) -> str:
-    """A Kubernetes resource quantity such as ``10m`` or ``16Mi``."""
-    if not isinstance(value, str) or not _QUANTITY.match(value):
+    """A Kubernetes resource quantity such as ``10m``, ``16Mi`` or ``1e3``."""
+    if not isinstance(value, str) or _parse_quantity(value) is None:
         raise PrePullInputError(field, value, "must be a Kubernetes quantity such as '10m', '0.5' or '16Mi'")
     return value
 
 
-_SUFFIX = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+# Powers of ten of the decimal SI suffixes, powers of two of the binary ones.
+_DECIMAL_SI = {"m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_BINARY_SI = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+_NANO = Decimal("1e-9")
+_MAX_BINARY = Decimal(2**63 - 1)
+# Wide enough that nothing below rounds unless asked to, and independent of the caller's decimal context.
+_WIDE = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[InvalidOperation])
 
 
-def quantity_value(value: str) -> float:
-    """The numeric value of a quantity already checked by :func:`check_quantity` (for comparisons)."""
-    number, suffix = _QUANTITY.match(value).group(1), value[len(_QUANTITY.match(value).group(1)):]
-    return float(number) * _SUFFIX[suffix]
+def _parse_quantity(value: str) -> Optional[Decimal]:
+    """The exact amount of a quantity as the API server parses it, or None if it is not one.
+
+    Decimal, not float: ``9m`` and ``0.009`` must be equal. Like apimachinery's
+    ``ParseQuantity``, a non-zero amount is rounded up to a whole nano (1e-9, the
+    finest Kubernetes keeps) and a binary-suffixed one is capped at 2^63-1, so
+    that request and limit compare as the API server's validation compares them.
+    """
+    match = _QUANTITY.match(value)
+    if not match:
+        return None
+    number, suffix = match["number"], match["suffix"] or ""
+    with localcontext(_WIDE):
+        try:
+            if suffix in _BINARY_SI:
+                amount = min(Decimal(number) * 2 ** _BINARY_SI[suffix], _MAX_BINARY)
+            else:
+                amount = Decimal(f"{number}e{match['exponent'] or _DECIMAL_SI[suffix]}")
+        except InvalidOperation:  # an exponent beyond what a Decimal holds (about 18 digits)
+            return None
+        if 0 < amount < _NANO:
+            return _NANO
+        # From 1n up, the rounded coefficient has at most one digit more than the input: exact and cheap.
+        return amount.quantize(_NANO, rounding=ROUND_UP) if amount.as_tuple().exponent < -9 else amount
+
+
+def quantity_value(value: str) -> Decimal:
+    """The exact amount of a quantity already checked by :func:`check_quantity` (for comparisons)."""
+    amount = _parse_quantity(value)
+    if amount is None:
+        raise ValueError(f"not a Kubernetes quantity: {value!r}")
+    return amount
 
 
 def container_name(prefix: str, repository_path: str, short_hash: str) -> str:

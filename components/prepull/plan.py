@@ -88,9 +88,9 @@ class Plan:
     skip_await: bool
     resources: Mapping[str, str]
     run_as_user: int
-    remove_startup_taint: bool = False
-    untaint_image: Optional[ImageRef] = None
-    network_policy: bool = True
+    remove_startup_taint: bool
+    untaint_image: Optional[ImageRef]
+    network_policy: bool
 
     @property
     def needs_helper(self) -> bool:

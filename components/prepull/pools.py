@@ -222,8 +222,6 @@ def _gate_taint(provider: Provider, settings: Mapping, pool: str) -> dict:
                 "or AL2 nodes use a karpenter pool (startupTaints) instead",
             )
     if provider is Provider.AKS and settings.get("gateApiVersion") is not None:
-        import re
-
         version = settings["gateApiVersion"]
         if not (isinstance(version, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}-preview", version)):
             raise PrePullInputError(
