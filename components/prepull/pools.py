@@ -87,7 +87,6 @@ class StackSpec:
     """A validated stack configuration."""
 
     namespace: str
-    images: tuple
     pools: tuple
     kubeconfig: Optional[str]
     kube_context: Optional[str]
@@ -311,7 +310,7 @@ def load_stack(config: Mapping) -> StackSpec:
     for key in ("kubeconfig", "kubeContext"):
         if config.get(key) is not None and not isinstance(config[key], str):
             raise PrePullInputError(f"prepull:{key}", config[key], "must be a string")
-    spec = StackSpec(namespace, tuple(images), pools, config.get("kubeconfig") or None, config.get("kubeContext") or None)
+    spec = StackSpec(namespace, pools, config.get("kubeconfig") or None, config.get("kubeContext") or None)
     owners: dict = {}
     for pool in pools:  # every pool's pre-puller must also be valid: fail before anything registers
         try:

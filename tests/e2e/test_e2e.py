@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 import cluster_env
 from cluster_env import CONTEXT, LOCAL, containerd_images, kubectl, marks, unreachable
 from pulumi import automation as auto
@@ -381,7 +382,8 @@ def test_changing_the_image_list_rolls_out_to_every_node(deployment):
         p.name: kget("daemonset", "-n", spec_before.namespace, p.name)["spec"]["template"]["metadata"]["annotations"]["prepull.dev/images-hash"]
         for p in spec_before.pools
     }
-    stack.set_config(f"prepull:images[{len(spec_before.images)}]", auto.ConfigValue(ADDED_IMAGE), path=True)
+    global_images = yaml.safe_load((project / "stacks" / f"Pulumi.{STACK}.yaml").read_text())["config"]["prepull:images"]
+    stack.set_config(f"prepull:images[{len(global_images)}]", auto.ConfigValue(ADDED_IMAGE), path=True)
     up = stack.up(on_output=print, color="never")
     assert up.summary.result == "succeeded"
     assert up.summary.resource_changes.get("update", 0) >= len(spec_before.pools)

@@ -107,3 +107,18 @@ def test_mirror_remediation_rewrites_every_image_in_the_preview(pack_venv, tmp_p
     # The original registry stays the first path component on the mirror.
     assert f"{MIRROR}/docker.io/library/postgres:17.2" in images["pool-general-ds"]
     assert "[remediate]  image-allowlist  (3 resources)" in result.stdout, result.stdout[-3000:]
+
+
+def test_a_config_mistake_is_reported_per_workload_and_once_per_stack(pack_venv, tmp_path):
+    """The CLI accepts the unknown key (the policy protocol carries no additionalProperties); our policies do not."""
+    config = json.loads((PACK / "config.dev.json").read_text())
+    config["image-allowlist"]["allowedImage"] = config["image-allowlist"].pop("allowedImages")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(auto.CommandError) as failed:
+        preview(stack_with(tmp_path), tmp_path / "config.json")
+    out = str(failed.value)
+    message = "invalid configuration of policy 'image-allowlist': unknown setting 'allowedImage'; known settings: allowedImages, mirrorRegistry"
+    # By the policy for each of the three DaemonSets, and by pack-config once, on the stack.
+    assert out.count(message) == 4, out[-3000:]
+    assert out.count("[mandatory]  pack-config  (pulumi:pulumi:Stack: prepull-dev)") == 1, out[-3000:]
+    assert out.count("[mandatory]  image-allowlist  (kubernetes:apps/v1:DaemonSet:") == 3, out[-3000:]
