@@ -22,6 +22,7 @@ import yaml
 
 from . import __version__
 from .errors import PrePullInputError
+from .manifests import object_id
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -134,13 +135,6 @@ def prefixed(err: PrePullInputError) -> str:
 
 
 # ---------------------------------------------------------------- render
-
-
-def object_id(obj: Mapping) -> str:
-    """``Kind/name`` or ``Kind/namespace/name``, as problems and file names refer to objects."""
-    meta = obj.get("metadata") or {}
-    parts = [str(obj.get("kind")), meta.get("namespace"), str(meta.get("name"))]
-    return "/".join(p for p in parts if p)
 
 
 def file_name(index: int, obj: Mapping) -> str:
@@ -322,6 +316,9 @@ def check_command(args: argparse.Namespace) -> int:
     """Validate the stack's objects; exit 1 if any problem."""
     if args.server:
         return server_check_command(args)
+    for option in ("context", "kubeconfig"):
+        if getattr(args, option):
+            raise UsageError(f"--{option} {getattr(args, option)}: only used with --server (the offline check reads no cluster)")
     _require_kubernetes_validate()
     version = resolve_version(args.kubernetes_version)
     path, objects = load_objects(args.stacks_dir, args.stack)

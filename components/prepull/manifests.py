@@ -152,6 +152,13 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
     return init, mounts, volumes
 
 
+def object_id(obj: Mapping) -> str:
+    """``Kind/name`` or ``Kind/namespace/name``, as problems, reports and file names refer to objects."""
+    meta = obj.get("metadata") or {}
+    parts = [str(obj.get("kind")), meta.get("namespace"), str(meta.get("name"))]
+    return "/".join(p for p in parts if p)
+
+
 def namespace_object(name: str, privileged: bool, labels: Mapping, annotations: Optional[Mapping] = None) -> dict:
     """A Namespace labelled for Pod Security: enforce restricted (privileged only for docker-socket); warn and audit restricted."""
     meta = {

@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import List, Mapping, Optional, Sequence, Tuple
 
+from .manifests import object_id
+
 FIELD_MANAGER = "prepull-check"
 
 
@@ -52,18 +54,32 @@ def _short(err: Exception) -> str:
     return text[0][:300] if text else ""
 
 
-def existing_namespaces(client) -> set:
-    return {ns.metadata.name for ns in client.resources.get(api_version="v1", kind="Namespace").get().items}
+def existing_namespaces(client, wanted: set) -> set:
+    """Which of ``wanted`` exist. Listing namespaces needs a cluster-wide right; without it, each is asked by name."""
+    from kubernetes.dynamic.exceptions import ForbiddenError, NotFoundError
+
+    resource = client.resources.get(api_version="v1", kind="Namespace")
+    try:
+        return {ns.metadata.name for ns in resource.get().items} & wanted
+    except ForbiddenError:
+        found = set()
+        for name in sorted(wanted):
+            try:
+                resource.get(name=name)
+            except NotFoundError:
+                continue
+            except ForbiddenError:
+                pass  # cannot tell: the dry run itself will say whether the namespace is there
+            found.add(name)
+        return found
 
 
 def check_on_server(objects: Sequence[Mapping], client) -> ServerReport:
     """Dry-run every object on the server; see the module docstring."""
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-    from .cli import object_id
-
     report = ServerReport()
-    namespaces = existing_namespaces(client)
+    namespaces = existing_namespaces(client, {o["metadata"]["namespace"] for o in objects if o["metadata"].get("namespace")})
     for obj in objects:
         oid = object_id(obj)
         try:

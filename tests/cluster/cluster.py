@@ -213,6 +213,10 @@ def registry() -> str:
     return f"{HOST}:{PORTS['registry']}"
 
 
+def containerd_socket(d: Path) -> Path:
+    return d / "containerd" / "containerd.sock"
+
+
 def containerd_config(d: Path) -> Path:
     c = d / "containerd"
     certs = c / "certs.d"
@@ -228,7 +232,7 @@ state = "{c / 'state'}"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
   "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.opt", "io.containerd.tracing.processor.v1.otlp"]
 [grpc]
-  address = "{c / 'containerd.sock'}"
+  address = "{containerd_socket(d)}"
 [ttrpc]
   address = "{c / 'containerd.sock.ttrpc'}"
 [{cri}]
@@ -267,7 +271,7 @@ def start_containerd(d: Path) -> None:
     cni_config(d)
     config = containerd_config(d)
     start(d, "containerd", ["containerd", "--config", config, "--log-level", "warn"])
-    sock = d / "containerd" / "containerd.sock"
+    sock = containerd_socket(d)
     wait_until(d, "containerd", lambda: run("ctr", "--address", sock, "version", check=False).returncode == 0)
 
 
@@ -323,7 +327,7 @@ def kubelet_config(d: Path, pki: Path, patch: dict) -> Path:
         "healthzBindAddress": HOST, "healthzPort": PORTS["kubelet-healthz"],
         "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False}, "x509": {"clientCAFile": str(pki / "ca.crt")}},
         "authorization": {"mode": "AlwaysAllow"},
-        "containerRuntimeEndpoint": f"unix://{d / 'containerd' / 'containerd.sock'}",
+        "containerRuntimeEndpoint": f"unix://{containerd_socket(d)}",
         "cgroupDriver": "cgroupfs", "failCgroupV1": False, "failSwapOn": False,
         "registerWithTaints": [STARTUP_TAINT],
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
@@ -361,11 +365,14 @@ def restart_kubelet(d: Path, patch: dict) -> float:
 
 def start_kwok(d: Path, nodes: int) -> None:
     stages = Path(shutil.which("kwok")).resolve().parent.parent / "stages"
-    configs = [stages / p for p in ("node/fast/node-initialize.yaml", "node/heartbeat/node-heartbeat.yaml",
+    # Lease heartbeats, as kwok advises at scale: with status heartbeats every 20-45 s, hundreds of
+    # simulated nodes on 2 cores missed the node controller's 50 s grace period, which then marked
+    # them NotReady and their pods not Ready for good (kwok does not make a pod Ready again).
+    configs = [stages / p for p in ("node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
                                     "pod/fast/pod-ready.yaml", "pod/fast/pod-complete.yaml", "pod/fast/pod-delete.yaml")]
     argv = ["kwok", f"--kubeconfig={kubeconfig(d, 'kwok')}", "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake", "--cidr=10.219.0.0/16", f"--node-ip={HOST}",
-            "--server-address=", *[f"--config={c}" for c in configs]]
+            "--server-address=", "--node-lease-duration-seconds=40", *[f"--config={c}" for c in configs]]
     start(d, "kwok", argv)
     for i in range(nodes):
         labels, taints = KWOK_ROLES[i] if i < len(KWOK_ROLES) else (SPARE_LABELS, [])
@@ -402,7 +409,7 @@ def write_env(d: Path) -> None:
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PREPULL_TEST_REGISTRY": registry(),
-        "PREPULL_TEST_CONTAINERD": d / "containerd" / "containerd.sock",
+        "PREPULL_TEST_CONTAINERD": containerd_socket(d),
         "PREPULL_TEST_CLUSTER": d,
         "PREPULL_TEST_REAL_NODE": REAL_NODE,
         "PREPULL_E2E_CONTEXT": CONTEXT,
@@ -450,7 +457,7 @@ def stop_pid(d: Path, name: str) -> None:
 
 def remove_containers(d: Path) -> None:
     """The pods' containers outlive the kubelet (their shims are not its children): remove them through containerd."""
-    sock = d / "containerd" / "containerd.sock"
+    sock = containerd_socket(d)
     if not recorded_pid(d, "containerd"):
         return
     ctr = ["ctr", "--address", sock, "-n", "k8s.io"]

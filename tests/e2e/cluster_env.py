@@ -6,11 +6,13 @@ cluster into a failure instead of a skip (the cluster tier and the e2e workflow 
 ``PREPULL_TEST_CLUSTER`` and ``PREPULL_TEST_CONTAINERD`` are set only on the local cluster.
 """
 
+import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 import yaml
@@ -42,6 +44,27 @@ def copy_project(dest: Path, stack: str, backend: Path, edit: Optional[Callable[
 def kubectl(*args, input=None, check=True) -> subprocess.CompletedProcess:
     return subprocess.run(["kubectl", "--context", CONTEXT, *map(str, args)], input=input, check=check, capture_output=True, text=True,
                           timeout=120)
+
+
+def as_list(objects: list) -> str:
+    """Objects as one kubectl input document (a v1 List)."""
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+
+
+def apply(objects: list) -> None:
+    kubectl("apply", "-f", "-", input=as_list(objects))
+
+
+def poll(what: str, problems: Callable[[], Any], timeout: float, every: float = 5.0) -> None:
+    """Call ``problems()`` until it returns nothing (empty, None); fail naming ``what`` and the last problems."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = problems()
+        if not last:
+            return
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}: {last}")
+        time.sleep(every)
 
 
 def containerd_images() -> set:

@@ -16,10 +16,9 @@ skipped with the reason otherwise.
 """
 
 import json
-import time
 
 import pytest
-from cluster_env import kubectl, marks, unreachable
+from cluster_env import apply, as_list, kubectl, marks, poll, unreachable
 
 from prepull import manifests
 
@@ -35,10 +34,6 @@ POLICY = f"prepull-untaint.{NAMESPACE}.{NAME}"
 OWN = "the pre-puller may only change the node its own pod runs on"
 ONLY_ITS_TAINT = "the pre-puller may only remove its startup taint"
 NO_FIELDS = "the pre-puller may not change node labels, annotations"
-
-
-def apply(objects: list) -> None:
-    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
 
 
 def as_untaint(node_name=None) -> list:
@@ -79,7 +74,7 @@ def gate():
             kubectl("taint", "node", node, f"{OTHER_TAINT}-", check=False)
             kubectl("label", "node", node, "prepull.dev/admission-label-", check=False)
             kubectl("uncordon", node, check=False)
-        kubectl("delete", "-f", "-", "--wait=true", "--ignore-not-found", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+        kubectl("delete", "-f", "-", "--wait=true", "--ignore-not-found", input=as_list(objects),
                 check=False)
 
 
@@ -89,25 +84,25 @@ def wait_until_enforced(node: str) -> None:
     Observed here: right after creation a change the policy denies went through. So the tests
     start only once a request the policy must deny (no node-name extra) is denied by it.
     """
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def not_yet() -> str:
         out = kubectl("annotate", "node", node, "prepull.dev/admission-probe=x", "--overwrite", f"--as={SA}", check=False)
         if POLICY in out.stderr:
-            return
+            return ""
         kubectl("annotate", "node", node, "prepull.dev/admission-probe-", check=False)
-        time.sleep(1)
-    pytest.fail(f"the policy {POLICY} was not enforced within 60s")
+        return f"{POLICY} did not deny: {out.stderr or out.stdout}"
+
+    poll(f"the policy {POLICY} to be enforced", not_yet, timeout=60, every=1)
 
 
 def test_the_policy_is_accepted_and_type_checks_against_the_node_schema(gate):
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        policy = json.loads(kubectl("get", "validatingadmissionpolicy", POLICY, "-o", "json").stdout)
-        if policy.get("status", {}).get("observedGeneration") == policy["metadata"]["generation"]:
-            break
-        time.sleep(1)
-    status = policy.get("status", {})
-    assert status.get("observedGeneration") == policy["metadata"]["generation"], f"the policy was never type-checked: {status}"
+    def policy() -> dict:
+        return json.loads(kubectl("get", "validatingadmissionpolicy", POLICY, "-o", "json").stdout)
+
+    def unchecked(p: dict) -> dict:
+        return {} if p.get("status", {}).get("observedGeneration") == p["metadata"]["generation"] else p.get("status", {"status": None})
+
+    poll("the policy to be type-checked", lambda: unchecked(policy()), timeout=60, every=1)
+    status = policy().get("status", {})
     assert not (status.get("typeChecking") or {}).get("expressionWarnings"), status["typeChecking"]
 
 
@@ -203,12 +198,12 @@ def deploy_and_wait_for_pods(args: dict, name: str) -> list:
     # The gate tests taint the simulated nodes for the module's duration.
     objects = manifests({**args, "tolerate_all_taints": True}, name)
     apply(objects)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not pods_of(args["namespace"], name):
-        time.sleep(1)
-    pods = pods_of(args["namespace"], name)
-    events = kubectl("get", "events", "-n", args["namespace"], "-o", "json").stdout
-    assert pods, f"the DaemonSet's pods were not admitted: {events}"
+    def not_admitted() -> str:
+        if pods_of(args["namespace"], name):
+            return ""
+        return "no pod yet; events: " + kubectl("get", "events", "-n", args["namespace"], "-o", "json").stdout
+
+    poll(f"the pods of DaemonSet {name} to be admitted", not_admitted, timeout=90, every=1)
     return objects
 
 

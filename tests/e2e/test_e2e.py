@@ -25,7 +25,6 @@ changes, destroy.
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -64,15 +63,8 @@ def kget(*args) -> dict:
 
 
 def wait_for(what: str, problems, timeout: int = WAIT_SECONDS, every: float = 5.0) -> None:
-    """Poll ``problems()`` until it returns an empty list; fail naming ``what`` and the last problems."""
-    deadline = time.monotonic() + timeout
-    last: list = []
-    while time.monotonic() < deadline:
-        last = problems()
-        if not last:
-            return
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}: {last}")
+    """Poll ``problems()`` until it returns an empty list (cluster_env.poll, with this module's default wait)."""
+    cluster_env.poll(what, problems, timeout, every)
 
 
 def nodes_with(label: str) -> list:

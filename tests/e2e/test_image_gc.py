@@ -27,7 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import cluster  # noqa: E402
-from cluster_env import LOCAL, kubectl  # noqa: E402
+from cluster_env import LOCAL, apply, kubectl, poll  # noqa: E402
 from cluster_env import containerd_images as present  # noqa: E402
 
 REGISTRY = os.environ.get("PREPULL_TEST_REGISTRY", "")
@@ -49,12 +49,7 @@ BY_DISK = {"imageGCHighThresholdPercent": 1, "imageGCLowThresholdPercent": 0, "i
 
 
 def wait(what: str, condition, timeout: float, every: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; containerd holds {sorted(present())}")
+    poll(what, lambda: [] if condition() else f"containerd holds {sorted(present())}", timeout, every)
 
 
 def sleep_until(moment: float) -> None:
@@ -69,7 +64,7 @@ def prepuller_objects() -> list:
 
 
 def deploy_prepuller() -> None:
-    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": prepuller_objects()}))
+    apply(prepuller_objects())
     wait("the pre-pull pod to be Ready", lambda: kubectl(
         "get", "pods", "-n", NAMESPACE, "-l", f"prepull.dev/daemonset={NAME}",
         "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}").stdout == "True", timeout=180)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cluster_env import CONTEXT, kubectl, marks, unreachable
+from cluster_env import CONTEXT, as_list, kubectl, marks, unreachable
 
 from prepull import manifests
 from prepull.cli import stack_config
@@ -70,7 +70,7 @@ def check(objects: list, allowed_warning: str = "") -> None:
     created = create_missing_namespaces(objects)
     try:
         out = kubectl("apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=prepull-check", "-f", "-",
-                      input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}), check=False)
+                      input=as_list(objects), check=False)
         assert out.returncode == 0, out.stderr
         warnings = [w for w in out.stderr.splitlines() if w.startswith("Warning:")]
         if allowed_warning:
