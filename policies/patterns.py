@@ -123,7 +123,16 @@ def _parse_pattern(text: str) -> ImagePattern:
     repo, tag = _split_tag(repo_tag)
     if not repo:
         raise PatternError(f"{shown(text)} has no repository")
+    # Parts are checked left to right, so a pattern with several mistakes names the first.
+    domain, path = _parse_repository(text, repo)
+    tag_regex = _parse_tag(text, tag)
+    digest_algorithm, digest_hex = _parse_digest(text, digest) if at else (None, None)
+    written_path = path.replace(_GLOBSTAR, "**").replace(_WILDCARD, "*")
+    return ImagePattern(text, domain, written_path, _glob_regex(path), tag_regex, digest_algorithm, digest_hex)
 
+
+def _parse_repository(text: str, repo: str) -> tuple:
+    """``(registry, path)`` of a pattern's repository part; the path keeps the wildcard stand-ins."""
     # Wildcards stand for path characters: substitute valid text so the
     # repository is normalised exactly as images are.
     substituted = repo.replace("**", _GLOBSTAR).replace("*", _WILDCARD)
@@ -140,26 +149,29 @@ def _parse_pattern(text: str) -> ImagePattern:
     written = rest if rest and _is_registry(first) else substituted
     if path == f"library/{written}" and _GLOBSTAR in written:
         path = written
+    return ref.domain.lower(), path
 
-    tag_regex = None
-    if tag is not None:
-        if not _TAG_PATTERN.fullmatch(tag):
-            raise PatternError(f"{shown(text)}: {shown(tag)} is not a valid tag pattern (tag characters A-Z a-z 0-9 _ . - and *)")
-        tag_regex = re.compile(".*".join(re.escape(piece) for piece in tag.split("*")))
 
-    digest_algorithm = digest_hex = None
-    if at:
-        m = _DIGEST_PATTERN.fullmatch(digest)
-        if not m:
-            raise PatternError(f"{shown(text)}: {shown(digest)} is not a digest pattern (sha256:<hex>, sha256:*, sha384:..., sha512:...)")
-        digest_algorithm = m.group(1)
-        if m.group(2) != "*":
-            if len(m.group(2)) != _DIGEST_HEX_LEN[digest_algorithm]:
-                raise PatternError(f"{shown(text)}: a {digest_algorithm} digest has {_DIGEST_HEX_LEN[digest_algorithm]} hex characters")
-            digest_hex = m.group(2)
+def _parse_tag(text: str, tag: Optional[str]) -> Optional["re.Pattern"]:
+    """The regex of a pattern's tag part, or None when it has none."""
+    if tag is None:
+        return None
+    if not _TAG_PATTERN.fullmatch(tag):
+        raise PatternError(f"{shown(text)}: {shown(tag)} is not a valid tag pattern (tag characters A-Z a-z 0-9 _ . - and *)")
+    return re.compile(".*".join(re.escape(piece) for piece in tag.split("*")))
 
-    written_path = path.replace(_GLOBSTAR, "**").replace(_WILDCARD, "*")
-    return ImagePattern(text, ref.domain.lower(), written_path, _glob_regex(path), tag_regex, digest_algorithm, digest_hex)
+
+def _parse_digest(text: str, digest: str) -> tuple:
+    """``(algorithm, hex)`` of a pattern's digest part; ``hex`` is None for ``<algorithm>:*``."""
+    m = _DIGEST_PATTERN.fullmatch(digest)
+    if not m:
+        raise PatternError(f"{shown(text)}: {shown(digest)} is not a digest pattern (sha256:<hex>, sha256:*, sha384:..., sha512:...)")
+    algorithm, hex_ = m.group(1), m.group(2)
+    if hex_ == "*":
+        return algorithm, None
+    if len(hex_) != _DIGEST_HEX_LEN[algorithm]:
+        raise PatternError(f"{shown(text)}: a {algorithm} digest has {_DIGEST_HEX_LEN[algorithm]} hex characters")
+    return algorithm, hex_
 
 
 def _is_registry(component: str) -> bool:
