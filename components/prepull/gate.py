@@ -17,6 +17,8 @@ every image. Least privilege:
 from typing import Optional
 
 from .names import check_dns_subdomain
+from .plan import Plan
+from .pod import BUSYBOX, helper_mount_read_only, object_meta, security_context
 
 NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
 TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -104,7 +106,7 @@ def cel_validations() -> list:
 UNTAINT_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
 
 
-def untaint_container(taint: dict, image: str, security_context: dict, busybox: str, helper_mount: dict) -> dict:
+def untaint_container(taint: dict, image: str) -> dict:
     """The last init container: remove the taint from this node, idempotently.
 
     A pod restart (node reboot) finds the taint already gone; the script then
@@ -120,16 +122,16 @@ def untaint_container(taint: dict, image: str, security_context: dict, busybox: 
         "name": "untaint",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": [busybox, "sh", "-c", script],
+        "command": [BUSYBOX, "sh", "-c", script],
         "env": [
             {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
             # kubectl keeps a discovery cache under $HOME; the root filesystem is read-only.
             {"name": "HOME", "value": "/home/untaint"},
         ],
         "resources": {k: dict(v) for k, v in UNTAINT_RESOURCES.items()},
-        "securityContext": security_context,
+        "securityContext": security_context(),
         "volumeMounts": [
-            helper_mount,  # the volume holding `busybox`
+            helper_mount_read_only(),  # the volume holding `busybox`
             {"name": "untaint-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
             {"name": "untaint-home", "mountPath": "/home/untaint"},
         ],
@@ -155,11 +157,10 @@ def token_volume() -> dict:
     }
 
 
-def gate_objects(namespace: str, base: str, taint: dict, meta) -> list:
-    """ServiceAccount, ClusterRole, ClusterRoleBinding, ValidatingAdmissionPolicy and its binding.
-
-    ``meta(name, namespace=None)`` builds each object's metadata (labels, annotations).
-    """
+def gate_objects(plan: Plan) -> list:
+    """ServiceAccount, ClusterRole, ClusterRoleBinding, ValidatingAdmissionPolicy and its binding."""
+    namespace, base, taint = plan.namespace, plan.base_name, plan.startup_taint
+    meta = lambda name, ns=None: object_meta(plan, name, ns)  # noqa: E731
     sa = service_account_name(base)
     cluster_name = cluster_scoped_name(namespace, base)
     return [

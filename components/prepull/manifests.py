@@ -13,16 +13,9 @@ from .args import ImagePrePullerArgs, Method
 from .gate import gate_objects, service_account_name, untaint_container, untaint_volumes
 from .names import container_name
 from .plan import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME, Group, Plan, build_plan
+from .pod import BUSYBOX, HELPER_MOUNT, HELPER_VOLUME, NOOP, helper_mount_read_only, object_labels, object_meta, pairs, security_context
 
 ANNOTATION_IMAGES_HASH = "prepull.dev/images-hash"  # users cannot set prepull.dev/ keys (plan.py)
-HELPER_MOUNT = "/.prepull"
-HELPER_VOLUME = "prepull-bin"
-NOOP = [f"{HELPER_MOUNT}/busybox", "true"]
-
-
-def _helper_mount_read_only() -> dict:
-    """How every container after the copy step sees the static busybox."""
-    return {"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 # Checks checkov flags on the default output that do not apply to a pre-puller,
@@ -33,10 +26,6 @@ CHECKOV_SKIPS = (
     ("CKV_K8S_43", "references are used exactly as given (tag and/or digest); pin digests in images, pause_image and helper_image to satisfy it"),
     ("CKV_K8S_15", "IfNotPresent is deliberate: Always re-contacts the registry on every pod start; pull_policy Always is offered for the pulled images"),
 )
-
-
-def _pairs(pairs) -> dict:
-    return {k: v for k, v in pairs}
 
 
 def _images_hash(plan: Plan, group: Group) -> str:
@@ -56,32 +45,8 @@ def _resources(plan: Plan) -> dict:
     }
 
 
-def _security_context(read_only_root: bool = True) -> dict:
-    # Container-level settings Pod Security "restricted" checks on every container.
-    return {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "privileged": False,
-        "readOnlyRootFilesystem": read_only_root,
-    }
-
-
 def _selector_labels(plan: Plan, group: Group) -> dict:
     return {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name, LABEL_DAEMONSET: group.name}
-
-
-def _object_labels(plan: Plan, extra: Optional[Mapping] = None) -> dict:
-    labels = {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name, "app.kubernetes.io/managed-by": "prepull"}
-    labels.update(extra or {})
-    labels.update(_pairs(plan.labels))
-    return labels
-
-
-def _object_meta(plan: Plan, name: str, namespace: Optional[str] = None) -> dict:
-    meta = {"name": name, **({"namespace": namespace} if namespace else {}), "labels": _object_labels(plan)}
-    if plan.annotations:
-        meta["annotations"] = _pairs(plan.annotations)
-    return meta
 
 
 def _affinity(group: Group) -> Optional[dict]:
@@ -94,60 +59,67 @@ def _affinity(group: Group) -> Optional[dict]:
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expr]}]}}}
 
 
+def _helper_copy(plan: Plan) -> dict:
+    """The first init container: copy the static busybox so images without a shell or coreutils can run it."""
+    return {
+        "name": "prepull-noop",
+        "image": plan.helper_image.canonical,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/busybox", "cp", "/bin/busybox", BUSYBOX],
+        "resources": _resources(plan),
+        "securityContext": security_context(),
+        "volumeMounts": [{"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT}],
+    }
+
+
+def _kubelet_pull(plan: Plan, ref) -> dict:
+    return {
+        "name": container_name("pull", ref.path, ref.short_hash),
+        "image": ref.canonical,
+        "imagePullPolicy": plan.pull_policy.value,
+        # command replaces ENTRYPOINT and an empty args drops CMD: only the no-op runs.
+        "command": list(NOOP),
+        "args": [],
+        "resources": _resources(plan),
+        "securityContext": security_context(),
+        "volumeMounts": [helper_mount_read_only()],
+    }
+
+
+def _docker_pull(plan: Plan, ref) -> dict:
+    sc = security_context(read_only_root=False)
+    # Root is required to open the root-owned socket; this method is legacy and documented as not restricted.
+    sc.update({"runAsNonRoot": False, "runAsUser": 0})
+    return {
+        "name": container_name("pull", ref.path, ref.short_hash),
+        "image": plan.docker_cli_image.canonical,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["docker", "pull", "--quiet", ref.canonical],
+        "resources": _resources(plan),
+        "securityContext": sc,
+        "volumeMounts": [{"name": "docker-socket", "mountPath": DOCKER_SOCKET}],
+    }
+
+
 def _pull_containers(plan: Plan, group: Group) -> tuple:
     """(initContainers, holder volumeMounts, volumes) for the group's images."""
     init, mounts, volumes = [], [], []
     if plan.needs_helper:
-        helper = plan.helper_image
-        init.append({
-            "name": "prepull-noop",
-            "image": helper.canonical,
-            "imagePullPolicy": "IfNotPresent",
-            # Copy the static busybox so images without a shell or coreutils can run it.
-            "command": ["/bin/busybox", "cp", "/bin/busybox", f"{HELPER_MOUNT}/busybox"],
-            "resources": _resources(plan),
-            "securityContext": _security_context(),
-            "volumeMounts": [{"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT}],
-        })
+        init.append(_helper_copy(plan))
         volumes.append({"name": HELPER_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}})
     if plan.method is Method.KUBELET:
-        for ref in group.images:
-            init.append({
-                "name": container_name("pull", ref.path, ref.short_hash),
-                "image": ref.canonical,
-                "imagePullPolicy": plan.pull_policy.value,
-                # command replaces ENTRYPOINT and an empty args drops CMD: only the no-op runs.
-                "command": list(NOOP),
-                "args": [],
-                "resources": _resources(plan),
-                "securityContext": _security_context(),
-                "volumeMounts": [_helper_mount_read_only()],
-            })
+        init.extend(_kubelet_pull(plan, ref) for ref in group.images)
     elif plan.method is Method.DOCKER_SOCKET:
-        for ref in group.images:
-            sc = _security_context(read_only_root=False)
-            # Root is required to open the root-owned socket; this method is legacy and documented as not restricted.
-            sc.update({"runAsNonRoot": False, "runAsUser": 0})
-            init.append({
-                "name": container_name("pull", ref.path, ref.short_hash),
-                "image": plan.docker_cli_image.canonical,
-                "imagePullPolicy": "IfNotPresent",
-                "command": ["docker", "pull", "--quiet", ref.canonical],
-                "resources": _resources(plan),
-                "securityContext": sc,
-                "volumeMounts": [{"name": "docker-socket", "mountPath": DOCKER_SOCKET}],
-            })
+        init.extend(_docker_pull(plan, ref) for ref in group.images)
         volumes.append({"name": "docker-socket", "hostPath": {"path": DOCKER_SOCKET, "type": "Socket"}})
-    else:  # IMAGE_VOLUME
+    else:  # IMAGE_VOLUME: the kubelet pulls each image to mount it into the holder
         for ref in group.images:
             vol = container_name("img", ref.path, ref.short_hash)
             volumes.append({"name": vol, "image": {"reference": ref.canonical, "pullPolicy": plan.pull_policy.value}})
             mounts.append({"name": vol, "mountPath": f"/images/{vol}", "readOnly": True})
     if plan.remove_startup_taint:
         # Last: init containers run in order, so every pull above has succeeded.
-        init.append(untaint_container(
-            plan.startup_taint, plan.untaint_image.canonical, _security_context(), NOOP[0], _helper_mount_read_only()
-        ))
+        init.append(untaint_container(plan.startup_taint, plan.untaint_image.canonical))
         volumes.extend(untaint_volumes())
     return init, mounts, volumes
 
@@ -178,22 +150,22 @@ def namespace_object(name: str, privileged: bool, labels: Mapping, annotations: 
 
 def namespace_manifest(plan: Plan) -> dict:
     """The plan's Namespace."""
-    return namespace_object(plan.namespace, plan.method is Method.DOCKER_SOCKET, _object_labels(plan), _pairs(plan.annotations))
+    return namespace_object(plan.namespace, plan.method is Method.DOCKER_SOCKET, object_labels(plan), pairs(plan.annotations))
 
 
-def daemon_set_manifest(plan: Plan, group: Group) -> dict:
-    """One pre-pull DaemonSet: pull init containers (or image volumes) and a pause holder."""
+def _pod_spec(plan: Plan, group: Group) -> dict:
+    """The pre-pull pod: pull init containers (or image volumes) and a pause holder, restricted and token-less."""
     init, mounts, volumes = _pull_containers(plan, group)
     holder = {
         "name": "holder",
         "image": plan.pause_image.canonical,
         "imagePullPolicy": "IfNotPresent",
         "resources": _resources(plan),
-        "securityContext": _security_context(),
+        "securityContext": security_context(),
     }
     if mounts:
         holder["volumeMounts"] = mounts
-    pod_spec: dict = {
+    spec: dict = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 5,
@@ -203,47 +175,47 @@ def daemon_set_manifest(plan: Plan, group: Group) -> dict:
             "runAsGroup": plan.run_as_user,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "nodeSelector": _pairs(plan.node_selector),
+        "nodeSelector": pairs(plan.node_selector),
     }
-    affinity = _affinity(group)
-    if affinity:
-        pod_spec["affinity"] = affinity
-    if plan.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in plan.tolerations]
-    if plan.remove_startup_taint:
-        pod_spec["serviceAccountName"] = service_account_name(plan.base_name)
-    if plan.priority_class_name:
-        pod_spec["priorityClassName"] = plan.priority_class_name
-    if plan.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": s} for s in plan.image_pull_secrets]
-    if init:
-        pod_spec["initContainers"] = init
-    pod_spec["containers"] = [holder]
+    optional = {
+        "affinity": _affinity(group),
+        "tolerations": [dict(t) for t in plan.tolerations],
+        "serviceAccountName": service_account_name(plan.base_name) if plan.remove_startup_taint else None,
+        "priorityClassName": plan.priority_class_name,
+        "imagePullSecrets": [{"name": s} for s in plan.image_pull_secrets],
+        "initContainers": init,
+    }
+    spec.update({key: value for key, value in optional.items() if value})
+    spec["containers"] = [holder]
     if volumes:
-        pod_spec["volumes"] = volumes
+        spec["volumes"] = volumes
+    return spec
 
+
+def daemon_set_manifest(plan: Plan, group: Group) -> dict:
+    """One pre-pull DaemonSet of ``group``'s images."""
     selector = _selector_labels(plan, group)
     pod_annotations = {ANNOTATION_IMAGES_HASH: _images_hash(plan, group)}
-    pod_annotations.update(_pairs(plan.annotations))
+    pod_annotations.update(pairs(plan.annotations))
     ds_annotations = {f"checkov.io/skip{i + 1}": f"{check}={why}" for i, (check, why) in enumerate(CHECKOV_SKIPS)}
     if plan.skip_await:
         ds_annotations["pulumi.com/skipAwait"] = "true"
-    ds_annotations.update(_pairs(plan.annotations))
+    ds_annotations.update(pairs(plan.annotations))
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
         "metadata": {
             "name": group.name,
             "namespace": plan.namespace,
-            "labels": _object_labels(plan, {LABEL_DAEMONSET: group.name}),
+            "labels": object_labels(plan, {LABEL_DAEMONSET: group.name}),
             "annotations": ds_annotations,
         },
         "spec": {
             "selector": {"matchLabels": selector},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": _rolling_update(plan)},
             "template": {
-                "metadata": {"labels": _object_labels(plan, selector), "annotations": pod_annotations},
-                "spec": pod_spec,
+                "metadata": {"labels": object_labels(plan, selector), "annotations": pod_annotations},
+                "spec": _pod_spec(plan, group),
             },
         },
     }
@@ -259,7 +231,7 @@ def network_policy_manifest(plan: Plan) -> dict:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _object_meta(plan, plan.base_name, plan.namespace),
+        "metadata": object_meta(plan, plan.base_name, plan.namespace),
         "spec": {
             "podSelector": {"matchLabels": {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name}},
             "policyTypes": ["Ingress", "Egress"],
@@ -279,7 +251,7 @@ def render(plan: Plan) -> list:
     """Every object of a plan, Namespace first."""
     objects = [namespace_manifest(plan)] if plan.create_namespace else []
     if plan.remove_startup_taint:
-        objects.extend(gate_objects(plan.namespace, plan.base_name, plan.startup_taint, lambda name, ns=None: _object_meta(plan, name, ns)))
+        objects.extend(gate_objects(plan))
     if plan.network_policy:
         objects.append(network_policy_manifest(plan))
     objects.extend(daemon_set_manifest(plan, g) for g in plan.groups)

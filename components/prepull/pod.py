@@ -1,0 +1,50 @@
+"""What every object and container we render shares: metadata, the restricted security context, the helper mount.
+
+The DaemonSet renderer (manifests.py) and the gate's renderer (gate.py) both build from here,
+so a pre-pull container and the untaint container cannot drift apart on security settings.
+"""
+
+from typing import Mapping, Optional
+
+from .plan import LABEL_INSTANCE, LABEL_NAME, Plan
+
+# The static busybox the copy step puts in an emptyDir, for containers of images without one.
+HELPER_MOUNT = "/.prepull"
+HELPER_VOLUME = "prepull-bin"
+BUSYBOX = f"{HELPER_MOUNT}/busybox"
+NOOP = [BUSYBOX, "true"]
+
+
+def pairs(items) -> dict:
+    """A dict of (key, value) pairs, in their (already sorted) order."""
+    return {k: v for k, v in items}
+
+
+def helper_mount_read_only() -> dict:
+    """How every container after the copy step sees the static busybox."""
+    return {"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}
+
+
+def security_context(read_only_root: bool = True) -> dict:
+    # Container-level settings Pod Security "restricted" checks on every container.
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "privileged": False,
+        "readOnlyRootFilesystem": read_only_root,
+    }
+
+
+def object_labels(plan: Plan, extra: Optional[Mapping] = None) -> dict:
+    labels = {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name, "app.kubernetes.io/managed-by": "prepull"}
+    labels.update(extra or {})
+    labels.update(pairs(plan.labels))
+    return labels
+
+
+def object_meta(plan: Plan, name: str, namespace: Optional[str] = None) -> dict:
+    """Metadata of an object of ``plan``: its name, namespace, our labels and the user's annotations."""
+    meta = {"name": name, **({"namespace": namespace} if namespace else {}), "labels": object_labels(plan)}
+    if plan.annotations:
+        meta["annotations"] = pairs(plan.annotations)
+    return meta
