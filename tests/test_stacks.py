@@ -257,3 +257,37 @@ def test_gate_error_on_existing_pool_says_how_to_add_the_taint():
 
     with pytest.raises(PrePullInputError, match="register-with-taints"):
         load_stack({"images": ["nginx:1"], "nodePools": [{**GOOD, "startupGate": True}]})
+
+
+def _count_calls(monkeypatch, counts: dict) -> None:
+    """Count build_plan and render calls wherever the stack and render paths import them."""
+    import prepull.cli
+    import prepull.component
+    import prepull.manifests
+    import prepull.pools
+
+    for module in (prepull.pools, prepull.component, prepull.manifests, prepull.cli):
+        for name in ("build_plan", "render"):
+            real = getattr(module, name, None)
+            if real is not None:
+                monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: counts.update({_name: counts.get(_name, 0) + 1}) or _real(*a, **k))
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
+def test_each_pools_plan_is_built_and_rendered_once_on_the_stack_path(monkeypatch, run_program, path):
+    config = stack_config(path)
+    counts: dict = {}
+    _count_calls(monkeypatch, counts)
+    run_main(run_program, config)
+    pools = len(yaml.safe_load(config["prepull:nodePools"]))
+    assert counts == {"build_plan": pools, "render": pools}
+
+
+def test_each_pools_plan_is_built_and_rendered_once_on_the_render_path(monkeypatch, capsys):
+    from prepull.cli import main
+
+    counts: dict = {}
+    _count_calls(monkeypatch, counts)
+    assert main(["render", "--stack", "dev"]) == 0
+    pools = len(yaml.safe_load(stack_config(ROOT / "stacks" / "Pulumi.dev.yaml")["prepull:nodePools"]))
+    assert counts == {"build_plan": pools, "render": pools}

@@ -1,13 +1,13 @@
 """The ImagePrePuller ComponentResource: registers the objects of :func:`manifests`."""
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from .args import ImagePrePullerArgs
 from .manifests import render
-from .plan import build_plan
+from .plan import Plan, build_plan
 
 TYPE_TOKEN = "prepull:index:ImagePrePuller"
 
@@ -53,9 +53,29 @@ class ImagePrePuller(pulumi.ComponentResource):
     def __init__(self, name: str, args: ImagePrePullerArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         # Validate first: bad input raises here, before anything is registered.
         plan = build_plan(args, name)
-        objects = render(plan)
-        super().__init__(TYPE_TOKEN, name, {}, opts)
+        self._declare(name, plan, render(plan), opts)
 
+    @classmethod
+    def _from_plan(cls, name: str, plan: Plan, objects: Sequence[dict], opts: Optional[pulumi.ResourceOptions] = None) -> "ImagePrePuller":
+        """Internal: the component of an already validated and rendered plan (the stack program builds each once)."""
+        self = cls.__new__(cls)
+        self._declare(name, plan, objects, opts)
+        return self
+
+    def _declare(self, name: str, plan: Plan, objects: Sequence[dict], opts: Optional[pulumi.ResourceOptions]) -> None:
+        super().__init__(TYPE_TOKEN, name, {}, opts)
+        namespace, daemon_sets = self._children(name, plan, objects)
+        self.namespace = namespace.metadata.apply(lambda m: m["name"]) if namespace else pulumi.Output.from_input(plan.namespace)
+        self.daemon_set_names = pulumi.Output.all(*[d.metadata.apply(lambda m: m["name"]) for d in daemon_sets])
+        self.images = pulumi.Output.from_input([r.canonical for r in plan.images])
+        # Each DaemonSet's id resolves only after its create/update (and rollout await) finished.
+        self.ready = pulumi.Output.all(*[d.id for d in daemon_sets]).apply(lambda ids: all(bool(i) for i in ids))
+        self.register_outputs(
+            {"namespace": self.namespace, "daemon_set_names": self.daemon_set_names, "images": self.images, "ready": self.ready}
+        )
+
+    def _children(self, name: str, plan: Plan, objects: Sequence[dict]) -> tuple:
+        """Register ``objects`` as children: (the Namespace resource or None, the DaemonSets)."""
         prerequisites: list = []
         namespace: list = []  # the Namespace resource, when the component creates it
         daemon_sets: list = []
@@ -74,14 +94,4 @@ class ImagePrePuller(pulumi.ComponentResource):
                 prerequisites.append(cls(f"{name}-{slug}", **kwargs, opts=pulumi.ResourceOptions(parent=self, depends_on=deps)))
                 if obj["kind"] == "Namespace":
                     namespace.append(prerequisites[-1])
-
-        self.namespace = pulumi.Output.from_input(plan.namespace)
-        if namespace:
-            self.namespace = namespace[0].metadata.apply(lambda m: m["name"])
-        self.daemon_set_names = pulumi.Output.all(*[d.metadata.apply(lambda m: m["name"]) for d in daemon_sets])
-        self.images = pulumi.Output.from_input([r.canonical for r in plan.images])
-        # Each DaemonSet's id resolves only after its create/update (and rollout await) finished.
-        self.ready = pulumi.Output.all(*[d.id for d in daemon_sets]).apply(lambda ids: all(bool(i) for i in ids))
-        self.register_outputs(
-            {"namespace": self.namespace, "daemon_set_names": self.daemon_set_names, "images": self.images, "ready": self.ready}
-        )
+        return (namespace[0] if namespace else None), daemon_sets

@@ -8,7 +8,7 @@ declares (used by the offline renderer). Errors name the pool and the field.
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
 from .args import KNOWN_FIELDS, TaintEffect
@@ -16,7 +16,7 @@ from .errors import PrePullInputError, camel_case
 from .images import parse_image
 from .manifests import namespace_object, render
 from .names import check_dns_label, check_label_value, check_qualified_name
-from .plan import build_plan
+from .plan import Plan, build_plan
 
 
 class Provider(str, enum.Enum):
@@ -83,6 +83,14 @@ class Pool:
 
 
 @dataclass(frozen=True)
+class PrePuller:
+    """A pool's pre-puller, validated and rendered once: what the stack program registers and `render` prints."""
+
+    plan: Plan
+    objects: tuple  # render(plan)
+
+
+@dataclass(frozen=True)
 class StackSpec:
     """A validated stack configuration."""
 
@@ -90,6 +98,7 @@ class StackSpec:
     pools: tuple
     kubeconfig: Optional[str]
     kube_context: Optional[str]
+    prepullers: Mapping[str, PrePuller] = field(default_factory=dict)  # by pool name, in pool order
 
 
 def _snake(name: str) -> str:
@@ -311,23 +320,34 @@ def load_stack(config: Mapping) -> StackSpec:
         if config.get(key) is not None and not isinstance(config[key], str):
             raise PrePullInputError(f"prepull:{key}", config[key], "must be a string")
     spec = StackSpec(namespace, pools, config.get("kubeconfig") or None, config.get("kubeContext") or None)
+    # Every pool's pre-puller must also be valid: fail before anything registers.
+    prepullers = {pool.name: _prepuller(spec, pool) for pool in pools}
+    _check_collisions(prepullers)
+    return replace(spec, prepullers=prepullers)
+
+
+def _prepuller(spec: StackSpec, pool: Pool) -> PrePuller:
+    """The pool's plan and objects, built once; errors name fields the way the stack file spells them."""
+    try:
+        plan = build_plan(prepuller_args(spec, pool), pool.name)
+    except PrePullInputError as err:
+        top = re.split(r"[.\[]", err.field, maxsplit=1)[0]
+        inside = "prepuller." if camel_case(top) in PREPULLER_KEYS else ""
+        raise err.in_camel_case(KNOWN_FIELDS, prefix=f"{_field(pool.name, '')}.{inside}") from None
+    return PrePuller(plan, tuple(render(plan)))
+
+
+def _check_collisions(prepullers: Mapping[str, PrePuller]) -> None:
+    """E.g. pool "gpu" with 2 lanes and a pool named "gpu-l1" would share a DaemonSet."""
     owners: dict = {}
-    for pool in pools:  # every pool's pre-puller must also be valid: fail before anything registers
-        try:
-            objects = render(build_plan(prepuller_args(spec, pool), pool.name))
-        except PrePullInputError as err:
-            top = re.split(r"[.\[]", err.field, maxsplit=1)[0]
-            # Name fields the way the stack file spells them (maxSurge, not max_surge).
-            inside = "prepuller." if camel_case(top) in PREPULLER_KEYS else ""
-            raise err.in_camel_case(KNOWN_FIELDS, prefix=f"{_field(pool.name, '')}.{inside}") from None
-        for obj in objects:  # e.g. pool "gpu" with 2 lanes and a pool named "gpu-l1" would share a DaemonSet
+    for pool, prepuller in prepullers.items():
+        for obj in prepuller.objects:
             key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
             if key in owners:
                 raise PrePullInputError(
-                    _field(pool.name, "name"), pool.name, f"its {key[0]} {key[2]!r} has the same name as one of pool {owners[key]!r}: rename a pool"
+                    _field(pool, "name"), pool, f"its {key[0]} {key[2]!r} has the same name as one of pool {owners[key]!r}: rename a pool"
                 )
-            owners[key] = pool.name
-    return spec
+            owners[key] = pool
 
 
 def prepuller_args(spec: StackSpec, pool: Pool) -> dict:
@@ -387,7 +407,7 @@ def stack_manifests(spec: StackSpec) -> list:
     """Every Kubernetes object the stack declares, in creation order (cloud node pools are not Kubernetes objects)."""
     objects = [namespace_for(spec)]
     for pool in spec.pools:
-        objects.extend(render(build_plan(prepuller_args(spec, pool), pool.name)))
+        objects.extend(spec.prepullers[pool.name].objects)
         if pool.provider is Provider.KARPENTER:
             objects.append(karpenter_node_pool(pool))
     return objects

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .component import ImagePrePuller
-from .pools import CLOUD_PROVIDERS, STACK_KEYS, Provider, StackSpec, karpenter_node_pool, load_stack, namespace_for, prepuller_args
+from .pools import CLOUD_PROVIDERS, STACK_KEYS, Provider, StackSpec, karpenter_node_pool, load_stack, namespace_for
 
 
 def read_config(config: Optional[pulumi.Config] = None) -> dict:
@@ -39,10 +39,9 @@ def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[
     namespace = k8s.core.v1.Namespace("prepull-namespace", metadata=ns_obj["metadata"], opts=k8s_opts)
     outputs: dict = {}
     for pool in spec.pools:
-        prepuller = ImagePrePuller(
-            f"pool-{pool.name}",
-            prepuller_args(spec, pool),
-            opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace]),
+        built = spec.prepullers[pool.name]  # validated and rendered once, by load_stack
+        prepuller = ImagePrePuller._from_plan(
+            f"pool-{pool.name}", built.plan, built.objects, opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
         )
         # The node pool depends on its pre-puller: the DaemonSets exist before any node registers.
         after = pulumi.ResourceOptions(providers=[provider], depends_on=[prepuller])
