@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from .args import KNOWN_FIELDS, TaintEffect
+from .arches import implied_arches
 from .errors import PrePullInputError, camel_case
-from .images import parse_image
+from .images import parse_image, parse_platform
 from .manifests import namespace_object, render
 from .names import check_dns_label, check_label_value, check_qualified_name
 from .plan import build_plan
@@ -52,7 +53,7 @@ PROVIDER_FIELDS = {
     Provider.GKE: (("cluster", "location", "machineType", "minNodes", "maxNodes"), ("project", "diskSizeGb", "spot", "serviceAccount")),
     Provider.AKS: (("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), ("agentPoolName", "osSku", "gateApiVersion")),
 }
-POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller") + tuple(p.value for p in Provider)
+POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller", "platforms") + tuple(p.value for p in Provider)
 # ImagePrePuller inputs a pool may set in its `prepuller` block (camelCase, as in YAML). The pool
 # itself decides images, namespace, base name, node selection, tolerations and the gate.
 PREPULLER_KEYS = (
@@ -80,6 +81,8 @@ class Pool:
     settings: Mapping  # the provider-specific block
     lanes: int
     prepuller: Mapping  # extra ImagePrePuller inputs from the pool's `prepuller` block
+    platforms: tuple = ()  # of Platform: the node platforms the pool declares (checks only; selects nothing)
+    image_sizes: tuple = ()  # sorted (image as in `images`, bytes) pairs, from the lock file; balances lanes
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,23 @@ def _taints(raw: Any, pool: str) -> tuple:
         taint["effect"] = t["effect"]
         out.append(taint)
     return tuple(out)
+
+
+def _platforms(raw: Any, pool: str, provider: Provider, settings: Mapping, labels: Mapping) -> tuple:
+    """The pool's declared node platforms; they must agree with what its labels or node settings imply."""
+    if raw is None:
+        return ()
+    field = _field(pool, "platforms")
+    if not isinstance(raw, list) or not raw:
+        raise PrePullInputError(field, raw, "must be a non-empty list of platforms such as 'linux/amd64', or be left out")
+    platforms = tuple(sorted({parse_platform(p, f"{field}[{i}]") for i, p in enumerate(raw)}))
+    implied = implied_arches(provider.value, settings, labels)
+    extra = sorted({p.arch for p in platforms} - set(implied.arches)) if implied else []
+    if extra:
+        raise PrePullInputError(
+            field, raw, f"lists {', '.join(extra)}, but the pool's {implied.source} allows only {', '.join(implied.arches) or 'no architecture'}"
+        )
+    return platforms
 
 
 def _merge_images(global_images: tuple, pool_images: Any, pool: str) -> tuple:
@@ -288,6 +308,7 @@ def _pool(raw: Any, index: int, global_images: tuple, names: dict) -> Pool:
         settings=dict(settings),
         lanes=lanes,
         prepuller=_prepuller_block(raw.get("prepuller"), name),
+        platforms=_platforms(raw.get("platforms"), name, provider, settings, labels),
     )
 
 
@@ -311,8 +332,14 @@ def load_stack(config: Mapping) -> StackSpec:
         if config.get(key) is not None and not isinstance(config[key], str):
             raise PrePullInputError(f"prepull:{key}", config[key], "must be a string")
     spec = StackSpec(namespace, pools, config.get("kubeconfig") or None, config.get("kubeContext") or None)
+    check_prepullers(spec)
+    return spec
+
+
+def check_prepullers(spec: StackSpec) -> None:
+    """Every pool's pre-puller must be valid, and no two pools' objects may share a name: fail before anything registers."""
     owners: dict = {}
-    for pool in pools:  # every pool's pre-puller must also be valid: fail before anything registers
+    for pool in spec.pools:
         try:
             objects = render(build_plan(prepuller_args(spec, pool), pool.name))
         except PrePullInputError as err:
@@ -327,7 +354,6 @@ def load_stack(config: Mapping) -> StackSpec:
                     _field(pool.name, "name"), pool.name, f"its {key[0]} {key[2]!r} has the same name as one of pool {owners[key]!r}: rename a pool"
                 )
             owners[key] = pool.name
-    return spec
 
 
 def prepuller_args(spec: StackSpec, pool: Pool) -> dict:
@@ -347,6 +373,8 @@ def prepuller_args(spec: StackSpec, pool: Pool) -> dict:
         "node_selector": dict(pool.labels),
         "lanes": pool.lanes,
     }
+    if pool.image_sizes:
+        args["image_sizes"] = dict(pool.image_sizes)
     if tolerations:
         args["tolerations"] = tolerations
     if pool.gate_taint:

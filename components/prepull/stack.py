@@ -1,11 +1,13 @@
 """Compose pre-pullers with node pools in a Pulumi program (what ``__main__.py`` runs)."""
 
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from .component import ImagePrePuller
+from .lockfile import lock_stack
 from .pools import CLOUD_PROVIDERS, STACK_KEYS, Provider, StackSpec, karpenter_node_pool, load_stack, namespace_for, prepuller_args
 
 
@@ -57,8 +59,12 @@ def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[
     return outputs
 
 
-def main() -> None:
-    """The stack program: read config, declare everything, export per-pool outputs."""
-    spec = load_stack(read_config())
+def main(stacks_dir: Optional[Path] = None) -> None:
+    """The stack program: read config, apply the stack's lock file if any, declare everything, export per-pool outputs.
+
+    ``stacks_dir`` holds ``prepull.<stack>.lock.yaml`` (default: ``./stacks``, where Pulumi.yaml's
+    ``stackConfigDir`` puts the stack files; Pulumi runs the program from the project directory).
+    """
+    spec = lock_stack(load_stack(read_config()), stacks_dir or Path.cwd() / "stacks", pulumi.get_stack())
     for name, value in deploy(spec).items():
         pulumi.export(name, value)
