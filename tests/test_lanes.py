@@ -93,3 +93,23 @@ def test_bad_image_sizes_name_the_field(sizes, field, reason):
     with pytest.raises(PrePullInputError) as err:
         manifests({"images": ["a:1", "b:1"], "lanes": 2, "image_sizes": sizes}, "p")
     assert err.value.field == field and reason in err.value.reason
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("lanes_bench", Path(__file__).resolve().parent.parent / "benchmarks" / "lanes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_mixes_meet_the_target_and_never_lose_to_round_robin():
+    bench = _bench()
+    rows = bench.rows()
+    assert len(rows) == len(bench.mixes()) * len(bench.LANES)
+    for name, lanes, total, bound, rr, sa in rows:
+        assert sa <= bench.TARGET * bound, (name, lanes)
+        assert sa <= rr, (name, lanes)
+    assert bench.rows() == rows  # fixed seeds: the same figures every run

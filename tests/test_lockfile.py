@@ -263,3 +263,40 @@ def test_a_hand_broken_lock_file_is_a_usage_error(tmp_path, capsys):
     (tmp_path / "prepull.dev.lock.yaml").write_text("version: 1\nimages: {x: 1}\n")
     assert main(["render", "--stack", "dev", "--stacks-dir", str(tmp_path)]) == 2
     assert "prepull.dev.lock.yaml: images['x']" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the stack program reads it
+
+
+def _program_config() -> dict:
+    import json
+
+    pools = [{"name": "general", "provider": "existing", "labels": {"pool": "general"}, "images": [AMD_ONLY]}]
+    return {"prepull:images": json.dumps([MULTI]), "prepull:nodePools": json.dumps(pools)}
+
+
+def test_the_stack_program_deploys_the_locked_digests(run_program, tmp_path):
+    from prepull.stack import main as program
+
+    (tmp_path / "prepull.dev.lock.yaml").write_text(dump_lock(LOCK, "dev"))
+    run = run_program(lambda: program(stacks_dir=tmp_path), config=_program_config(), stack="dev")
+    (ds,) = [run.state(r) for r in run.requests if r.type == "kubernetes:apps/v1:DaemonSet"]
+    images = [c["image"] for c in ds["spec"]["template"]["spec"]["initContainers"][1:]]
+    assert images == [f"{MULTI}@{D['index']}", f"{AMD_ONLY}@{D['app']}"]
+
+
+def test_the_stack_program_refuses_a_stale_lock_before_registering_anything(run_program, tmp_path):
+    from prepull.stack import main as program
+
+    (tmp_path / "prepull.prod.lock.yaml").write_text(dump_lock(Lock({MULTI: LOCK.images[MULTI]}), "prod"))
+    seen = {}
+
+    def run():
+        try:
+            program(stacks_dir=tmp_path)
+        except PrePullInputError as err:
+            seen["error"] = err
+
+    result = run_program(run, config=_program_config(), stack="prod")
+    assert seen["error"].value == AMD_ONLY and "lock --stack prod" in seen["error"].reason
+    assert result.requests == []
