@@ -127,6 +127,15 @@ def test_a_moved_tag_changes_only_its_entry_and_check_sees_it(tmp_path, registry
     assert entries(stacks)[f"{registry.host}/t/multi:1"] == yaml.safe_load(before)["images"][f"{registry.host}/t/multi:1"]
 
 
+def test_check_without_a_lock_file_is_stale_and_writes_nothing(tmp_path, registry, layout, capsys):
+    registry.push(layout, "amd64", "t/amd:1")
+    stacks = stack(tmp_path, f"{registry.host}/t/amd:1")
+    assert lock(stacks, "--check") == 1
+    out = capsys.readouterr().out
+    assert "prepull.dev.lock.yaml: stale (missing)" in out and f"added    {registry.host}/t/amd:1 -> " in out
+    assert not (Path(stacks) / "prepull.dev.lock.yaml").exists()
+
+
 def test_an_image_deleted_between_two_locks(tmp_path, registry, layout, capsys):
     registry.push(layout, "amd64", "t/amd:1")
     stacks = stack(tmp_path, f"{registry.host}/t/amd:1")
