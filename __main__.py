@@ -11,4 +11,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "components"))
 
 from prepull.stack import main  # noqa: E402
 
-main()
+main(stacks_dir=Path(__file__).resolve().parent / "stacks")  # Pulumi.yaml stackConfigDir: the lock files sit beside the stack files

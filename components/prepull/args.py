@@ -110,6 +110,8 @@ class ImagePrePullerArgs(TypedDict, total=False):
     """Image references to pre-pull (tag and/or digest), pulled in this order. Required, non-empty, no duplicates after normalisation (`nginx` is `docker.io/library/nginx:latest`). From Python an entry may also be a dict `{"image": ..., "platforms": [...]}`, the same as an `image_platforms` entry."""
     image_platforms: Mapping[str, Sequence[str]]
     """Restricts some images to nodes of given platforms, e.g. `{"nvcr.io/nvidia/cuda:12.6.2-base-ubuntu24.04": ["linux/amd64"]}`, so an amd64-only image never loops in ErrImagePull on arm64 nodes. Keys must appear in `images`. Default: every image on every node."""
+    image_sizes: Mapping[str, int]
+    """Compressed size in bytes of each image (the sum of its layers), e.g. from `python -m prepull lock`: `lanes` then balances the images by size, largest first to the lane with the fewest bytes, instead of round-robin. Give every image a size, or none. Default: none (round-robin)."""
     namespace: str
     """Namespace of the DaemonSets. Default: `prepull`."""
     create_namespace: bool
@@ -141,7 +143,7 @@ class ImagePrePullerArgs(TypedDict, total=False):
     untaint_image: str
     """Image with `kubectl` for the taint removal step. Default: `registry.k8s.io/kubectl:v1.32.3` (official, multi-arch, kubectl only)."""
     lanes: int
-    """Split the images over this many DaemonSets (round-robin, in order). A pod pulls its images one after another; separate pods pull in parallel when the kubelet has `serializeImagePulls: false` (EKS, AKS >= 1.31, GKE, Bottlerocket). Each lane costs one pod slot per node. Default: 1."""
+    """Split the images over this many DaemonSets: round-robin in order, or by size with `image_sizes` (largest first to the lane with the fewest bytes). A pod pulls its images one after another; separate pods pull in parallel when the kubelet has `serializeImagePulls: false` (EKS, AKS >= 1.31, GKE, Bottlerocket). Each lane costs one pod slot per node. Default: 1."""
     priority_class_name: str
     """PriorityClass of the pods. Default: none (priority 0)."""
     labels: Mapping[str, str]

@@ -1,4 +1,4 @@
-"""``python -m prepull``: render a stack's Kubernetes objects offline, check them, print the schema.
+"""``python -m prepull``: render a stack's Kubernetes objects offline, check them, lock its images, print the schema.
 
 ``render`` and ``check`` use the same pure core as the component
 (``load_stack`` + ``stack_manifests``), so what is reviewed or applied by a
@@ -6,9 +6,14 @@ GitOps tool is exactly what ``pulumi up`` would register. Neither needs the
 Pulumi CLI, the Pulumi SDK or a cluster: the Pulumi SDK is imported only by
 ``schema``, and kubernetes-validate (the ``check`` extra) only by ``check``.
 
-Exit codes: 0 clean, 1 problems found by ``check``, 2 bad arguments (unknown
-stack, unreadable file, unsupported version, invalid stack configuration,
-kubernetes-validate not installed for ``check``).
+When the stack has a lock file (``stacks/prepull.<stack>.lock.yaml``, written
+by ``lock``: prepull.lock_command), ``render`` and ``check`` use its digests.
+
+Exit codes: 0 clean, 1 problems found by ``check`` (or a stale lock for
+``lock --check``), 2 bad arguments (unknown stack, unreadable file, unsupported
+version, invalid stack configuration, a lock file that is stale or does not fit
+the pools, kubernetes-validate not installed for ``check``), 3 unreachable
+(``check --server``'s cluster; a registry fault for ``lock``).
 """
 
 import argparse
@@ -115,17 +120,29 @@ def stack_config(path: Path) -> dict:
     return out
 
 
-def load_objects(stacks_dir: Optional[str], stack: str) -> Tuple[Path, list]:
-    """(stack file, every Kubernetes object the stack declares), or a UsageError."""
-    from .pools import load_stack, stack_manifests
+def load_spec(stacks_dir: Optional[str], stack: str, locked: bool = True):
+    """(stack file, validated StackSpec), with the stack's lock file applied if it has one (and ``locked``); or a UsageError."""
+    from .lockfile import LockError, lock_stack
+    from .pools import validate_stack, with_prepullers
 
     directory = Path(stacks_dir) if stacks_dir else default_stacks_dir()
     path = stack_file(directory, stack)
     config = stack_config(path)
     try:
-        return path, stack_manifests(load_stack(config))
+        spec = validate_stack(config)
+        return path, with_prepullers(lock_stack(spec, path.parent, stack) if locked else spec)
+    except LockError as err:
+        raise UsageError(str(err)) from None
     except PrePullInputError as err:
         raise UsageError(f"{path}: invalid configuration: {prefixed(err)}") from None
+
+
+def load_objects(stacks_dir: Optional[str], stack: str) -> Tuple[Path, list]:
+    """(stack file, every Kubernetes object the stack declares, locked images included), or a UsageError."""
+    from .pools import stack_manifests
+
+    path, spec = load_spec(stacks_dir, stack)
+    return path, stack_manifests(spec)
 
 
 def prefixed(err: PrePullInputError) -> str:
@@ -393,7 +410,7 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser (argparse exits 2 on malformed command lines, as the other bad arguments do)."""
     p = argparse.ArgumentParser(prog="python -m prepull", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"prepull {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{render,check,schema}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{render,check,lock,schema}")
 
     def stack_args(sp):
         sp.add_argument("--stack", required=True, help="stack name: reads <stacks-dir>/Pulumi.<stack>.yaml")
@@ -417,6 +434,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--context", help="with --server: kubeconfig context (default: the current one)")
     c.add_argument("--kubeconfig", help="with --server: kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
     c.set_defaults(func=check_command)
+
+    from .lock_command import add_parser as add_lock_parser
+
+    add_lock_parser(sub)
 
     s = sub.add_parser("schema", help="print the Pulumi package schema inferred for the component provider")
     s.set_defaults(func=schema_command)

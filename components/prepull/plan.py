@@ -11,6 +11,7 @@ from typing import Any, Mapping, Optional, Sequence
 from .args import DEFAULTS, KNOWN_FIELDS, Method, PullPolicy, TaintEffect, TolerationOperator
 from .errors import PrePullInputError
 from .images import ImageRef, parse_image, parse_platform
+from .lanes import assign as assign_lanes
 from .names import (
     DNS1123_LABEL_MAX,
     check_dns_label,
@@ -211,6 +212,23 @@ def _images(args: Mapping) -> tuple:
     return tuple(refs), platforms
 
 
+def _image_sizes(value: Any, images: tuple) -> dict:
+    """``image_sizes`` as {canonical: bytes}; every image or none, so lanes are never balanced on half the bytes."""
+    if value is None:
+        return {}
+    sizes: dict = {}
+    for key, size in _mapping(value, "image_sizes").items():
+        field = f"image_sizes[{key!r}]"
+        canonical = parse_image(key, field).canonical
+        if canonical not in {r.canonical for r in images}:
+            raise PrePullInputError(field, key, "names an image that is not in images")
+        sizes[canonical] = _int(size, field, 0)
+    for i, ref in enumerate(images):
+        if ref.canonical not in sizes:
+            raise PrePullInputError("image_sizes", dict(value), f"has no size for images[{i}] ({ref.original!r}): give every image a size, or none")
+    return sizes
+
+
 def _toleration(value: Any, field: str) -> dict:
     tol = _mapping(value, field)
     _only_keys(tol, _TOLERATION_KEYS, field)
@@ -255,12 +273,16 @@ def _startup_taint(value: Any) -> dict:
     return out
 
 
-def _groups(base: str, images: tuple, platforms: Mapping, lanes: int, fixed_arch: Optional[str], gate: bool = False) -> tuple:
+def _groups(
+    base: str, images: tuple, platforms: Mapping, lanes: int, fixed_arch: Optional[str], gate: bool = False, sizes: Optional[Mapping] = None
+) -> tuple:
     """Split images into DaemonSets: per architecture where platforms are given, then per lane.
 
-    With the gate, nodes of an architecture no image is for still need a pod: one that pulls
-    nothing and only removes the startup taint (lanes is 1 then).
+    Lanes are balanced by ``sizes`` ({canonical: bytes}) when every image has one, else
+    round-robin (prepull.lanes). With the gate, nodes of an architecture no image is for
+    still need a pod: one that pulls nothing and only removes the startup taint (lanes is 1 then).
     """
+    sizes = sizes or {}
     arches = sorted({p.arch for plats in platforms.values() for p in plats})
     unrestricted = [r for r in images if r.canonical not in platforms]
     if not arches:
@@ -280,8 +302,8 @@ def _groups(base: str, images: tuple, platforms: Mapping, lanes: int, fixed_arch
     groups = []
     for suffix, group_images, arch_in, arch_not_in in arch_sets:
         n = max(min(lanes, len(group_images)), 1)
-        for lane in range(n):
-            lane_images = group_images[lane::lanes]
+        for lane, indices in enumerate(assign_lanes([sizes.get(r.canonical) for r in group_images], n)):
+            lane_images = tuple(group_images[i] for i in indices)
             parts = [base] + ([suffix] if suffix else []) + ([f"l{lane + 1}"] if lanes > 1 else [])
             groups.append(Group("-".join(parts), lane_images, arch_in, arch_not_in))
     return tuple(groups)
@@ -412,7 +434,8 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
     untaint = parse_image(get("untaint_image"), "untaint_image") if remove_taint else None
     docker_cli = parse_image(get("docker_cli_image"), "docker_cli_image") if method is Method.DOCKER_SOCKET else None
 
-    groups = _groups(base, images, platforms, lanes, node_selector.get(ARCH_LABEL), gate=remove_taint)
+    sizes = _image_sizes(args.get("image_sizes"), images)
+    groups = _groups(base, images, platforms, lanes, node_selector.get(ARCH_LABEL), gate=remove_taint, sizes=sizes)
     largest = max(len(g.images) for g in groups)
     if largest > MAX_IMAGES_PER_DAEMONSET:
         raise PrePullInputError(

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
 from .args import KNOWN_FIELDS, TaintEffect
+from .arches import implied_arches
 from .errors import PrePullInputError, camel_case
-from .images import parse_image
+from .images import parse_image, parse_platform
 from .manifests import namespace_object, render
 from .names import check_dns_label, check_label_value, check_qualified_name
 from .plan import Plan, build_plan
@@ -52,7 +53,7 @@ PROVIDER_FIELDS = {
     Provider.GKE: (("cluster", "location", "machineType", "minNodes", "maxNodes"), ("project", "diskSizeGb", "spot", "serviceAccount")),
     Provider.AKS: (("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), ("agentPoolName", "osSku", "gateApiVersion")),
 }
-POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller") + tuple(p.value for p in Provider)
+POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller", "platforms") + tuple(p.value for p in Provider)
 # ImagePrePuller inputs a pool may set in its `prepuller` block (camelCase, as in YAML). The pool
 # itself decides images, namespace, base name, node selection, tolerations and the gate.
 PREPULLER_KEYS = (
@@ -80,6 +81,8 @@ class Pool:
     settings: Mapping  # the provider-specific block
     lanes: int
     prepuller: Mapping  # extra ImagePrePuller inputs from the pool's `prepuller` block
+    platforms: tuple = ()  # of Platform: the node platforms the pool declares (checks only; selects nothing)
+    image_sizes: tuple = ()  # sorted (image as in `images`, bytes) pairs, from the lock file; balances lanes
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,23 @@ def _taints(raw: Any, pool: str) -> tuple:
         taint["effect"] = t["effect"]
         out.append(taint)
     return tuple(out)
+
+
+def _platforms(raw: Any, pool: str, provider: Provider, settings: Mapping, labels: Mapping) -> tuple:
+    """The pool's declared node platforms; they must agree with what its labels or node settings imply."""
+    if raw is None:
+        return ()
+    field = _field(pool, "platforms")
+    if not isinstance(raw, list) or not raw:
+        raise PrePullInputError(field, raw, "must be a non-empty list of platforms such as 'linux/amd64', or be left out")
+    platforms = tuple(sorted({parse_platform(p, f"{field}[{i}]") for i, p in enumerate(raw)}))
+    implied = implied_arches(provider.value, settings, labels)
+    extra = sorted({p.arch for p in platforms} - set(implied.arches)) if implied else []
+    if extra:
+        raise PrePullInputError(
+            field, raw, f"lists {', '.join(extra)}, but the pool's {implied.source} allows only {', '.join(implied.arches) or 'no architecture'}"
+        )
+    return platforms
 
 
 def _merge_images(global_images: tuple, pool_images: Any, pool: str) -> tuple:
@@ -297,11 +317,21 @@ def _pool(raw: Any, index: int, global_images: tuple, names: dict) -> Pool:
         settings=dict(settings),
         lanes=lanes,
         prepuller=_prepuller_block(raw.get("prepuller"), name),
+        platforms=_platforms(raw.get("platforms"), name, provider, settings, labels),
     )
 
 
 def load_stack(config: Mapping) -> StackSpec:
-    """Validate the decoded ``prepull:*`` stack config (keys without the ``prepull:`` prefix)."""
+    """Validate the decoded ``prepull:*`` stack config (keys without the ``prepull:`` prefix); build every pre-puller once.
+
+    With a lock file, use ``with_prepullers(lock_stack(validate_stack(config), ...))`` instead, so
+    that the pre-pullers are built once, from the locked images.
+    """
+    return with_prepullers(validate_stack(config))
+
+
+def validate_stack(config: Mapping) -> StackSpec:
+    """The stack config validated, its pools' pre-pullers not built yet (see :func:`with_prepullers`)."""
     for key in config:
         if key not in STACK_KEYS:
             raise PrePullInputError(f"prepull:{key}", config[key], f"unknown stack setting; known: {', '.join('prepull:' + k for k in STACK_KEYS)}")
@@ -319,11 +349,22 @@ def load_stack(config: Mapping) -> StackSpec:
     for key in ("kubeconfig", "kubeContext"):
         if config.get(key) is not None and not isinstance(config[key], str):
             raise PrePullInputError(f"prepull:{key}", config[key], "must be a string")
-    spec = StackSpec(namespace, pools, config.get("kubeconfig") or None, config.get("kubeContext") or None)
-    # Every pool's pre-puller must also be valid: fail before anything registers.
-    prepullers = {pool.name: _prepuller(spec, pool) for pool in pools}
+    return StackSpec(namespace, pools, config.get("kubeconfig") or None, config.get("kubeContext") or None)
+
+
+def with_prepullers(spec: StackSpec) -> StackSpec:
+    """``spec`` with every pool's pre-puller validated and rendered, once; no two pools' objects may share a name.
+
+    Fails before anything registers.
+    """
+    prepullers = {pool.name: _prepuller(spec, pool) for pool in spec.pools}
     _check_collisions(prepullers)
     return replace(spec, prepullers=prepullers)
+
+
+def built(spec: StackSpec) -> StackSpec:
+    """``spec`` itself when its pre-pullers are built (load_stack, with_prepullers), else with them built now."""
+    return spec if spec.prepullers else with_prepullers(spec)
 
 
 def _prepuller(spec: StackSpec, pool: Pool) -> PrePuller:
@@ -367,6 +408,8 @@ def prepuller_args(spec: StackSpec, pool: Pool) -> dict:
         "node_selector": dict(pool.labels),
         "lanes": pool.lanes,
     }
+    if pool.image_sizes:
+        args["image_sizes"] = dict(pool.image_sizes)
     if tolerations:
         args["tolerations"] = tolerations
     if pool.gate_taint:
@@ -405,6 +448,7 @@ def namespace_for(spec: StackSpec) -> dict:
 
 def stack_manifests(spec: StackSpec) -> list:
     """Every Kubernetes object the stack declares, in creation order (cloud node pools are not Kubernetes objects)."""
+    spec = built(spec)
     objects = [namespace_for(spec)]
     for pool in spec.pools:
         objects.extend(spec.prepullers[pool.name].objects)

@@ -1,12 +1,14 @@
 """Compose pre-pullers with node pools in a Pulumi program (what ``__main__.py`` runs)."""
 
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from .component import ImagePrePuller
-from .pools import CLOUD_PROVIDERS, STACK_KEYS, Provider, StackSpec, karpenter_node_pool, load_stack, namespace_for
+from .lockfile import lock_stack
+from .pools import CLOUD_PROVIDERS, STACK_KEYS, Provider, StackSpec, built, karpenter_node_pool, namespace_for, validate_stack, with_prepullers
 
 
 def read_config(config: Optional[pulumi.Config] = None) -> dict:
@@ -33,15 +35,16 @@ def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[
 
         for pool in cloud_pools:  # fail before anything is registered, the provider included
             clouds.validate_node_pool(pool)
+    spec = built(spec)
     provider = provider or kubernetes_provider(spec)
     k8s_opts = pulumi.ResourceOptions(providers=[provider])
     ns_obj = namespace_for(spec)
     namespace = k8s.core.v1.Namespace("prepull-namespace", metadata=ns_obj["metadata"], opts=k8s_opts)
     outputs: dict = {}
     for pool in spec.pools:
-        built = spec.prepullers[pool.name]  # validated and rendered once, by load_stack
+        own = spec.prepullers[pool.name]  # validated and rendered once (load_stack, with_prepullers)
         prepuller = ImagePrePuller._from_plan(
-            f"pool-{pool.name}", built.plan, built.objects, opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
+            f"pool-{pool.name}", own.plan, own.objects, opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
         )
         # The node pool depends on its pre-puller: the DaemonSets exist before any node registers.
         after = pulumi.ResourceOptions(providers=[provider], depends_on=[prepuller])
@@ -56,8 +59,12 @@ def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[
     return outputs
 
 
-def main() -> None:
-    """The stack program: read config, declare everything, export per-pool outputs."""
-    spec = load_stack(read_config())
+def main(stacks_dir: Optional[Path] = None) -> None:
+    """The stack program: read config, apply the stack's lock file if any, declare everything, export per-pool outputs.
+
+    ``stacks_dir`` holds ``prepull.<stack>.lock.yaml`` (default: ``./stacks``, where Pulumi.yaml's
+    ``stackConfigDir`` puts the stack files; Pulumi runs the program from the project directory).
+    """
+    spec = with_prepullers(lock_stack(validate_stack(read_config()), stacks_dir or Path.cwd() / "stacks", pulumi.get_stack()))
     for name, value in deploy(spec).items():
         pulumi.export(name, value)
