@@ -315,72 +315,102 @@ def _max_suffix_len(platforms: Mapping, lanes: int) -> int:
 
 
 def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
-    """Validate ``args`` (an ImagePrePullerArgs) and normalise them into a Plan."""
-    if args is None:
-        args = {}
-    args = _mapping(args, "args")
+    """Validate ``args`` (an ImagePrePullerArgs) and normalise them into a Plan.
+
+    One step per concern, in a fixed order: the first problem found is the one reported.
+    """
+    args = _mapping({} if args is None else args, "args")
     for key in args:
         if key not in KNOWN_FIELDS:
             raise PrePullInputError(key, args[key], f"unknown input; known inputs: {', '.join(KNOWN_FIELDS)}")
     get = lambda key: args.get(key) if args.get(key) is not None else DEFAULTS.get(key)  # noqa: E731
 
     images, platforms = _images(args)
-    method = _enum(Method, get("method"), "method")
-    pull_policy = _enum(PullPolicy, get("pull_policy"), "pull_policy")
+    f: dict = {"images": images, "platforms": platforms}
+    f["method"] = _enum(Method, get("method"), "method")
+    f["pull_policy"] = _enum(PullPolicy, get("pull_policy"), "pull_policy")
+    f.update(_rollout(args, get, len(images)))
+    f["run_as_user"] = _int(get("run_as_user"), "run_as_user", 1)
+    f.update(_naming(args, get, name, platforms, f["lanes"]))
+    f.update(_scheduling(args, get))
+    f["image_pull_secrets"] = _pull_secrets(args, f["method"])
+    f["remove_startup_taint"] = _bool(get("remove_startup_taint"), "remove_startup_taint")
+    _check_method_inputs(args, f)
+    f.update(_timeouts(args, get))
+    f["resources"] = _resources(args)
+    f.update(_metadata(args))
+    f.update(_component_images(get, f["method"], f["remove_startup_taint"]))
+    f["groups"] = _daemon_sets(args, f)
+    f["network_policy"] = _bool(get("network_policy"), "network_policy")
+    return Plan(**f)
+
+
+def _rollout(args: Mapping, get, image_count: int) -> dict:
+    """lanes, max_unavailable and max_surge."""
     lanes = _int(get("lanes"), "lanes", 1, MAX_LANES)
-    if lanes > len(images):
-        raise PrePullInputError("lanes", lanes, f"is more than the number of images ({len(images)}); extra lanes would be empty DaemonSets")
+    if lanes > image_count:
+        raise PrePullInputError("lanes", lanes, f"is more than the number of images ({image_count}); extra lanes would be empty DaemonSets")
     max_unavailable = _int(get("max_unavailable"), "max_unavailable", 1)
     max_surge = _int(get("max_surge"), "max_surge", 0)
     if max_surge and args.get("max_unavailable") is not None:
         raise PrePullInputError("max_unavailable", args["max_unavailable"], "conflicts with max_surge, which replaces pods without taking any away")
-    run_as_user = _int(get("run_as_user"), "run_as_user", 1)
+    return {"lanes": lanes, "max_unavailable": max_unavailable, "max_surge": max_surge}
 
+
+def _naming(args: Mapping, get, name: str, platforms: Mapping, lanes: int) -> dict:
+    """base_name (room left for the split suffixes), namespace and create_namespace."""
     base_field = "base_name" if args.get("base_name") is not None else "name"
     base = args.get("base_name") if args.get("base_name") is not None else name
-    room = DNS1123_LABEL_MAX - _max_suffix_len(platforms, lanes)
-    check_dns_label(base, base_field, max_len=room)
+    check_dns_label(base, base_field, max_len=DNS1123_LABEL_MAX - _max_suffix_len(platforms, lanes))
     namespace = check_dns_label(get("namespace"), "namespace")
     create_namespace = _bool(get("create_namespace"), "create_namespace")
     if create_namespace and namespace in SYSTEM_NAMESPACES:
         raise PrePullInputError(
             "namespace", namespace, "is a system namespace the component must not create (and delete on destroy): set create_namespace to false"
         )
+    return {"base_name": base, "namespace": namespace, "create_namespace": create_namespace}
 
+
+def _scheduling(args: Mapping, get) -> dict:
+    """node_selector (always Linux), tolerations (the startup taint's added) and startup_taint."""
     node_selector = dict(_string_map(args.get("node_selector") or {}, "node_selector", check_label_value))
     if node_selector.get(OS_LABEL, "linux") != "linux":
         raise PrePullInputError(f"node_selector[{OS_LABEL!r}]", node_selector[OS_LABEL], "only Linux nodes are supported")
     node_selector[OS_LABEL] = "linux"
-
     tolerate_all = _bool(get("tolerate_all_taints"), "tolerate_all_taints")
     raw_tolerations = _list(args.get("tolerations") or [], "tolerations")
     if tolerate_all and raw_tolerations:
         raise PrePullInputError("tolerations", raw_tolerations, "conflicts with tolerate_all_taints, which already tolerates every taint")
-    tolerations = [_toleration(t, f"tolerations[{i}]") for i, t in enumerate(raw_tolerations)]
-    if tolerate_all:
-        tolerations = [{"operator": "Exists"}]
+    tolerations = [{"operator": "Exists"}] if tolerate_all else [_toleration(t, f"tolerations[{i}]") for i, t in enumerate(raw_tolerations)]
     startup_taint = _startup_taint(args["startup_taint"]) if args.get("startup_taint") is not None else None
     if startup_taint is not None:
         tol = {"key": startup_taint["key"], "operator": "Exists", "effect": startup_taint["effect"]}
         if tol not in tolerations and not tolerate_all:
             tolerations.append(tol)
+    return {"node_selector": tuple(sorted(node_selector.items())), "tolerations": tuple(tolerations), "startup_taint": startup_taint}
 
+
+def _pull_secrets(args: Mapping, method: Method) -> tuple:
     secrets = _list(args.get("image_pull_secrets") or [], "image_pull_secrets")
     for i, secret in enumerate(secrets):
         check_dns_subdomain(secret, f"image_pull_secrets[{i}]")
     if len(set(secrets)) != len(secrets):
         raise PrePullInputError("image_pull_secrets", secrets, "lists a secret more than once")
-
     if method is Method.DOCKER_SOCKET and secrets:
         raise PrePullInputError(
             "image_pull_secrets", secrets, "cannot be honoured by method docker-socket: the Docker daemon pulls with the node's own credentials"
         )
-    remove_taint = _bool(get("remove_startup_taint"), "remove_startup_taint")
+    return tuple(secrets)
+
+
+def _check_method_inputs(args: Mapping, f: Mapping) -> None:
+    """Inputs the chosen method or gate setting cannot honour, or does not use: each is an error, not ignored."""
+    method, remove_taint = f["method"], f["remove_startup_taint"]
     if remove_taint and args.get("startup_taint") is None:
         raise PrePullInputError("remove_startup_taint", True, "needs startup_taint: there is no taint to remove")
-    if remove_taint and lanes > 1:
+    if remove_taint and f["lanes"] > 1:
         raise PrePullInputError(
-            "lanes", lanes, "must be 1 with remove_startup_taint: one pod must see every image of its node before it removes the taint"
+            "lanes", f["lanes"], "must be 1 with remove_startup_taint: one pod must see every image of its node before it removes the taint"
         )
     if not remove_taint and args.get("untaint_image") is not None:
         raise PrePullInputError("untaint_image", args["untaint_image"], "is only used with remove_startup_taint")
@@ -388,20 +418,27 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
         raise PrePullInputError("helper_image", args["helper_image"], f"is only used by method kubelet or remove_startup_taint, not {method.value}")
     if method is not Method.DOCKER_SOCKET and args.get("docker_cli_image") is not None:
         raise PrePullInputError("docker_cli_image", args["docker_cli_image"], f"is only used by method docker-socket, not {method.value}")
-    if method is Method.DOCKER_SOCKET and args.get("pull_policy") is not None and pull_policy is not PullPolicy.ALWAYS:
+    if method is Method.DOCKER_SOCKET and args.get("pull_policy") is not None and f["pull_policy"] is not PullPolicy.ALWAYS:
         raise PrePullInputError(
             "pull_policy", args["pull_policy"], "cannot be honoured by method docker-socket: `docker pull` always asks the registry (leave it unset or Always)"
         )
     if method is Method.DOCKER_SOCKET and args.get("run_as_user") is not None:
         raise PrePullInputError("run_as_user", args["run_as_user"], "cannot be honoured by method docker-socket: its pull step must run as root to reach the socket")
 
+
+def _timeouts(args: Mapping, get) -> dict:
+    """skip_await and custom_timeouts (which must not wait for a rollout nothing waits for)."""
     skip_await = _bool(get("skip_await"), "skip_await")
     timeouts_raw = _mapping(args.get("custom_timeouts") or {}, "custom_timeouts")
     _only_keys(timeouts_raw, _TIMEOUT_KEYS, "custom_timeouts")
     timeouts = {k: check_duration(timeouts_raw[k], f"custom_timeouts.{k}") for k in _TIMEOUT_KEYS if timeouts_raw.get(k) is not None}
     if skip_await and ({"create", "update"} & set(timeouts)):
         raise PrePullInputError("custom_timeouts", dict(timeouts_raw), "create/update timeouts conflict with skip_await: nothing waits for the rollout")
+    return {"skip_await": skip_await, "custom_timeouts": timeouts}
 
+
+def _resources(args: Mapping) -> dict:
+    """Every container's requests and limits; a request may not exceed its limit (compared exactly)."""
     resources_raw = _mapping(args.get("resources") or {}, "resources")
     _only_keys(resources_raw, _RESOURCE_KEYS, "resources")
     resources = {k: check_quantity(resources_raw.get(k, DEFAULTS["resources"][k]), f"resources.{k}") for k in _RESOURCE_KEYS}
@@ -410,7 +447,11 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
             raise PrePullInputError(
                 f"resources.{what}_request", resources[f"{what}_request"], f"must not exceed resources.{what}_limit ({resources[f'{what}_limit']})"
             )
+    return resources
 
+
+def _metadata(args: Mapping) -> dict:
+    """labels, annotations (none of ours overridden, within Kubernetes' size limit) and priority_class_name."""
     labels = _string_map(args.get("labels") or {}, "labels", check_label_value)
     for key, _ in labels:
         if key in RESERVED_LABELS:
@@ -424,54 +465,35 @@ def build_plan(args: Optional[Mapping], name: str = "prepull") -> Plan:
     size = sum(len(k) + len(v) for k, v in annotations)
     if size > MAX_ANNOTATIONS_BYTES:
         raise PrePullInputError("annotations", f"<{size} bytes>", f"exceed Kubernetes' {MAX_ANNOTATIONS_BYTES} bytes for all annotations of an object")
-
     priority = args.get("priority_class_name")
     if priority is not None:
         check_dns_subdomain(priority, "priority_class_name")
+    return {"labels": labels, "annotations": annotations, "priority_class_name": priority}
 
-    pause = parse_image(get("pause_image"), "pause_image")
-    helper = parse_image(get("helper_image"), "helper_image") if method is Method.KUBELET or remove_taint else None
-    untaint = parse_image(get("untaint_image"), "untaint_image") if remove_taint else None
-    docker_cli = parse_image(get("docker_cli_image"), "docker_cli_image") if method is Method.DOCKER_SOCKET else None
 
+def _component_images(get, method: Method, remove_taint: bool) -> dict:
+    """The component's own images: pause always; helper, untaint and docker CLI where they are used."""
+    return {
+        "pause_image": parse_image(get("pause_image"), "pause_image"),
+        "helper_image": parse_image(get("helper_image"), "helper_image") if method is Method.KUBELET or remove_taint else None,
+        "untaint_image": parse_image(get("untaint_image"), "untaint_image") if remove_taint else None,
+        "docker_cli_image": parse_image(get("docker_cli_image"), "docker_cli_image") if method is Method.DOCKER_SOCKET else None,
+    }
+
+
+def _daemon_sets(args: Mapping, f: Mapping) -> tuple:
+    """The DaemonSets (groups): per architecture, then per lane; none may exceed the object size limits."""
+    images = f["images"]
     sizes = _image_sizes(args.get("image_sizes"), images)
-    groups = _groups(base, images, platforms, lanes, node_selector.get(ARCH_LABEL), gate=remove_taint, sizes=sizes)
+    arch = dict(f["node_selector"]).get(ARCH_LABEL)
+    groups = _groups(f["base_name"], images, f["platforms"], f["lanes"], arch, gate=f["remove_startup_taint"], sizes=sizes)
     largest = max(len(g.images) for g in groups)
     if largest > MAX_IMAGES_PER_DAEMONSET:
         raise PrePullInputError(
             "images", f"<{len(images)} images>",
             f"{largest} images in one DaemonSet exceed {MAX_IMAGES_PER_DAEMONSET} (object size limits): raise lanes",
         )
-    return Plan(
-        base_name=base,
-        namespace=namespace,
-        create_namespace=create_namespace,
-        images=images,
-        platforms=platforms,
-        groups=groups,
-        node_selector=tuple(sorted(node_selector.items())),
-        tolerations=tuple(tolerations),
-        image_pull_secrets=tuple(secrets),
-        pull_policy=pull_policy,
-        method=method,
-        pause_image=pause,
-        helper_image=helper,
-        docker_cli_image=docker_cli,
-        startup_taint=startup_taint,
-        lanes=lanes,
-        priority_class_name=priority,
-        labels=labels,
-        annotations=annotations,
-        max_unavailable=max_unavailable,
-        max_surge=max_surge,
-        custom_timeouts=timeouts,
-        skip_await=skip_await,
-        resources=resources,
-        run_as_user=run_as_user,
-        remove_startup_taint=remove_taint,
-        untaint_image=untaint,
-        network_policy=_bool(get("network_policy"), "network_policy"),
-    )
+    return groups
 
 
 __all__ = ["Group", "Plan", "build_plan"]
