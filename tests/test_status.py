@@ -229,7 +229,7 @@ def test_an_ungated_daemonset_has_no_gate():
 
 def test_the_gate_taint_is_read_back_from_the_untaint_script():
     taint = {"key": "startup-taint.cluster-autoscaler.kubernetes.io/prepull", "value": "x", "effect": "NoExecute"}
-    container = untaint_container(taint, "kubectl", {}, "/.prepull/busybox", {})
+    container = untaint_container(taint, "kubectl")
     assert removed_taint(container) == {"key": taint["key"], "effect": "NoExecute"}
     assert removed_taint({**container, "name": "pull-x"}) is None
 
@@ -602,3 +602,12 @@ def test_status_reaches_no_cluster_through_a_missing_kubeconfig(tmp_path, capsys
     rc = main(["status", "--kubeconfig", str(tmp_path / "missing"), "-o", "json"])
     out, err = capsys.readouterr()
     assert (rc, out) == (3, "") and "cannot reach the cluster of the current context" in err and "Traceback" not in err
+
+
+def test_ctrl_c_ends_a_watch_without_a_traceback(monkeypatch, capsys):
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("time.sleep", interrupted)
+    rc, out, err = run_status(monkeypatch, capsys, api_with({"n1": PULLING_STATES}), "-o", "json", "--watch")
+    assert (rc, out) == (130, "") and "prepull: interrupted" in err

@@ -3,7 +3,7 @@
 Exit codes: 0 every targeted node has every image; 1 something failed; 2 still pulling (at the end
 of ``--watch --timeout``, or now without ``--watch``); 3 the cluster cannot be reached, or holds no
 pre-pull DaemonSet in the namespace. Bad arguments exit 2 as well, like every ``python -m prepull``
-command (argparse's convention), with the message on stderr and nothing on stdout.
+command (argparse's convention), with the message on stderr and nothing on stdout. Ctrl-C exits 130.
 """
 
 import argparse
@@ -25,6 +25,7 @@ from .status_view import report_json
 
 EXIT_CODES = {PRESENT: 0, FAILED: 1, PULLING: 2}
 EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
 DEFAULT_NAMESPACE = "prepull"
 DEFAULT_TIMEOUT = "10m"
 RICH_HINT = "status needs rich for its table: pip install 'prepull[status]' (or use -o json)"
@@ -83,8 +84,9 @@ def resolve_target(args: argparse.Namespace) -> Target:
 
 
 def watch(take: Callable[[], Report], show: Callable[[Report], None], timeout: float, interval: float,
-          clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Report:
+          clock: Optional[Callable[[], float]] = None, sleep: Optional[Callable[[float], None]] = None) -> Report:
     """Take and show reports until everything is present, something failed, or ``timeout`` seconds passed."""
+    clock, sleep = clock or time.monotonic, sleep or time.sleep  # looked up now, so tests can replace them
     deadline = clock() + timeout
     while True:
         report = take()
@@ -138,6 +140,10 @@ def status_command(args: argparse.Namespace) -> int:
     except (Unreachable, NotFound) as err:
         print(f"prepull: error: {err}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        # Ctrl-C ends a --watch: the shell's code for SIGINT, without a traceback.
+        print("prepull: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if args.verbose and reader is not None:
             print(f"prepull: {reader.calls} API call(s) in {reader.snapshots} snapshot(s) of namespace {target.namespace!r}", file=sys.stderr)

@@ -21,10 +21,9 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
-from cluster_env import CONTEXT, LOCAL, ROOT, kubectl, marks, unreachable
+from cluster_env import CONTEXT, LOCAL, ROOT, apply, kubectl, marks, poll, unreachable
 
 import prepull
 
@@ -40,10 +39,6 @@ pytestmark = [
     *marks(unreachable(("kubectl",))),
     pytest.mark.skipif(not LOCAL, reason="needs the local cluster (tests/cluster/up DIR, then . DIR/env): its real node and kwok"),
 ]
-
-
-def apply(objects: list) -> None:
-    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
 
 
 def status(namespace: str, *extra) -> tuple:
@@ -139,13 +134,15 @@ def test_a_kwok_node_with_an_untolerated_taint_is_not_scheduled(deploy, kwok_nod
     namespace = deploy("taint", {"images": [PRESENT_IMAGES[0]], "node_selector": {KWOK_POOL: "pool"}})
     # kwok makes the nodes Ready and the free node's pod complete within seconds; until the node controller lifts
     # node.kubernetes.io/not-ready:NoSchedule, the free node is itself left out (and shown as such).
-    deadline = time.monotonic() + 180
-    while True:
-        code, doc, err = status(namespace)
-        if (doc and node_of(doc, free)["state"] == "present") or time.monotonic() > deadline:
-            break
-        time.sleep(3)
-    assert code == 0 and node_of(doc, free)["state"] == "present", (code, err, doc)
+    last: dict = {}
+
+    def free_node_not_present():
+        last["code"], last["doc"], last["err"] = status(namespace)
+        return None if last["doc"] and node_of(last["doc"], free)["state"] == "present" else (last["code"], last["err"][-500:])
+
+    poll(f"{free} present in status", free_node_not_present, timeout=180, every=3)
+    code, doc, err = last["code"], last["doc"], last["err"]
+    assert code == 0, (code, err, doc)
     node = node_of(doc, blocked)
     assert (node["state"], node["reason"], node["targeted"], node["pod"]) == ("not-scheduled", "UntoleratedTaint", False, None), node
     assert "prepull.dev/status-e2e=blocked:NoSchedule" in node["message"], node
