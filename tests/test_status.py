@@ -611,3 +611,32 @@ def test_ctrl_c_ends_a_watch_without_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr("time.sleep", interrupted)
     rc, out, err = run_status(monkeypatch, capsys, api_with({"n1": PULLING_STATES}), "-o", "json", "--watch")
     assert (rc, out) == (130, "") and "prepull: interrupted" in err
+
+
+def test_in_a_terminal_watch_updates_a_live_table_until_present(monkeypatch, capsys):
+    from rich.console import Console
+
+    ds = so.daemon_set()
+    script = [[so.pod(ds, "n1", PULLING_STATES)], [so.pod(ds, "n1")]]
+
+    class Rolling(so.FakeApi):
+        def list_namespaced_pod(self, namespace, **kwargs):
+            self.objects["pods"] = script[min(sum(c[0] == "pods" for c in self.calls), len(script) - 1)]
+            return super().list_namespaced_pod(namespace, **kwargs)
+
+    screen = io.StringIO()
+    monkeypatch.setattr(status_cli, "_console", lambda: Console(file=screen, force_terminal=True, width=160, color_system=None))
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    rc, out, err = run_status(monkeypatch, capsys, Rolling([ds], [], [so.node("n1")]), "--watch", "--verbose")
+    assert rc == 0, err
+    drawn = screen.getvalue()
+    # Both snapshots were drawn, in place (cursor movements), the last one complete.
+    assert "general: 0/1 nodes" in drawn and "general: 1/1 nodes" in drawn and "\x1b[" in drawn
+    assert "prepull: 10 API call(s) in 2 snapshot(s)" in err
+
+
+def test_a_server_that_does_not_answer_exits_3_naming_the_context(down_kubeconfig, capsys):
+    rc = main(["status", "--kubeconfig", str(down_kubeconfig), "--context", "down", "-o", "json", "-v"])
+    out, err = capsys.readouterr()
+    assert (rc, out) == (3, "") and "cannot reach the cluster of context 'down': MaxRetryError" in err and "Traceback" not in err
+    assert "prepull: 1 API call(s)" in err
