@@ -111,5 +111,20 @@ def run_program():
     return run
 
 
+@pytest.fixture
+def down_kubeconfig(tmp_path) -> Path:
+    """A kubeconfig whose context ``down`` points at a port nothing listens on (for the "cannot reach" paths)."""
+    import yaml
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "down",
+        "clusters": [{"name": "down", "cluster": {"server": "https://127.0.0.1:9", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "down", "context": {"cluster": "down", "user": "u"}}],
+    }))
+    return path
+
+
 def pytest_report_header(config):
     return f"checkov: {os.environ.get('PREPULL_CHECKOV', 'not configured')}"

@@ -385,15 +385,8 @@ def test_check_server_says_when_the_kubeconfig_cannot_be_loaded(tmp_path):
     assert out.stdout == ""
 
 
-def test_check_server_says_when_the_server_does_not_answer(tmp_path):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "down",
-        "clusters": [{"name": "down", "cluster": {"server": "https://127.0.0.1:9", "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "down", "context": {"cluster": "down", "user": "u"}}],
-    }))
-    out = cli("check", "--stack", "dev", "--server", "--kubeconfig", kubeconfig, "--context", "down")
+def test_check_server_says_when_the_server_does_not_answer(down_kubeconfig):
+    out = cli("check", "--stack", "dev", "--server", "--kubeconfig", down_kubeconfig, "--context", "down")
     assert out.returncode == 3, (out.stdout, out.stderr)
     assert "cannot reach the cluster of context 'down'" in out.stderr and "Traceback" not in out.stderr
 

@@ -1,4 +1,4 @@
-"""``python -m prepull``: render a stack's Kubernetes objects offline, check them, lock its images, print the schema.
+"""``python -m prepull``: render a stack's Kubernetes objects offline, check them, lock its images, print the schema, show the pulls.
 
 ``render`` and ``check`` use the same pure core as the component
 (``load_stack`` + ``stack_manifests``), so what is reviewed or applied by a
@@ -14,6 +14,8 @@ Exit codes: 0 clean, 1 problems found by ``check`` (or a stale lock for
 version, invalid stack configuration, a lock file that is stale or does not fit
 the pools, kubernetes-validate not installed for ``check``), 3 unreachable
 (``check --server``'s cluster; a registry fault for ``lock``).
+``status`` reads the cluster and has its own exit codes
+(:mod:`prepull.status_cli`, docs/status.md).
 """
 
 import argparse
@@ -410,7 +412,7 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser (argparse exits 2 on malformed command lines, as the other bad arguments do)."""
     p = argparse.ArgumentParser(prog="python -m prepull", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"prepull {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{render,check,lock,schema}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{render,check,lock,schema,status}")
 
     def stack_args(sp):
         sp.add_argument("--stack", required=True, help="stack name: reads <stacks-dir>/Pulumi.<stack>.yaml")
@@ -441,6 +443,10 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("schema", help="print the Pulumi package schema inferred for the component provider")
     s.set_defaults(func=schema_command)
+
+    from .status_cli import add_parser as add_status_parser
+
+    add_status_parser(sub)
     return p
 
 

@@ -14,13 +14,18 @@ every image. Least privilege:
   service-account tokens carry the node name, KEP-4193, GA in 1.32).
 """
 
-from typing import Optional
+import re
+from typing import Mapping, Optional
 
 from .names import check_dns_subdomain
 from .plan import Plan
 from .pod import BUSYBOX, helper_mount_read_only, object_meta, security_context
 
 NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
+# The last init container of a gated pod (``status`` finds the gate's taint in its script).
+UNTAINT_CONTAINER = "untaint"
+# The first command of the untaint script (below): `kubectl taint node "$NODE_NAME" "<key>:<effect>-"`.
+_UNTAINT_CALL = re.compile(r'kubectl taint node "\$NODE_NAME" "(?P<key>[^":]+):(?P<effect>NoSchedule|PreferNoSchedule|NoExecute)-"')
 TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -119,7 +124,7 @@ def untaint_container(taint: dict, image: str) -> dict:
         f'case " $left " in *" {effect} "*) echo "taint {key}:{effect} is still on $NODE_NAME" >&2; exit 1;; esac'
     )
     return {
-        "name": "untaint",
+        "name": UNTAINT_CONTAINER,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": [BUSYBOX, "sh", "-c", script],
@@ -136,6 +141,17 @@ def untaint_container(taint: dict, image: str) -> dict:
             {"name": "untaint-home", "mountPath": "/home/untaint"},
         ],
     }
+
+
+def removed_taint(container: Mapping) -> Optional[dict]:
+    """``{key, effect}`` of the taint an untaint container (:func:`untaint_container`) removes, else None.
+
+    Read back from its script, so ``status`` needs no other record of which taint the gate lifts.
+    """
+    if container.get("name") != UNTAINT_CONTAINER:
+        return None
+    match = _UNTAINT_CALL.search(" ".join(str(part) for part in container.get("command") or []))
+    return {"key": match["key"], "effect": match["effect"]} if match else None
 
 
 def untaint_volumes() -> list:

@@ -16,6 +16,8 @@ from .plan import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME, Group
 from .pod import BUSYBOX, HELPER_MOUNT, HELPER_VOLUME, NOOP, helper_mount_read_only, object_labels, object_meta, pairs, security_context
 
 ANNOTATION_IMAGES_HASH = "prepull.dev/images-hash"  # users cannot set prepull.dev/ keys (plan.py)
+# The first init container, which copies the static busybox (``status`` tells it from the pulls by this name).
+HELPER_CONTAINER = "prepull-noop"
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 # Checks checkov flags on the default output that do not apply to a pre-puller,
@@ -62,7 +64,7 @@ def _affinity(group: Group) -> Optional[dict]:
 def _helper_copy(plan: Plan) -> dict:
     """The first init container: copy the static busybox so images without a shell or coreutils can run it."""
     return {
-        "name": "prepull-noop",
+        "name": HELPER_CONTAINER,
         "image": plan.helper_image.canonical,
         "imagePullPolicy": "IfNotPresent",
         "command": ["/bin/busybox", "cp", "/bin/busybox", BUSYBOX],

@@ -14,7 +14,7 @@ kubectl does (``--kubeconfig``, else ``KUBECONFIG``, else ``~/.kube/config``; ``
 
 import json
 from dataclasses import dataclass, field
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 from .manifests import object_id
 
@@ -35,18 +35,38 @@ class ServerReport:
     problems: List[Tuple[str, str]] = field(default_factory=list)
 
 
+def api_client(kubeconfig: Union[None, str, Mapping], context: Optional[str], needed_by: str = "`check --server`", extra: str = "check"):
+    """A kubernetes ApiClient for ``context`` of ``kubeconfig`` (a path, or the parsed file; default as kubectl), or Unreachable.
+
+    ``needed_by`` and ``extra`` name the command and the pip extra in the message shown when the client is not installed.
+    """
+    try:
+        from kubernetes import config
+    except ImportError:
+        raise Unreachable(f"{needed_by} needs the kubernetes client: pip install 'prepull[{extra}]'") from None
+    try:
+        if isinstance(kubeconfig, Mapping):
+            return config.new_client_from_config_dict(dict(kubeconfig), context=context)
+        return config.new_client_from_config(config_file=kubeconfig, context=context)
+    except Exception as err:  # noqa: BLE001 - a missing file, a bad context or bad credentials all mean "cannot reach"
+        raise cannot_reach(context, err) from None
+
+
+def cannot_reach(context: Optional[str], err: Exception) -> Unreachable:
+    """The one message for a cluster that cannot be reached: which context, and the client's own reason."""
+    where = f"context {context!r}" if context else "the current context"
+    return Unreachable(f"cannot reach the cluster of {where}: {type(err).__name__}: {_short(err)}")
+
+
 def connect(kubeconfig: Optional[str], context: Optional[str]):
     """A dynamic client for the cluster, after one discovery round trip (so an unreachable server fails here)."""
+    api = api_client(kubeconfig, context)
     try:
-        from kubernetes import config, dynamic
-    except ImportError:
-        raise Unreachable("`check --server` needs the kubernetes client: pip install 'prepull[check]'") from None
-    where = f"context {context!r}" if context else "the current context"
-    try:
-        api = config.new_client_from_config(config_file=kubeconfig, context=context)
+        from kubernetes import dynamic
+
         return dynamic.DynamicClient(api)
     except Exception as err:  # noqa: BLE001 - config, TLS, connection and HTTP errors all mean "cannot check"
-        raise Unreachable(f"cannot reach the cluster of {where}: {type(err).__name__}: {_short(err)}") from None
+        raise cannot_reach(context, err) from None
 
 
 def _short(err: Exception) -> str:
@@ -117,7 +137,7 @@ def dry_run_apply(client, resource, obj: Mapping, namespace: Optional[str]) -> T
         try:
             api.response_deserialize(response, {})
         except ApiException as err:
-            return _api_message(err), []
+            return api_message(err), []
         return f"HTTP {response.status}", []
     return None, [_warning_text(w) for w in response.response.headers.getlist("Warning")]
 
@@ -130,7 +150,8 @@ def _warning_text(header: str) -> str:
     return text
 
 
-def _api_message(err) -> str:
+def api_message(err) -> str:
+    """The API server's own message in an ApiException (its Status body), else the HTTP status."""
     try:
         return json.loads(err.body).get("message") or f"HTTP {err.status}"
     except (TypeError, ValueError):
