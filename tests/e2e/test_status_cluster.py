@@ -148,3 +148,47 @@ def test_a_kwok_node_with_an_untolerated_taint_is_not_scheduled(deploy, kwok_nod
     assert "prepull.dev/status-e2e=blocked:NoSchedule" in node["message"], node
     ds = doc["daemonSets"][0]
     assert (ds["nodesSelected"], ds["nodesTargeted"], ds["nodesPresent"]) == (2, 1, 1), ds
+
+
+SCALE_NODES = int(os.environ.get("PREPULL_E2E_STATUS_NODES", "1000"))
+
+
+def ready_untainted(names: set) -> int:
+    items = json.loads(kubectl("get", "nodes", "-l", f"{KWOK_POOL}=scale", "-o", "json").stdout)["items"]
+    ready = [n for n in items if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions") or [])]
+    return sum(1 for n in ready if n["metadata"]["name"] in names and not n["spec"].get("taints"))
+
+
+@pytest.fixture
+def many_kwok_nodes():
+    """SCALE_NODES kwok nodes (simulated) in a pool of their own; the namespace using them goes first on teardown."""
+    names = [f"prepull-status-scale-{i}" for i in range(SCALE_NODES)]
+    nodes = [{"apiVersion": "v1", "kind": "Node",
+              "metadata": {"name": n, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                           "labels": {KWOK_POOL: "scale", "prepull.dev/simulated": "true", "type": "kwok", "kubernetes.io/os": "linux",
+                                      "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": n}}} for n in names]
+    for i in range(0, len(nodes), 200):
+        apply(nodes[i:i + 200])
+    cleanup: list = []
+    yield names, cleanup
+    for namespace in cleanup:  # while the nodes exist, kwok finishes the pods' deletion
+        kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=300s", check=False)
+    kubectl("delete", "nodes", "-l", f"{KWOK_POOL}=scale", "--wait=false", check=False)
+
+
+def test_a_thousand_nodes_take_five_api_calls(deploy, many_kwok_nodes):
+    names, cleanup = many_kwok_nodes
+    wanted = set(names)
+    poll(f"{SCALE_NODES} kwok nodes Ready", lambda: None if ready_untainted(wanted) == SCALE_NODES else "not yet", timeout=300, every=5)
+    # As benchmarks/cluster_bench.py does: the node controller lifts its not-ready taint slowly here.
+    kubectl("taint", "nodes", "-l", f"{KWOK_POOL}=scale", "node.kubernetes.io/not-ready:NoSchedule-", check=False)
+    poll(f"{SCALE_NODES} kwok nodes untainted", lambda: None if ready_untainted(wanted) == SCALE_NODES else "not yet", timeout=300, every=5)
+    namespace = deploy("scale", {"images": PRESENT_IMAGES, "node_selector": {KWOK_POOL: "scale"}, "network_policy": False})
+    cleanup.append(namespace)
+    code, doc, err = status(namespace, "--watch", "--timeout", WATCH_TIMEOUT, "--interval", "10s")
+    assert code == 0, (code, err[-2000:])
+    ds = doc["daemonSets"][0]
+    assert (ds["nodesSelected"], ds["nodesPresent"]) == (SCALE_NODES, SCALE_NODES), {k: v for k, v in ds.items() if k != "nodes"}
+    counted = re.search(r"prepull: (\d+) API call\(s\) in (\d+) snapshot\(s\)", err)
+    # Five list calls a snapshot (DaemonSets, pods, nodes, two event lists), whatever the node count.
+    assert counted and int(counted[1]) == 5 * int(counted[2]), err[-2000:]
