@@ -370,6 +370,8 @@ def start_kwok(d: Path, nodes: int) -> None:
     # them NotReady and their pods not Ready for good (kwok does not make a pod Ready again).
     configs = [stages / p for p in ("node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
                                     "pod/fast/pod-ready.yaml", "pod/fast/pod-complete.yaml", "pod/fast/pod-delete.yaml")]
+    # Ours: a simulated pod that fails its pull (stages/pod-image-pull-backoff.yaml).
+    configs += sorted((Path(__file__).parent / "stages").glob("*.yaml"))
     argv = ["kwok", f"--kubeconfig={kubeconfig(d, 'kwok')}", "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake", "--cidr=10.219.0.0/16", f"--node-ip={HOST}",
             "--server-address=", "--node-lease-duration-seconds=40", *[f"--config={c}" for c in configs]]

@@ -11,6 +11,8 @@ document and the exit code. Everything a test creates is deleted afterwards.
   Always``, so the kubelet pulls and reports a time even if the images are already there), exit 0.
 - A kwok node with a taint the pre-puller does not tolerate: ``not-scheduled``, ``UntoleratedTaint``,
   beside an untainted kwok node of the same pool that is ``present`` (kwok writes the pod's status).
+- A kwok pod driven by our Stage (tests/cluster/stages) into ``ImagePullBackOff``: ``failed``, exit 1.
+- 1,000 kwok nodes: every one ``present``, in five API calls a snapshot.
 
 The first two need the local cluster's real node, the third its kwok controller: all three are
 local-cluster only (``LOCAL``), and are skipped elsewhere with the reason.
@@ -192,3 +194,17 @@ def test_a_thousand_nodes_take_five_api_calls(deploy, many_kwok_nodes):
     counted = re.search(r"prepull: (\d+) API call\(s\) in (\d+) snapshot\(s\)", err)
     # Five list calls a snapshot (DaemonSets, pods, nodes, two event lists), whatever the node count.
     assert counted and int(counted[1]) == 5 * int(counted[2]), err[-2000:]
+
+
+def test_a_kwok_pod_in_image_pull_backoff_is_failed(deploy):
+    """tests/cluster/stages/pod-image-pull-backoff.yaml: kwok shows this pod's first pull failing, as a kubelet would."""
+    args = {"images": PRESENT_IMAGES, "node_selector": {"prepull.dev/pool": "general"},
+            "annotations": {"prepull.test/kwok-image-pull-backoff": "true"}}
+    namespace = deploy("backoff", args)
+    code, doc, err = status(namespace, "--watch", "--timeout", WATCH_TIMEOUT)
+    assert code == 1, (code, err, doc)
+    node = doc["daemonSets"][0]["nodes"][0]
+    first, second = (image_of(node, image) for image in PRESENT_IMAGES)
+    assert (node["state"], first["state"], first["reason"]) == ("failed", "failed", "ImagePullBackOff"), node
+    assert f'Back-off pulling image "{PRESENT_IMAGES[0]}"' in first["message"], first
+    assert (second["state"], second["reason"]) == ("pulling", "Queued"), second
