@@ -585,6 +585,19 @@ def test_stack_config_gives_namespace_and_connection_and_options_win(tmp_path):
     assert status_cli.resolve_target(args_for()) == status_cli.Target("prepull", None, None)
 
 
+def test_an_encrypted_kubeconfig_is_named_not_silently_replaced(tmp_path, capsys):
+    config = {"prepull:kubeconfig": {"secure": "v1:abc"}, "prepull:kubeContext": {"secure": "v1:def"}, "prepull:nodePools": []}
+    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump({"config": config}))
+    target = status_cli.resolve_target(args_for("--stack", "prod", "--stacks-dir", str(tmp_path)))
+    assert (target.kubeconfig, target.context) == (None, None)
+    err = capsys.readouterr().err
+    assert "Pulumi.prod.yaml: prepull:kubeconfig is encrypted (secure:) and not read here; pass --kubeconfig" in err
+    assert "prepull:kubeContext is encrypted (secure:) and not read here; pass --context" in err
+    # Given on the command line, nothing is missing: no warning.
+    status_cli.resolve_target(args_for("--stack", "prod", "--stacks-dir", str(tmp_path), "--kubeconfig", "/k", "--context", "c"))
+    assert capsys.readouterr().err == ""
+
+
 def test_a_kubeconfig_given_as_contents_is_parsed(tmp_path):
     contents = yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": [], "contexts": [], "users": []})
     assert status_cli.kubeconfig_value(contents)["kind"] == "Config"

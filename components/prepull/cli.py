@@ -85,11 +85,13 @@ def stack_file(stacks_dir: Path, stack: str) -> Path:
     return path
 
 
-def stack_config(path: Path) -> dict:
+def stack_config(path: Path, encrypted: Optional[list] = None) -> dict:
     """The ``prepull:*`` keys of a stack file, prefix stripped (other namespaces are ignored).
 
     Values are decoded as the stack program decodes them: ``images`` and
-    ``nodePools`` given as a JSON string are parsed.
+    ``nodePools`` given as a JSON string are parsed. An encrypted (``secure:``)
+    kubeconfig or context cannot be read offline: it is left out, and its key is
+    appended to ``encrypted`` when given, so a command that needs it can say so.
     """
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -111,6 +113,8 @@ def stack_config(path: Path) -> dict:
         name = key[len(CONFIG_NAMESPACE):]
         if isinstance(value, Mapping) and set(value) == {"secure"}:
             if name in CONNECTION_KEYS:
+                if encrypted is not None:
+                    encrypted.append(key)
                 continue
             raise UsageError(f"{path}: {key} is encrypted (secure:); it cannot be rendered offline")
         if name in JSON_KEYS and isinstance(value, str):

@@ -73,7 +73,14 @@ def resolve_target(args: argparse.Namespace) -> Target:
     if args.stack:
         from .cli import default_stacks_dir, stack_config, stack_file
 
-        config = stack_config(stack_file(Path(args.stacks_dir) if args.stacks_dir else default_stacks_dir(), args.stack))
+        path = stack_file(Path(args.stacks_dir) if args.stacks_dir else default_stacks_dir(), args.stack)
+        encrypted: list = []
+        config = stack_config(path, encrypted)
+        for key in encrypted:
+            option = "--kubeconfig" if key.endswith("kubeconfig") else "--context"
+            if not getattr(args, option[2:]):
+                print(f"prepull: warning: {path.name}: {key} is encrypted (secure:) and not read here; "
+                      f"pass {option} (using the default instead)", file=sys.stderr)
     namespace = args.namespace or config.get("namespace") or DEFAULT_NAMESPACE
     try:
         check_dns_label(namespace, "--namespace" if args.namespace else "prepull:namespace")
