@@ -291,3 +291,15 @@ def test_each_pools_plan_is_built_and_rendered_once_on_the_render_path(monkeypat
     assert main(["render", "--stack", "dev"]) == 0
     pools = len(yaml.safe_load(stack_config(ROOT / "stacks" / "Pulumi.dev.yaml")["prepull:nodePools"]))
     assert counts == {"build_plan": pools, "render": pools}
+
+
+def test_every_prepuller_key_maps_back_to_an_input_by_the_schemas_rule():
+    """The stack file's camelCase is the provider schema's: one rule (errors.camel_case), inverted exactly."""
+    from prepull.args import KNOWN_FIELDS
+    from prepull.errors import camel_case
+    from prepull.pools import _PYTHON_NAMES, PREPULLER_KEYS
+
+    assert all(_PYTHON_NAMES[key] in KNOWN_FIELDS and camel_case(_PYTHON_NAMES[key]) == key for key in PREPULLER_KEYS)
+    schema = json.loads((ROOT / "components" / "schema.json").read_text())
+    inputs = schema["resources"]["prepull:index:ImagePrePuller"]["inputProperties"]
+    assert set(PREPULLER_KEYS) <= set(inputs)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
-from .args import KNOWN_FIELDS, TaintEffect
+from .args import DEFAULTS, KNOWN_FIELDS, TaintEffect
 from .arches import implied_arches
 from .errors import PrePullInputError, camel_case
 from .images import parse_image, parse_platform
@@ -104,8 +104,9 @@ class StackSpec:
     prepullers: Mapping[str, PrePuller] = field(default_factory=dict)  # by pool name, in pool order
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+# The stack file's camelCase names back to the Python ones: the exact inverse of errors.camel_case
+# (the schema's rule), for the inputs a `prepuller` block may set and the keys of `resources`.
+_PYTHON_NAMES = {camel_case(name): name for name in (*KNOWN_FIELDS, *DEFAULTS["resources"])}
 
 
 def _prepuller_block(raw: Any, pool: str) -> dict:
@@ -119,8 +120,8 @@ def _prepuller_block(raw: Any, pool: str) -> dict:
         if key not in PREPULLER_KEYS:
             raise PrePullInputError(_field(pool, f"prepuller.{key}"), value, f"unknown field; known: {', '.join(PREPULLER_KEYS)}")
         if key == "resources" and isinstance(value, Mapping):
-            value = {_snake(k): v for k, v in value.items()}
-        out[_snake(key)] = value
+            value = {_PYTHON_NAMES.get(k, k): v for k, v in value.items()}
+        out[_PYTHON_NAMES[key]] = value
     return out
 
 
