@@ -38,6 +38,7 @@ sys.path[:0] = [str(ROOT / "components"), str(ROOT / "tests" / "cluster"), str(R
 from bench import bench_config, component_program, handwritten_program, machine, table  # noqa: E402
 
 import prepull  # noqa: E402
+from cluster import kwok_node, node_ready  # noqa: E402  (tests/cluster/cluster.py)
 
 CONTEXT = os.environ.get("PREPULL_E2E_CONTEXT", "prepull-local")
 SCALE_LABEL = "prepull.dev/bench-pool"
@@ -106,19 +107,13 @@ def ratio_rows(times: dict) -> tuple:
 
 
 def kwok_nodes(n: int) -> list:
-    return [
-        {"apiVersion": "v1", "kind": "Node",
-         "metadata": {"name": f"prepull-bench-{i}", "annotations": {"kwok.x-k8s.io/node": "fake"},
-                      "labels": {SCALE_LABEL: SCALE_POOLS[i % 3], "prepull.dev/simulated": "true", "type": "kwok",
-                                 "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": f"prepull-bench-{i}"}}}
-        for i in range(n)
-    ]
+    return [kwok_node(f"prepull-bench-{i}", {SCALE_LABEL: SCALE_POOLS[i % 3]}) for i in range(n)]
 
 
 def bench_nodes() -> list:
     """The Ready bench nodes."""
     items = json.loads(kubectl("get", "nodes", "-l", SCALE_LABEL, "-o", "json").stdout)["items"]
-    return [n for n in items if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions") or [])]
+    return [n for n in items if node_ready(n)]
 
 
 def ready_bench_nodes() -> int:

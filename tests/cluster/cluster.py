@@ -378,12 +378,19 @@ def start_kwok(d: Path, nodes: int) -> None:
     start(d, "kwok", argv)
     for i in range(nodes):
         labels, taints = KWOK_ROLES[i] if i < len(KWOK_ROLES) else (SPARE_LABELS, [])
-        node = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": f"prepull-kwok-{i}", "annotations": {KWOK_ANNOTATION: "fake"},
-                             "labels": {**labels, SIMULATED_LABEL: "true", "type": "kwok", "kubernetes.io/os": "linux",
-                                        "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": f"prepull-kwok-{i}"}},
-                "spec": {"taints": taints}}
-        kubectl(d, "apply", "-f", "-", input=json.dumps(node))
+        kubectl(d, "apply", "-f", "-", input=json.dumps(kwok_node(f"prepull-kwok-{i}", labels, taints)))
+
+
+def kwok_node(name: str, labels: dict, taints=()) -> dict:
+    """A Node for kwok to manage (its annotation): simulated, and labelled so (SIMULATED_LABEL), Linux on amd64.
+
+    Also used by tests and benchmarks/cluster_bench.py for nodes of their own.
+    """
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "annotations": {KWOK_ANNOTATION: "fake"},
+                         "labels": {**labels, SIMULATED_LABEL: "true", "type": "kwok", "kubernetes.io/os": "linux",
+                                    "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name}},
+            "spec": {"taints": list(taints)}}
 
 
 def kubectl(d: Path, *args, check=True, input=None) -> subprocess.CompletedProcess:
@@ -391,10 +398,14 @@ def kubectl(d: Path, *args, check=True, input=None) -> subprocess.CompletedProce
                           capture_output=True, text=True, input=input, timeout=60)
 
 
+def node_ready(node: dict) -> bool:
+    """Whether a Node object's Ready condition is True."""
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions") or [])
+
+
 def nodes_not_ready(d: Path) -> list:
     items = json.loads(kubectl(d, "get", "nodes", "-o", "json").stdout)["items"]
-    ready = {n["metadata"]["name"] for n in items
-             if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions") or [])}
+    ready = {n["metadata"]["name"] for n in items if node_ready(n)}
     return sorted({n["metadata"]["name"] for n in items} - ready)
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -23,6 +24,8 @@ LOCAL = os.environ.get("PREPULL_TEST_CLUSTER")
 # The local cluster's containerd, where the real node's images are (unset elsewhere).
 CONTAINERD = os.environ.get("PREPULL_TEST_CONTAINERD")
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+from cluster import kwok_node, node_ready  # noqa: E402,F401  (tests/cluster/cluster.py: one Node shape for every simulated node)
 
 
 def copy_project(dest: Path, stack: str, backend: Path, edit: Optional[Callable[[dict], None]] = None) -> Path:
@@ -44,6 +47,26 @@ def copy_project(dest: Path, stack: str, backend: Path, edit: Optional[Callable[
 def kubectl(*args, input=None, check=True) -> subprocess.CompletedProcess:
     return subprocess.run(["kubectl", "--context", CONTEXT, *map(str, args)], input=input, check=check, capture_output=True, text=True,
                           timeout=120)
+
+
+def toolchain_venv(folder: Path) -> Path:
+    """``folder``/venv, made as the CLI's pip toolchain makes a plugin's (kept when it exists).
+
+    In the folder itself: ``python3 -m venv venv``, then ``pip install -r requirements.txt``.
+    """
+    venv = folder / "venv"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", "venv"], cwd=folder, check=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", "requirements.txt"], cwd=folder, check=True,
+                       timeout=600)
+    return venv
+
+
+def stack_program() -> None:
+    """The stack program, run inline by the Automation API: what __main__.py runs."""
+    from prepull.stack import main
+
+    main()
 
 
 def as_list(objects: list) -> str:

@@ -179,13 +179,6 @@ def copy_project(dest: Path, backend: Path) -> Path:
     return cluster_env.copy_project(dest, STACK, backend, gated_pulls_everything if LOCAL else None)
 
 
-def program() -> None:
-    """The stack program, run inline: what __main__.py runs."""
-    from prepull.stack import main
-
-    main()
-
-
 def workload_pod(spec, taint: dict) -> dict:
     """A plain workload for the gated pool: it tolerates nothing, so it may schedule only once the taint is gone."""
     return {
@@ -238,7 +231,7 @@ def deployment(tmp_path_factory):
         "PULUMI_SKIP_UPDATE_CHECK": "true",
     }
     opts = auto.LocalWorkspaceOptions(work_dir=str(project), env_vars=env)
-    stack = auto.create_or_select_stack(STACK, project_name="prepull", program=program, opts=opts)
+    stack = auto.create_or_select_stack(STACK, project_name="prepull", program=cluster_env.stack_program, opts=opts)
     stack.set_config("prepull:kubeContext", auto.ConfigValue(CONTEXT))
     state = {"stack": stack, "project": project, "destroyed": False, "spare": None, "denied_taint_on": None}
     spec = current_spec(project)

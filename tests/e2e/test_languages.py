@@ -16,12 +16,11 @@ Everything else is the example file as committed. TypeScript is not run: its lan
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from cluster_env import CONTEXT, LOCAL, ROOT, kubectl, marks, unreachable
+from cluster_env import CONTEXT, LOCAL, ROOT, kubectl, marks, toolchain_venv, unreachable
 
 EXAMPLE = ROOT / "examples" / "yaml-consumer" / "Pulumi.yaml"
 COMPONENTS = ROOT / "components"
@@ -34,13 +33,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def components_venv() -> Path:
-    """components/venv, installed from the plugin's own folder as the CLI's pip toolchain does (kept when it exists)."""
-    venv = COMPONENTS / "venv"
-    if not (venv / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", "venv"], cwd=COMPONENTS, check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", "requirements.txt"], cwd=COMPONENTS,
-                       check=True, timeout=600)
-    return venv
+    """components/venv, installed from the plugin's own folder as the CLI's pip toolchain does."""
+    return toolchain_venv(COMPONENTS)
 
 
 class Project:

@@ -12,12 +12,10 @@ The pack's virtualenv is created the way the CLI's pip toolchain creates it: fro
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cluster_env import CONTEXT, ROOT, copy_project, marks, unreachable
+from cluster_env import CONTEXT, ROOT, copy_project, marks, stack_program, toolchain_venv, unreachable
 from pulumi import automation as auto
 
 STACK = "dev"
@@ -30,19 +28,8 @@ pytestmark = marks(unreachable(("pulumi", "kubectl")))
 
 @pytest.fixture(scope="module")
 def pack_venv() -> Path:
-    """policies/venv, installed from the pack's own folder as the CLI does (kept when it exists)."""
-    venv = PACK / "venv"
-    if not (venv / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", "venv"], cwd=PACK, check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", "requirements.txt"], cwd=PACK, check=True,
-                       timeout=600)
-    return venv
-
-
-def program() -> None:
-    from prepull.stack import main
-
-    main()
+    """policies/venv, installed from the pack's own folder as the CLI does."""
+    return toolchain_venv(PACK)
 
 
 def stack_with(tmp_path: Path, extra_image: str = None) -> auto.Stack:
@@ -54,7 +41,7 @@ def stack_with(tmp_path: Path, extra_image: str = None) -> auto.Stack:
     project = copy_project(tmp_path / "project", STACK, tmp_path / "state", add_image if extra_image else None)
     env = {"PULUMI_CONFIG_PASSPHRASE": "prepull-e2e", "PULUMI_BACKEND_URL": (tmp_path / "state").as_uri(),
            "PULUMI_SKIP_UPDATE_CHECK": "true", "PREPULL_POLICY_PACK": str(PACK)}
-    stack = auto.create_or_select_stack(STACK, project_name="prepull", program=program,
+    stack = auto.create_or_select_stack(STACK, project_name="prepull", program=stack_program,
                                         opts=auto.LocalWorkspaceOptions(work_dir=str(project), env_vars=env))
     stack.set_config("prepull:kubeContext", auto.ConfigValue(CONTEXT))
     return stack

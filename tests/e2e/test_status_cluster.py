@@ -25,7 +25,7 @@ import subprocess
 import sys
 
 import pytest
-from cluster_env import CONTEXT, LOCAL, ROOT, apply, kubectl, marks, poll, unreachable
+from cluster_env import CONTEXT, LOCAL, ROOT, apply, kubectl, kwok_node, marks, node_ready, poll, unreachable
 
 import prepull
 
@@ -118,14 +118,7 @@ def test_a_correct_stack_is_present_with_the_kubelets_times_and_exits_0(deploy):
 def kwok_nodes():
     """Two kwok nodes of a pool of their own, the second with a taint the pre-puller does not tolerate."""
     names = ["prepull-status-kwok-0", "prepull-status-kwok-1"]
-    nodes = [
-        {"apiVersion": "v1", "kind": "Node",
-         "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                      "labels": {KWOK_POOL: "pool", "prepull.dev/simulated": "true", "type": "kwok", "kubernetes.io/os": "linux",
-                                 "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name}},
-         "spec": {"taints": [BLOCKING_TAINT] if i else []}}
-        for i, name in enumerate(names)
-    ]
+    nodes = [kwok_node(name, {KWOK_POOL: "pool"}, [BLOCKING_TAINT] if i else []) for i, name in enumerate(names)]
     apply(nodes)
     yield names
     kubectl("delete", "node", *names, "--wait=false", check=False)
@@ -157,18 +150,14 @@ SCALE_NODES = int(os.environ.get("PREPULL_E2E_STATUS_NODES", "1000"))
 
 def ready_untainted(names: set) -> int:
     items = json.loads(kubectl("get", "nodes", "-l", f"{KWOK_POOL}=scale", "-o", "json").stdout)["items"]
-    ready = [n for n in items if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions") or [])]
-    return sum(1 for n in ready if n["metadata"]["name"] in names and not n["spec"].get("taints"))
+    return sum(1 for n in items if node_ready(n) and n["metadata"]["name"] in names and not n["spec"].get("taints"))
 
 
 @pytest.fixture
 def many_kwok_nodes():
     """SCALE_NODES kwok nodes (simulated) in a pool of their own; the namespace using them goes first on teardown."""
     names = [f"prepull-status-scale-{i}" for i in range(SCALE_NODES)]
-    nodes = [{"apiVersion": "v1", "kind": "Node",
-              "metadata": {"name": n, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                           "labels": {KWOK_POOL: "scale", "prepull.dev/simulated": "true", "type": "kwok", "kubernetes.io/os": "linux",
-                                      "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": n}}} for n in names]
+    nodes = [kwok_node(n, {KWOK_POOL: "scale"}) for n in names]
     for i in range(0, len(nodes), 200):
         apply(nodes[i:i + 200])
     cleanup: list = []
