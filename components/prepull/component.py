@@ -1,11 +1,13 @@
 """The ImagePrePuller ComponentResource: registers the objects of :func:`manifests`."""
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from .args import ImagePrePullerArgs
+from .deferred import has_outputs, plain_containers, shape_args
+from .errors import PrePullInputError
 from .manifests import render
 from .plan import Plan, build_plan
 
@@ -52,6 +54,9 @@ class ImagePrePuller(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ImagePrePullerArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         # Validate first: bad input raises here, before anything is registered.
+        if has_outputs(args):
+            self._declare_deferred(name, args, opts)
+            return
         plan = build_plan(args, name)
         self._declare(name, plan, render(plan), opts)
 
@@ -64,25 +69,48 @@ class ImagePrePuller(pulumi.ComponentResource):
 
     def _declare(self, name: str, plan: Plan, objects: Sequence[dict], opts: Optional[pulumi.ResourceOptions]) -> None:
         super().__init__(TYPE_TOKEN, name, {}, opts)
-        namespace, daemon_sets = self._children(name, plan, objects)
-        self.namespace = namespace.metadata.apply(lambda m: m["name"]) if namespace else pulumi.Output.from_input(plan.namespace)
+        namespace, daemon_sets = self._children(name, plan, objects, [_properties(obj) for obj in objects])
+        self._finish(namespace, daemon_sets, plan.namespace, [r.canonical for r in plan.images])
+
+    def _declare_deferred(self, name: str, args: ImagePrePullerArgs, opts: Optional[pulumi.ResourceOptions]) -> None:
+        """Some values are Outputs: every child is registered now, with values from the plan of the resolved inputs.
+
+        The plain inputs are checked now; the resolved ones in the same ``build_plan``, so a bad
+        Output value fails with the usual message, and no child is created (each waits on it).
+        """
+        shape = build_plan(shape_args(args), name)
+        shape_objects = render(shape)
+        super().__init__(TYPE_TOKEN, name, {}, opts)
+        plan = pulumi.Output.from_input(plain_containers(args)).apply(lambda resolved: build_plan(resolved, name))
+        objects = plan.apply(lambda p: _same_shape(render(p), shape_objects))
+        properties = [
+            {key: objects.apply(lambda objs, i=i, field=field: objs[i].get(field)) for key, field in _fields(obj)}
+            for i, obj in enumerate(shape_objects)
+        ]
+        namespace, daemon_sets = self._children(name, shape, shape_objects, properties)
+        self._finish(namespace, daemon_sets, plan.apply(lambda p: p.namespace), plan.apply(lambda p: [r.canonical for r in p.images]))
+
+    def _finish(self, namespace: Any, daemon_sets: list, namespace_name: pulumi.Input[str], images: pulumi.Input[list[str]]) -> None:
+        self.namespace = namespace.metadata.apply(lambda m: m["name"]) if namespace else pulumi.Output.from_input(namespace_name)
         self.daemon_set_names = pulumi.Output.all(*[d.metadata.apply(lambda m: m["name"]) for d in daemon_sets])
-        self.images = pulumi.Output.from_input([r.canonical for r in plan.images])
+        self.images = pulumi.Output.from_input(images)
         # Each DaemonSet's id resolves only after its create/update (and rollout await) finished.
         self.ready = pulumi.Output.all(*[d.id for d in daemon_sets]).apply(lambda ids: all(bool(i) for i in ids))
         self.register_outputs(
             {"namespace": self.namespace, "daemon_set_names": self.daemon_set_names, "images": self.images, "ready": self.ready}
         )
 
-    def _children(self, name: str, plan: Plan, objects: Sequence[dict]) -> tuple:
-        """Register ``objects`` as children: (the Namespace resource or None, the DaemonSets)."""
+    def _children(self, name: str, plan: Plan, objects: Sequence[dict], properties: Sequence[dict]) -> tuple:
+        """Register ``objects`` as children, with ``properties`` (their fields as keyword arguments).
+
+        Returns (the Namespace resource or None, the DaemonSets).
+        """
         prerequisites: list = []
         namespace: list = []  # the Namespace resource, when the component creates it
         daemon_sets: list = []
         timeouts = pulumi.CustomTimeouts(**plan.custom_timeouts) if plan.custom_timeouts else None
-        for obj in objects:
+        for obj, kwargs in zip(objects, properties):
             cls, slug = KINDS[obj["kind"]]
-            kwargs = {_KWARGS[k]: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
             if obj["kind"] == "DaemonSet":
                 # "<name>-ds" plus the DaemonSet's split suffix ("-arm64-l2"), if any.
                 child = f"{name}-ds{obj['metadata']['name'][len(plan.base_name):]}"
@@ -95,3 +123,31 @@ class ImagePrePuller(pulumi.ComponentResource):
                 if obj["kind"] == "Namespace":
                     namespace.append(prerequisites[-1])
         return (namespace[0] if namespace else None), daemon_sets
+
+
+def _fields(obj: dict) -> list:
+    """(keyword argument, manifest field) of an object's top-level fields; nested dicts stay camelCase, the wire format."""
+    return [(_KWARGS[k], k) for k in obj if k not in ("apiVersion", "kind")]
+
+
+def _properties(obj: dict) -> dict:
+    return {key: obj[field] for key, field in _fields(obj)}
+
+
+def _signature(objects: Sequence[dict]) -> list:
+    """What decides the children: kinds, fields and the DaemonSets' names (others are named by values, e.g. the namespace)."""
+    return [(o["kind"], o["metadata"]["name"] if o["kind"] == "DaemonSet" else "", tuple(o)) for o in objects]
+
+
+def _same_shape(objects: list, shape: Sequence[dict]) -> list:
+    """The resolved inputs' objects, which must be the ones registered from the plain inputs."""
+    if _signature(objects) != _signature(shape):
+        def names(objs: Sequence[dict]) -> list:
+            return [o["metadata"]["name"] for o in objs if o["kind"] == "DaemonSet"]
+
+        raise PrePullInputError(
+            "images", names(objects),
+            f"the resolved images need other DaemonSets than the {names(shape)} declared from the inputs known at preview:"
+            " give the images' platforms as plain values",
+        )
+    return objects

@@ -19,12 +19,15 @@ def camel_case(name: str) -> str:
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
-class PrePullInputError(ValueError):
+class PrePullInputError(Exception):
     """A bad input, raised before any resource is registered.
 
     ``field`` is the input's path as the user wrote it (``images[2]``,
     ``tolerations[0].effect``) and ``value`` the offending value, so the
     message points at exactly what to fix.
+
+    Not a ValueError: Pulumi re-wraps a ValueError raised while an Output input resolves
+    ("While processing input ..."), which would hide this type and its field from callers.
     """
 
     def __init__(self, field: str, value: object, reason: str) -> None:
