@@ -81,6 +81,15 @@ class Run:
         return rpc.deserialize_properties(request.object)
 
 
+def output(value, known=True, secret=False):
+    """An Output as another resource would give it: known or not (preview), secret or not."""
+    loop = asyncio.get_event_loop()
+    futures = [loop.create_future() for _ in range(3)]
+    for fut, result in zip(futures, (value if known else None, known, secret)):
+        fut.set_result(result)
+    return pulumi.Output(set(), *futures)
+
+
 @pytest.fixture(autouse=True)
 def fresh_event_loop():
     """A new event loop per test, as Pulumi's own SDK tests do (pulumi/pulumi#24338)."""

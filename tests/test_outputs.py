@@ -4,26 +4,15 @@ Every test compares the registered children with ``prepull.manifests()`` of the 
 so the Output path has no objects of its own.
 """
 
-import asyncio
-
 import pulumi
 import pytest
-from conftest import RecordingMocks, RecordingMonitor
+from conftest import RecordingMocks, RecordingMonitor, output
 
 import prepull
 from prepull import PrePullInputError
 from prepull.plan import build_plan
 
 TYPE = "prepull:index:ImagePrePuller"
-
-
-def output(value, known=True, secret=False):
-    """An Output as another resource would give it: known or not (preview), secret or not."""
-    loop = asyncio.get_event_loop()
-    futures = [loop.create_future() for _ in range(3)]
-    for fut, result in zip(futures, (value if known else None, known, secret)):
-        fut.set_result(result)
-    return pulumi.Output(set(), *futures)
 
 
 def children(run):

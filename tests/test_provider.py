@@ -15,12 +15,15 @@ import grpc
 import pulumi
 import pytest
 import yaml
+from conftest import RecordingMocks, RecordingMonitor, output
 from google.protobuf import empty_pb2
 from pulumi.errors import InputPropertyError
+from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 import prepull
 from prepull.cli import schema_text
+from prepull.errors import PrePullInputError
 from prepull.provider import PrePullProvider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -218,6 +221,48 @@ def test_construct_reports_our_errors_as_input_errors_in_the_callers_spelling(ru
     with pytest.raises(InputPropertyError) as raised:
         run_program(program)
     assert (raised.value.property_path, raised.value.reason) == (path, reason)
+
+
+def test_construct_reports_a_bad_output_value_as_an_input_error_when_it_resolves(provider):
+    """Other languages pass outputs: a bad one fails on resolve, structured and camelCase, with no child created.
+
+    The provider server serialises the construct result's state before anything else, so the state's
+    error is the one the engine gets (pulumi.provider.server._construct_response).
+    """
+    mocks = RecordingMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="prepull", stack="dev", monitor=monitor)
+    got = {}
+
+    def program():
+        res = provider.construct("bad", TOKEN, {"images": ["nginx:1.27"], "imagePullSecrets": [output("Bad_Name")]})
+
+        async def serialize_state():
+            try:
+                await rpc.serialize_properties(res.state, {})
+            except Exception as err:  # noqa: BLE001
+                got["error"] = err
+
+        return serialize_state()
+
+    with pytest.raises(PrePullInputError):  # the children's registrations fail too; the server has answered by then
+        pulumi.runtime.test(program)()
+    assert isinstance(got["error"], InputPropertyError), repr(got["error"])
+    assert got["error"].property_path == "imagePullSecrets[0]"
+    assert got["error"].reason.endswith("(got 'Bad_Name')")
+    assert [r.type for r in monitor.requests] == [TOKEN]
+
+
+def test_construct_resolves_output_inputs_into_the_objects(run_program, provider):
+    def program():
+        res = provider.construct("ts", TOKEN, {"images": output(["nginx:1.27"]), "nodeSelector": {"pool": output("gpu")}})
+        return res.state["images"]
+
+    run = run_program(program)
+    ds = next(r for r in run.requests if r.type == "kubernetes:apps/v1:DaemonSet")
+    spec = run.state(ds)["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux", "pool": "gpu"}
+    assert [c["image"] for c in spec["initContainers"]][-1] == "docker.io/library/nginx:1.27"
 
 
 # ---------------------------------------------------------------- the YAML consumer

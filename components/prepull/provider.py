@@ -6,9 +6,9 @@ Python way (``max_unavailable``); a TypeScript or YAML caller wrote ``maxUnavail
 """
 
 import sys
-from typing import Optional
+from typing import Any, Awaitable, Optional
 
-from pulumi import ResourceOptions
+from pulumi import Output, ResourceOptions
 from pulumi.errors import InputPropertyError
 from pulumi.provider import ConstructResult, main
 from pulumi.provider.experimental.component import ComponentProvider
@@ -30,12 +30,33 @@ class PrePullProvider(ComponentProvider):
 
     def construct(self, name: str, resource_type: str, inputs: dict, options: Optional[ResourceOptions] = None) -> ConstructResult:
         try:
-            return super().construct(name, resource_type, inputs, options)
+            result = super().construct(name, resource_type, inputs, options)
         except ComponentInitError as err:
             if not isinstance(err.inner, PrePullInputError):
                 raise
-            bad = err.inner.in_camel_case(KNOWN_FIELDS)
-            raise InputPropertyError(bad.field, f"{bad.reason} (got {bad.value!r})") from None
+            raise property_error(err.inner) from None
+        # An Output input is checked when it resolves: its error reaches the engine through the state.
+        return ConstructResult(result.urn, {key: _respelled(value) for key, value in result.state.items()})
+
+
+def property_error(error: PrePullInputError) -> InputPropertyError:
+    """Pulumi's structured input error, with the field as other languages spell it."""
+    bad = error.in_camel_case(KNOWN_FIELDS)
+    return InputPropertyError(bad.field, f"{bad.reason} (got {bad.value!r})")
+
+
+async def _converted(awaitable: Awaitable[Any]) -> Any:
+    try:
+        return await awaitable
+    except PrePullInputError as err:
+        raise property_error(err) from None
+
+
+def _respelled(value: Any) -> Any:
+    """``value``, or for an Output the same Output whose PrePullInputError becomes a structured one."""
+    if not isinstance(value, Output):
+        return value
+    return Output(_converted(value.resources()), _converted(value.future(with_unknowns=True)), _converted(value.is_known()), _converted(value.is_secret()))
 
 
 def serve(args: Optional[list] = None) -> None:
