@@ -27,6 +27,10 @@ def __getattr__(attr: str):
         from .component import ImagePrePuller
 
         return ImagePrePuller
+    if attr == "images_from":
+        from .workload_images import images_from
+
+        return images_from
     raise AttributeError(attr)
 
 
@@ -42,5 +46,6 @@ __all__ = [
     "TaintEffect",
     "Toleration",
     "TolerationOperator",
+    "images_from",
     "manifests",
 ]
