@@ -1,6 +1,5 @@
 """``prepull.images_from``: the images of the program's own workloads, as the component's ``images``."""
 
-import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 from conftest import output

@@ -7,6 +7,7 @@ by the constructor) under Pulumi mocks.
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -317,6 +318,21 @@ def prepuller_resources(program: dict) -> dict:
     return {n: r for n, r in program["resources"].items() if r["type"] == TOKEN}
 
 
+def resolved(program: dict, value):
+    """``value`` with each ``${resource.path}`` replaced by that resource's property, as the YAML engine resolves it."""
+    if isinstance(value, dict):
+        return {k: resolved(program, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolved(program, v) for v in value]
+    match = re.fullmatch(r"\$\{(\w+)\.([^}]+)\}", value) if isinstance(value, str) else None
+    if not match:
+        return value
+    node = program["resources"][match[1]]["properties"]
+    for key, index in re.findall(r"(\w+)(?:\[(\d+)\])?", match[2]):
+        node = node[key] if index == "" else node[key][int(index)]
+    return node
+
+
 def test_yaml_consumer_is_a_yaml_program_using_the_local_package(yaml_program):
     assert yaml_program["runtime"] == "yaml"
     package_dir = (YAML_EXAMPLE.parent / yaml_program["packages"]["prepull"]).resolve()
@@ -357,7 +373,8 @@ def test_yaml_consumer_inputs_build_valid_manifests(yaml_program, provider):
     """The example's properties, mapped as construct() maps them, give the objects a Python caller would get."""
     import kubernetes_validate
 
-    props = next(iter(prepuller_resources(yaml_program).values()))["properties"]
+    props = resolved(yaml_program, next(iter(prepuller_resources(yaml_program).values()))["properties"])
+    assert props["images"][0] == "docker.io/library/python:3.13-slim"  # the Deployment's image, an output
     objects = prepull.manifests(provider.map_inputs(props, component_def(provider)), "prepuller")
     daemon_sets = [o for o in objects if o["kind"] == "DaemonSet"]
     assert [d["metadata"]["name"] for d in daemon_sets] == ["yaml-general-l1", "yaml-general-l2"]

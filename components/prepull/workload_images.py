@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 from pulumi._types import is_output_type, output_type_to_dict
 
-from .errors import PrePullInputError, camel_case
+from .errors import camel_case
 from .images import parse_image
 from .plan import LABEL_DAEMONSET
 from .workloads import POD_SPEC_PATHS, iter_images, kind_of, pod_spec

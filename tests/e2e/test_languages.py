@@ -40,10 +40,11 @@ def components_venv() -> Path:
 class Project:
     """A copy of the example in its own directory and file backend, driven with the pulumi CLI."""
 
-    def __init__(self, path: Path, edit=None) -> None:
+    def __init__(self, path: Path, edit=None, resources=None) -> None:
         program = yaml.safe_load(EXAMPLE.read_text())
         del program["packages"]
         program["resources"]["k8s"]["properties"]["context"] = CONTEXT
+        program["resources"].update(resources or {})
         if edit:
             edit(program["resources"]["prepuller"]["properties"])
         self.path = path
@@ -73,18 +74,22 @@ def deployed(components_venv, tmp_path):
 
 
 def test_the_yaml_example_deploys_through_the_component_provider(deployed):
-    properties = yaml.safe_load(EXAMPLE.read_text())["resources"]["prepuller"]["properties"]
+    program = yaml.safe_load(EXAMPLE.read_text())
+    properties = program["resources"]["prepuller"]["properties"]
+    # The first image is an output of the example's Deployment: the engine resolved it before construct.
+    assert properties["images"][0] == "${api.spec.template.spec.containers[0].image}"
+    images = [program["resources"]["api"]["properties"]["spec"]["template"]["spec"]["containers"][0]["image"], *properties["images"][1:]]
     outputs = json.loads(deployed.pulumi("stack", "output", "--json").stdout)
     assert outputs == {
         "namespace": properties["namespace"],
         "daemonSets": [f"{properties['baseName']}-l1", f"{properties['baseName']}-l2"],
-        "images": properties["images"],
+        "images": images,
         "ready": True,
     }
     objects = json.loads(kubectl("get", "daemonsets", "-n", properties["namespace"], "-o", "json").stdout)["items"]
     assert sorted(o["metadata"]["name"] for o in objects) == outputs["daemonSets"]
     pulled = sorted(c["image"] for o in objects for c in o["spec"]["template"]["spec"]["initContainers"][1:])
-    assert pulled == sorted(properties["images"]), pulled
+    assert pulled == sorted(images), pulled
     for obj in objects:
         assert obj["metadata"]["labels"]["team"] == "platform"
         assert obj["spec"]["template"]["spec"]["nodeSelector"] == {**properties["nodeSelector"], "kubernetes.io/os": "linux"}
@@ -103,3 +108,21 @@ def test_a_bad_input_fails_with_the_field_as_yaml_spells_it_and_registers_nothin
     assert "Traceback" not in out and "max_unavailable" not in out, out[-3000:]
     assert not [t for t in project.resource_types() if t.startswith(("prepull:", "kubernetes:apps", "kubernetes:core"))]
     assert "NotFound" in kubectl("get", "namespace", "prepull-yaml-bad", check=False).stderr
+
+
+def test_a_bad_output_value_fails_on_resolve_with_the_field_as_yaml_spells_it(components_venv, tmp_path):
+    """An output (a ConfigMap's data) that resolves to a bad secret name: structured, camelCase, no DaemonSet."""
+    config_map = {"type": "kubernetes:core/v1:ConfigMap", "options": {"provider": "${k8s}"},
+                  "properties": {"metadata": {"namespace": "default"}, "data": {"secret": "Bad_Name"}}}
+    project = Project(tmp_path / "bad-output", resources={"names": config_map},
+                      edit=lambda p: p.update(imagePullSecrets=["${names.data.secret}"], namespace="prepull-yaml-bad-output"))
+    try:
+        up = project.pulumi("up", "--yes", check=False)
+        out = up.stdout + up.stderr
+        assert up.returncode != 0
+        assert "property imagePullSecrets[0] with value" in out and "(got 'Bad_Name')" in out, out[-3000:]
+        assert "Traceback" not in out and "image_pull_secrets" not in out, out[-3000:]
+        assert not [t for t in project.resource_types() if t.startswith(("prepull:", "kubernetes:apps/v1:DaemonSet"))]
+        assert "NotFound" in kubectl("get", "namespace", "prepull-yaml-bad-output", check=False).stderr
+    finally:
+        project.pulumi("destroy", "--yes", check=False)
