@@ -12,10 +12,13 @@ from .manifests import render
 from .plan import Plan, build_plan
 
 TYPE_TOKEN = "prepull:index:ImagePrePuller"
+Manifest = dict[str, Any]  # one Kubernetes object, camelCase wire format
+Properties = dict[str, Any]  # one child's keyword arguments (each a value or an Output)
 
 # kind -> (pulumi-kubernetes class, child-name slug). Top-level fields are passed
 # through as they are: nested dicts stay camelCase, which is the wire format.
-KINDS = {
+# The classes are Any: each pulumi-kubernetes class has its own keyword arguments (spec, rules, role_ref...).
+KINDS: dict[str, tuple[Any, str]] = {
     "Namespace": (k8s.core.v1.Namespace, "ns"),
     "ServiceAccount": (k8s.core.v1.ServiceAccount, "sa"),
     "ClusterRole": (k8s.rbac.v1.ClusterRole, "clusterrole"),
@@ -61,13 +64,15 @@ class ImagePrePuller(pulumi.ComponentResource):
         self._declare(name, plan, render(plan), opts)
 
     @classmethod
-    def _from_plan(cls, name: str, plan: Plan, objects: Sequence[dict], opts: Optional[pulumi.ResourceOptions] = None) -> "ImagePrePuller":
+    def _from_plan(
+        cls, name: str, plan: Plan, objects: Sequence[Manifest], opts: Optional[pulumi.ResourceOptions] = None
+    ) -> "ImagePrePuller":
         """Internal: the component of an already validated and rendered plan (the stack program builds each once)."""
         self = cls.__new__(cls)
         self._declare(name, plan, objects, opts)
         return self
 
-    def _declare(self, name: str, plan: Plan, objects: Sequence[dict], opts: Optional[pulumi.ResourceOptions]) -> None:
+    def _declare(self, name: str, plan: Plan, objects: Sequence[Manifest], opts: Optional[pulumi.ResourceOptions]) -> None:
         super().__init__(TYPE_TOKEN, name, {}, opts)
         namespace, daemon_sets = self._children(name, plan, objects, [_properties(obj) for obj in objects])
         self._finish(namespace, daemon_sets, plan.namespace, [r.canonical for r in plan.images])
@@ -81,18 +86,21 @@ class ImagePrePuller(pulumi.ComponentResource):
         shape = build_plan(shape_args(args), name)
         shape_objects = render(shape)
         super().__init__(TYPE_TOKEN, name, {}, opts)
-        plan = pulumi.Output.from_input(plain_containers(args)).apply(lambda resolved: build_plan(resolved, name))
-        objects = plan.apply(lambda p: _same_shape(render(p), shape_objects))
-        properties = [
-            {key: objects.apply(lambda objs, i=i, field=field: objs[i].get(field)) for key, field in _fields(obj)}
-            for i, obj in enumerate(shape_objects)
-        ]
+        plan: pulumi.Output[Plan] = pulumi.Output.from_input(plain_containers(args)).apply(lambda resolved: build_plan(resolved, name))
+        objects: pulumi.Output[list[Manifest]] = plan.apply(lambda p: _same_shape(render(p), shape_objects))
+        properties = [{key: _field_of(objects, i, field) for key, field in _fields(obj)} for i, obj in enumerate(shape_objects)]
         namespace, daemon_sets = self._children(name, shape, shape_objects, properties)
         self._finish(namespace, daemon_sets, plan.apply(lambda p: p.namespace), plan.apply(lambda p: [r.canonical for r in p.images]))
 
-    def _finish(self, namespace: Any, daemon_sets: list, namespace_name: pulumi.Input[str], images: pulumi.Input[list[str]]) -> None:
-        self.namespace = namespace.metadata.apply(lambda m: m["name"]) if namespace else pulumi.Output.from_input(namespace_name)
-        self.daemon_set_names = pulumi.Output.all(*[d.metadata.apply(lambda m: m["name"]) for d in daemon_sets])
+    def _finish(
+        self,
+        namespace: Optional[pulumi.CustomResource],
+        daemon_sets: list[pulumi.CustomResource],
+        namespace_name: pulumi.Input[str],
+        images: pulumi.Input[list[str]],
+    ) -> None:
+        self.namespace = _name_of(namespace) if namespace else pulumi.Output.from_input(namespace_name)
+        self.daemon_set_names = pulumi.Output.all(*[_name_of(d) for d in daemon_sets])
         self.images = pulumi.Output.from_input(images)
         # Each DaemonSet's id resolves only after its create/update (and rollout await) finished.
         self.ready = pulumi.Output.all(*[d.id for d in daemon_sets]).apply(lambda ids: all(bool(i) for i in ids))
@@ -100,14 +108,16 @@ class ImagePrePuller(pulumi.ComponentResource):
             {"namespace": self.namespace, "daemon_set_names": self.daemon_set_names, "images": self.images, "ready": self.ready}
         )
 
-    def _children(self, name: str, plan: Plan, objects: Sequence[dict], properties: Sequence[dict]) -> tuple:
+    def _children(
+        self, name: str, plan: Plan, objects: Sequence[Manifest], properties: Sequence[Properties]
+    ) -> tuple[Optional[pulumi.CustomResource], list[pulumi.CustomResource]]:
         """Register ``objects`` as children, with ``properties`` (their fields as keyword arguments).
 
         Returns (the Namespace resource or None, the DaemonSets).
         """
-        prerequisites: list = []
-        namespace: list = []  # the Namespace resource, when the component creates it
-        daemon_sets: list = []
+        prerequisites: list[pulumi.Resource] = []
+        namespace: list[pulumi.CustomResource] = []  # the Namespace resource, when the component creates it
+        daemon_sets: list[pulumi.CustomResource] = []
         timeouts = pulumi.CustomTimeouts(**plan.custom_timeouts) if plan.custom_timeouts else None
         for obj, kwargs in zip(objects, properties):
             cls, slug = KINDS[obj["kind"]]
@@ -117,37 +127,48 @@ class ImagePrePuller(pulumi.ComponentResource):
                 # The namespace, identity and admission policy exist before any pod runs.
                 opts_ = pulumi.ResourceOptions(parent=self, depends_on=list(prerequisites), custom_timeouts=timeouts)
                 daemon_sets.append(cls(child, **kwargs, opts=opts_))
-            else:
-                deps = namespace if obj["metadata"].get("namespace") else []
-                prerequisites.append(cls(f"{name}-{slug}", **kwargs, opts=pulumi.ResourceOptions(parent=self, depends_on=deps)))
-                if obj["kind"] == "Namespace":
-                    namespace.append(prerequisites[-1])
+                continue
+            deps: list[pulumi.Resource] = list(namespace) if obj["metadata"].get("namespace") else []
+            resource = cls(f"{name}-{slug}", **kwargs, opts=pulumi.ResourceOptions(parent=self, depends_on=deps))
+            prerequisites.append(resource)
+            if obj["kind"] == "Namespace":
+                namespace.append(resource)
         return (namespace[0] if namespace else None), daemon_sets
 
 
-def _fields(obj: dict) -> list:
+def _name_of(resource: pulumi.CustomResource) -> pulumi.Output[str]:
+    metadata: pulumi.Output[Any] = getattr(resource, "metadata")
+    return metadata.apply(lambda m: str(m["name"]))
+
+
+def _fields(obj: Manifest) -> list[tuple[str, str]]:
     """(keyword argument, manifest field) of an object's top-level fields; nested dicts stay camelCase, the wire format."""
     return [(_KWARGS[k], k) for k in obj if k not in ("apiVersion", "kind")]
 
 
-def _properties(obj: dict) -> dict:
+def _properties(obj: Manifest) -> Properties:
     return {key: obj[field] for key, field in _fields(obj)}
 
 
-def _signature(objects: Sequence[dict]) -> list:
+def _field_of(objects: pulumi.Output[list[Manifest]], index: int, field: str) -> pulumi.Output[Any]:
+    return objects.apply(lambda objs: objs[index].get(field))
+
+
+def _signature(objects: Sequence[Manifest]) -> list[tuple[str, str, tuple[str, ...]]]:
     """What decides the children: kinds, fields and the DaemonSets' names (others are named by values, e.g. the namespace)."""
     return [(o["kind"], o["metadata"]["name"] if o["kind"] == "DaemonSet" else "", tuple(o)) for o in objects]
 
 
-def _same_shape(objects: list, shape: Sequence[dict]) -> list:
+def _daemon_set_names(objects: Sequence[Manifest]) -> list[str]:
+    return [o["metadata"]["name"] for o in objects if o["kind"] == "DaemonSet"]
+
+
+def _same_shape(objects: list[Manifest], shape: Sequence[Manifest]) -> list[Manifest]:
     """The resolved inputs' objects, which must be the ones registered from the plain inputs."""
     if _signature(objects) != _signature(shape):
-        def names(objs: Sequence[dict]) -> list:
-            return [o["metadata"]["name"] for o in objs if o["kind"] == "DaemonSet"]
-
         raise PrePullInputError(
-            "images", names(objects),
-            f"the resolved images need other DaemonSets than the {names(shape)} declared from the inputs known at preview:"
+            "images", _daemon_set_names(objects),
+            f"the resolved images need other DaemonSets than the {_daemon_set_names(shape)} declared from the inputs known at preview:"
             " give the images' platforms as plain values",
         )
     return objects

@@ -68,7 +68,7 @@ def plain_containers(value: Any) -> Any:
     return value
 
 
-def check_plain(args: Mapping) -> None:
+def check_plain(args: Mapping[str, Any]) -> None:
     """Inputs that decide which objects exist must be plain values: an Output there is an error now."""
     for key, value in args.items():
         if key in VALUE_INPUTS or not has_outputs(value):
@@ -83,7 +83,7 @@ def check_plain(args: Mapping) -> None:
                 )
 
 
-def shape_args(args: Mapping) -> dict:
+def shape_args(args: Mapping[str, Any]) -> dict[str, Any]:
     """``args`` with every Output replaced so that ``build_plan`` gives the objects the resolved inputs will.
 
     Images become distinct stand-ins (their number sets the lanes' sizes); other values are left out
@@ -115,7 +115,7 @@ def _without_outputs(value: Any) -> Any:
     return value
 
 
-def _shape_images(args: Mapping) -> Any:
+def _shape_images(args: Mapping[str, Any]) -> Any:
     images = args["images"]
     if is_output(images):
         if args.get("image_platforms") is not None:
@@ -141,12 +141,12 @@ def _shape_entry(entry: Any, index: int) -> Any:
     return entry
 
 
-def _check_platform_keys(args: Mapping, shaped: list) -> None:
+def _check_platform_keys(args: Mapping[str, Any], shaped: list[Any]) -> None:
     """``image_platforms`` may name only images given as plain values (an Output's image is not known yet)."""
     extra = args.get("image_platforms")
     if not isinstance(extra, Mapping) or shaped == list(args["images"]):
         return
-    known = set()
+    known: set[str] = set()
     for i, entry in enumerate(shaped):
         image = entry.get("image") if isinstance(entry, Mapping) else entry
         if isinstance(image, str) and image != _STAND_IN.format(i):

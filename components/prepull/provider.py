@@ -6,9 +6,9 @@ Python way (``max_unavailable``); a TypeScript or YAML caller wrote ``maxUnavail
 """
 
 import sys
-from typing import Any, Awaitable, Optional
+from typing import Any, Awaitable, Mapping, Optional
 
-from pulumi import Output, ResourceOptions
+from pulumi import Input, Output, ResourceOptions
 from pulumi.errors import InputPropertyError
 from pulumi.provider import ConstructResult, main
 from pulumi.provider.experimental.component import ComponentProvider
@@ -28,7 +28,9 @@ class PrePullProvider(ComponentProvider):
     def __init__(self) -> None:
         super().__init__([ImagePrePuller], PACKAGE, version=__version__)
 
-    def construct(self, name: str, resource_type: str, inputs: dict, options: Optional[ResourceOptions] = None) -> ConstructResult:
+    def construct(
+        self, name: str, resource_type: str, inputs: Mapping[str, Input[Any]], options: Optional[ResourceOptions] = None
+    ) -> ConstructResult:
         try:
             result = super().construct(name, resource_type, inputs, options)
         except ComponentInitError as err:
@@ -59,6 +61,6 @@ def _respelled(value: Any) -> Any:
     return Output(_converted(value.resources()), _converted(value.future(with_unknowns=True)), _converted(value.is_known()), _converted(value.is_secret()))
 
 
-def serve(args: Optional[list] = None) -> None:
+def serve(args: Optional[list[str]] = None) -> None:
     """Run the plugin: the engine address and flags are the arguments the CLI starts it with."""
     main(PrePullProvider(), sys.argv[1:] if args is None else args)

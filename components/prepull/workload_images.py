@@ -15,6 +15,8 @@ from .images import parse_image
 from .plan import LABEL_DAEMONSET
 from .workloads import POD_SPEC_PATHS, iter_images, kind_of, pod_spec
 
+Found = list[tuple[str, str]]  # (image, where it was found), in order
+
 
 def images_from(*resources: Any) -> pulumi.Output[list[str]]:
     """The images of the given Kubernetes workloads, in order, each once.
@@ -32,7 +34,7 @@ def images_from(*resources: Any) -> pulumi.Output[list[str]]:
     return _collect(list(resources)).apply(_unique)
 
 
-def _collect(item: Any) -> pulumi.Output[list]:
+def _collect(item: Any) -> pulumi.Output[Found]:
     """(image, where) of every workload in ``item``, in order."""
     if isinstance(item, pulumi.Output):
         return item.apply(_collect)
@@ -44,10 +46,11 @@ def _collect(item: Any) -> pulumi.Output[list]:
         kind = kind_of(item.pulumi_resource_type)
         if kind is not None:
             return _workload(item, kind)
-    return pulumi.Output.from_input([])
+    none: Found = []
+    return pulumi.Output.from_input(none)
 
 
-def _workload(resource: pulumi.Resource, kind: str) -> pulumi.Output[list]:
+def _workload(resource: pulumi.Resource, kind: str) -> pulumi.Output[Found]:
     root = POD_SPEC_PATHS[kind][0]  # "spec" or "template"
     where = f"{kind} {resource.pulumi_resource_name!r}"
     return pulumi.Output.all(getattr(resource, "metadata", None), getattr(resource, root, None)).apply(
@@ -55,7 +58,7 @@ def _workload(resource: pulumi.Resource, kind: str) -> pulumi.Output[list]:
     )
 
 
-def _images(kind: str, where: str, metadata: Mapping, obj: Mapping) -> list:
+def _images(kind: str, where: str, metadata: Mapping[str, Any], obj: Mapping[str, Any]) -> Found:
     if LABEL_DAEMONSET in (metadata.get("labels") or {}):
         return []  # one of prepull's own DaemonSets: pre-pulling its own images would be circular
     spec = pod_spec(kind, obj)
@@ -75,8 +78,8 @@ def _wire(value: Any) -> Any:
     return value
 
 
-def _unique(pairs: list) -> list[str]:
-    seen: set = set()
+def _unique(pairs: Found) -> list[str]:
+    seen: set[str] = set()
     images = []
     for image, where in pairs:
         identity = parse_image(image, f"images_from({where})").identity
