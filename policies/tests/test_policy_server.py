@@ -487,6 +487,12 @@ def test_test_requirements_add_pinned_test_tools_to_the_pack_s():
     assert {"pytest", "jsonschema"} <= {r.split("==")[0].lower() for r in reqs[1:]}
 
 
+def test_publishing_leaves_out_the_virtualenv_and_bytecode():
+    # `pulumi policy publish` honours the pack folder's own .gitignore; the repository's is not published with it.
+    ignored = {line.strip() for line in (PACK / ".gitignore").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    assert {"venv/", "__pycache__/", "*.pyc"} <= ignored
+
+
 def test_main_builds_exactly_one_pack_from_its_own_folder(monkeypatch):
     """As the CLI runs it (``runpy.run_path(<folder>)``): the folder alone makes ``prepull_policies`` importable."""
     built = []
