@@ -1,15 +1,14 @@
-"""Entry point the Pulumi CLI runs: builds the one PolicyPack and serves it (blocks)."""
+"""Entry point the Pulumi CLI runs: builds the one PolicyPack and serves it (blocks).
 
-import sys
-from pathlib import Path
+The CLI runs this folder as a program (``python -m pulumi.policy <engine> <folder>``,
+which is ``runpy.run_path(<folder>)``), so the folder itself is first on ``sys.path``
+and ``prepull_policies`` beside this file imports by its own name, whatever the
+folder is called. ``prepull`` comes from the pack's virtualenv (requirements.txt).
+"""
 
-# The CLI runs this directory with the directory itself on sys.path; its
-# parent makes the pack importable as the `policies` package the tests use.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pulumi_policy import EnforcementLevel, PolicyPack
 
-from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
-
-from policies.prepull_policies import POLICIES  # noqa: E402
+from prepull_policies import POLICIES
 
 PolicyPack(
     name="prepull-policies",

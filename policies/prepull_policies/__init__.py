@@ -1,14 +1,24 @@
 """The pre-pull policies: image allowlist, moving tags, digests and runtime sockets.
 
-This module holds what the policies judge and how they say it; their settings
-live in :mod:`policies.config` and the reading of a resource in
-:mod:`policies.reading`, so each policy here is a few lines of judgement over
-an already read :class:`~policies.reading.Workload`.
+This package is the policy pack's code; the pack folder's ``__main__.py`` only
+builds the ``PolicyPack`` from :data:`POLICIES`, because constructing one
+starts a gRPC server and blocks. It is imported as ``prepull_policies``,
+found next to ``__main__.py`` (the folder itself is on ``sys.path`` when the
+CLI runs the pack, or the tests import it), whatever the folder is called.
 
-Importable without side effects (``PolicyPack`` itself is built only in
-``__main__.py``, because constructing one starts a gRPC server and blocks).
-It is also the pack's public face: ``__all__`` re-exports the config and
-reading names the tests and other packs use, so they import from one place.
+This module holds what the policies judge and how they say it; their settings
+live in :mod:`prepull_policies.config`, the reading of a resource in
+:mod:`prepull_policies.reading` and the ``allowedImages`` grammar in
+:mod:`prepull_policies.patterns`, so each policy here is a few lines of
+judgement over an already read :class:`~prepull_policies.reading.Workload`.
+Imports run one way: ``patterns`` is used by ``config`` and ``reading``, and
+all three by this module; the image parser and the table of where each
+workload kind keeps its pod template come from the installed ``prepull``
+package (``prepull.images``, ``prepull.workloads``), never from a copy.
+
+Importable without side effects. It is also the pack's public face:
+``__all__`` re-exports the config and reading names the tests and other packs
+use, so they import from one place.
 """
 
 import posixpath

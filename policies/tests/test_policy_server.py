@@ -1,14 +1,12 @@
 """The policy pack through pulumi-policy's own analyzer servicer, as the Pulumi CLI drives it.
 
-No CLI runs here: ``cli_config`` re-implements what the CLI does with a
-``--policy-pack-config`` file (pulumi/pulumi pkg/resource/analyzer/config.go:
-schema defaults from GetAnalyzerInfo, then ``all``, then per-policy entries,
-then a JSON-schema check of each policy's object), and the tests call
-``Configure``, ``Remediate`` and ``Analyze`` on ``_PolicyAnalyzerServicer``.
+No CLI runs here: analyzer_cli.py re-implements what the CLI does with a
+``--policy-pack-config`` file, and the tests call ``Configure``, ``Remediate``,
+``Analyze`` and ``AnalyzeStack`` on ``_PolicyAnalyzerServicer``. What ties the
+pack to the repository it comes from (the docs' examples, the stacks' configs,
+the prepull release pin) is tested there, in tests/test_policy_pack_checkout.py.
 """
 
-import copy
-import json
 import re
 import runpy
 import sys
@@ -17,144 +15,36 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from google.protobuf import json_format, struct_pb2
+from analyzer_cli import (
+    DIGEST_ONLY_MIRRORED,
+    PACK,
+    PROTO_TO_LEVEL,
+    STACK,
+    analyze,
+    analyze_objects,
+    analyze_stack,
+    cli_config,
+    configure,
+    configure_raw,
+    load_json,
+    new_servicer,
+    remediate,
+    type_token,
+)
+from google.protobuf import json_format
 from pulumi.runtime import proto
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import prepull
+import prepull_policies as pp
+import pulumi_policy
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-import prepull  # noqa: E402
-import pulumi_policy  # noqa: E402
-from pulumi_policy import EnforcementLevel  # noqa: E402
-from pulumi_policy.policy import _PolicyAnalyzerServicer  # noqa: E402
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE  # noqa: E402
-
-from policies import prepull_policies as pp  # noqa: E402
-
-PACK = ROOT / "policies"
 DIGEST = "sha256:" + "ab" * 32
 SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
-LEVEL_TO_PROTO = {"advisory": proto.ADVISORY, "mandatory": proto.MANDATORY, "remediate": proto.REMEDIATE, "disabled": proto.DISABLED}
-PROTO_TO_LEVEL = {v: k for k, v in LEVEL_TO_PROTO.items()}
-
-
-# --- the CLI's side, re-implemented ---------------------------------------------------
-
-
-def new_servicer() -> _PolicyAnalyzerServicer:
-    # The pack-level level is never used: every policy sets its own.
-    return _PolicyAnalyzerServicer("prepull-policies", "0.1.0", list(pp.POLICIES), EnforcementLevel.ADVISORY)
-
-
-def cli_config(servicer, file_config: dict) -> dict:
-    """The per-policy config the CLI would send for ``file_config``; raises on what the CLI rejects."""
-    info = servicer.GetAnalyzerInfo(None, None)
-    result = {}
-    for p in info.policies:
-        schema = json_format.MessageToDict(p.configSchema).get("properties", {})
-        result[p.name] = {
-            "level": PROTO_TO_LEVEL[p.enforcementLevel],
-            "props": {k: v["default"] for k, v in schema.items() if "default" in v},
-        }
-    given = copy.deepcopy(file_config)
-    if isinstance(given.get("all"), str):
-        for entry in result.values():
-            entry["level"] = given["all"]
-    for name, value in given.items():
-        if name == "all":
-            continue
-        entry = result.setdefault(name, {"level": None, "props": {}})
-        if isinstance(value, str):
-            entry["level"] = value
-        else:
-            entry["level"] = value.pop("enforcementLevel", entry["level"])
-            entry["props"].update(value)
-    for p in info.policies:
-        schema = json_format.MessageToDict(p.configSchema)
-        # convertSchema(): the CLI wraps the published properties in an object schema of its own.
-        jsonschema.validate(result[p.name]["props"], {"type": "object", **schema})
-    return result
-
-
-def configure(servicer, file_config: dict) -> _PolicyAnalyzerServicer:
-    request = proto.ConfigureAnalyzerRequest()
-    for name, entry in cli_config(servicer, file_config).items():
-        pc = proto.PolicyConfig(enforcementLevel=LEVEL_TO_PROTO[entry["level"]])
-        pc.properties.update(entry["props"])
-        request.policyConfig[name].CopyFrom(pc)
-    servicer.Configure(request, None)
-    return servicer
-
-
-def struct(props: dict) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(props)
-    return s
-
-
-def request(type_: str, props: dict, name: str = "web", cls=proto.AnalyzeRequest):
-    return cls(type=type_, properties=struct(props), urn=f"urn:pulumi:dev::proj::{type_}::{name}", name=name)
-
-
-def analyze(servicer, type_: str, props: dict, name: str = "web") -> list:
-    """``(policy, level, message)`` of every diagnostic."""
-    response = servicer.Analyze(request(type_, props, name), None)
-    return [(d.policyName, PROTO_TO_LEVEL[d.enforcementLevel], d.message) for d in response.diagnostics]
-
-
-def remediate(servicer, type_: str, props: dict, name: str = "web"):
-    return servicer.Remediate(request(type_, props, name), None)
-
-
-STACK = "pulumi:pulumi:Stack"
-
-
-def analyze_stack(servicer, resources: list = ((STACK, {}, "proj-dev"),)) -> list:
-    """``(policy, level, message)`` of every diagnostic of ``AnalyzeStack`` over ``(type, props, name)`` resources."""
-    req = proto.AnalyzeStackRequest(
-        resources=[
-            proto.AnalyzerResource(type=t, properties=struct(p), urn=f"urn:pulumi:dev::proj::{t}::{n}", name=n) for t, p, n in resources
-        ]
-    )
-    response = servicer.AnalyzeStack(req, None)
-    return [(d.policyName, PROTO_TO_LEVEL[d.enforcementLevel], d.message) for d in response.diagnostics]
-
-
-def configure_raw(servicer, policy_config: dict) -> _PolicyAnalyzerServicer:
-    """``Configure`` with exactly ``{policy: (level, props)}``: no CLI defaults, no CLI schema check (as the SDK's own callers)."""
-    request = proto.ConfigureAnalyzerRequest()
-    for name, (level, props) in policy_config.items():
-        pc = proto.PolicyConfig(enforcementLevel=LEVEL_TO_PROTO[level])
-        pc.properties.update(props)
-        request.policyConfig[name].CopyFrom(pc)
-    servicer.Configure(request, None)
-    return servicer
-
-
-@pytest.fixture(autouse=True)
-def forget_noted_configs():
-    # The resource policies note their config for pack-config: no test sees another test's.
-    pp.take_noted_configs()
-    yield
-    pp.take_noted_configs()
 
 
 def deployment(*images: str) -> dict:
     return {"spec": {"template": {"spec": {"containers": [{"name": f"c{i}", "image": img} for i, img in enumerate(images)]}}}}
-
-
-def type_token(obj: dict) -> str:
-    """The pulumi-kubernetes type token of a Kubernetes object (``apps/v1`` DaemonSet -> ``kubernetes:apps/v1:DaemonSet``)."""
-    group, _, version = obj["apiVersion"].rpartition("/")
-    return f"kubernetes:{group or 'core'}/{version}:{obj['kind']}"
-
-
-def analyze_objects(servicer, objects: list) -> list:
-    out = []
-    for obj in objects:
-        out.extend(analyze(servicer, type_token(obj), obj, name=obj["metadata"]["name"]))
-    return out
 
 
 DEPLOY = "kubernetes:apps/v1:Deployment"
@@ -530,10 +420,6 @@ def test_docker_socket_pre_pullers_are_flagged_and_their_pulled_images_checked()
 # --- the example config files and the pack's files ---------------------------------------------------
 
 
-def load_json(name: str) -> dict:
-    return json.loads((PACK / name).read_text())
-
-
 @pytest.mark.parametrize("name", ["config.dev.json", "config.prod.json", None])
 def test_example_configs_are_valid(name):
     config = load_json(name) if name else DIGEST_ONLY_MIRRORED
@@ -552,87 +438,6 @@ def test_dev_config_passes_a_typical_pre_puller():
     assert analyze_objects(servicer, objects) == []
 
 
-DIGEST_ONLY_MIRRORED = {
-    "image-allowlist": {
-        "enforcementLevel": "remediate",
-        "allowedImages": ["registry.k8s.io/pause@sha256:*", "docker.io/library/busybox@sha256:*", "ghcr.io/example-org/**@sha256:*"],
-        "mirrorRegistry": "mirror.example.com/cache",
-    },
-    "forbid-latest": "mandatory",
-    "require-digest": "mandatory",
-}
-
-
-# docs/policies.md shows config examples as ```json blocks, each directly after a label line:
-#   <!-- file: policies/config.dev.json -->   the block is that file, exactly (as JSON)
-#   <!-- example: DIGEST_ONLY_MIRRORED -->    the block is that example of this module
-DOC = ROOT / "docs" / "policies.md"
-DOC_LABEL = re.compile(r"^<!-- (file|example): (\S+) -->$")
-DOC_EXAMPLES = {"DIGEST_ONLY_MIRRORED": DIGEST_ONLY_MIRRORED}
-
-
-def doc_json_blocks(text: str) -> list:
-    """``(label line, block text)`` of every ```json block; the label is the last non-empty line before it."""
-    lines = text.splitlines()
-    blocks, i = [], 0
-    while i < len(lines):
-        if not lines[i].strip().startswith("```"):
-            i += 1
-            continue
-        end = next(j for j in range(i + 1, len(lines)) if lines[j].strip().startswith("```"))
-        if lines[i].strip() == "```json":
-            label = next((line.strip() for line in reversed(lines[:i]) if line.strip()), "")
-            blocks.append((label, "\n".join(lines[i + 1 : end])))
-        i = end + 1
-    return blocks
-
-
-def doc_problems(doc: str, config_files: dict) -> list:
-    """How the ```json blocks of ``doc`` differ from ``config_files`` (``{"policies/<name>": parsed JSON}``) and DOC_EXAMPLES."""
-    problems, files, examples = [], {}, {}
-    for label, body in doc_json_blocks(doc):
-        m = DOC_LABEL.fullmatch(label)
-        if not m:
-            problems.append(f"a ```json block has no <!-- file: ... --> or <!-- example: ... --> label before it, but {label!r}")
-            continue
-        target = files if m.group(1) == "file" else examples
-        if m.group(2) in target:
-            problems.append(f"{m.group(2)} is shown twice")
-        target[m.group(2)] = json.loads(body)
-    for name in sorted(set(files) | set(config_files)):
-        if files.get(name) != config_files.get(name):
-            problems.append(f"{name}: the doc shows {files.get(name)!r}, the file is {config_files.get(name)!r}")
-    if examples != DOC_EXAMPLES:
-        problems.append(f"examples: the doc shows {examples!r}, the tests use {DOC_EXAMPLES!r}")
-    return problems
-
-
-def config_files() -> dict:
-    # Read at test time: whoever changes a config file must change the doc with it.
-    return {f"policies/{path.name}": json.loads(path.read_text()) for path in sorted(PACK.glob("config.*.json"))}
-
-
-def test_the_doc_shows_every_config_file_exactly():
-    files = config_files()
-    assert sorted(files) == ["policies/config.dev.json", "policies/config.prod.json"]
-    assert doc_problems(DOC.read_text(), files) == []
-
-
-def test_the_doc_check_finds_a_changed_file_and_an_unlabelled_block():
-    doc, files = DOC.read_text(), config_files()
-    # Someone allows one more image in the dev config and leaves the doc alone.
-    changed = copy.deepcopy(files)
-    changed["policies/config.dev.json"]["image-allowlist"]["allowedImages"].append("quay.io/new-pool/**")
-    [problem] = doc_problems(doc, changed)
-    assert problem.startswith("policies/config.dev.json: the doc shows") and "quay.io/new-pool/**" in problem
-    # A block that drops its label is neither trusted nor silently skipped.
-    problems = doc_problems(doc.replace("<!-- file: policies/config.prod.json -->\n", ""), files)
-    assert [p.split(",")[0] for p in problems] == [
-        "a ```json block has no <!-- file: ... --> or <!-- example: ... --> label before it",
-        "policies/config.prod.json: the doc shows None",
-    ]
-
-
 def test_a_mirrored_digest_only_config_remediates_a_digest_pinned_pre_puller():
     pause = "registry.k8s.io/pause:3.10.1@" + DIGEST
     helper = "docker.io/library/busybox:1.37.0-musl@" + DIGEST
@@ -649,19 +454,6 @@ def test_a_mirrored_digest_only_config_remediates_a_digest_pinned_pre_puller():
     assert {p for p, _, _ in diags} == {"image-allowlist", "require-digest"}
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
-def test_each_stack_passes_its_example_config(env):
-    from prepull.pools import load_stack, stack_manifests
-
-    raw = yaml.safe_load((PACK.parent / "stacks" / f"Pulumi.{env}.yaml").read_text())["config"]
-    objects = stack_manifests(load_stack({k.split(":", 1)[1]: v for k, v in raw.items()}))
-    servicer = configure(new_servicer(), load_json(f"config.{env}.json"))
-    # No mandatory violation: the stack deploys under its own policy (require-digest only advises in prod).
-    assert [d for d in analyze_objects(servicer, objects) if d[1] == "mandatory"] == []
-    # ...and its config has no error for the stack check to report.
-    assert analyze_stack(servicer) == []
-
-
 def test_the_prod_config_refuses_an_unlisted_image():
     servicer = configure(new_servicer(), load_json("config.prod.json"))
     diags = analyze_objects(servicer, prepull.manifests({"images": ["quay.io/evil/miner:1"]}))
@@ -674,16 +466,35 @@ def test_pulumi_policy_yaml():
     assert isinstance(doc["version"], str) and doc["version"].count(".") == 2
 
 
-def test_requirements_are_pinned_and_install_prepull():
-    lines = [line.strip() for line in (PACK / "requirements.txt").read_text().splitlines()]
-    reqs = [line for line in lines if line and not line.startswith("#")]
-    assert "-e .." in reqs
-    pins = [r for r in reqs if r != "-e .."]
-    assert pins and all("==" in r for r in pins)
-    assert any(r.startswith("pulumi-policy==1.21.") for r in pins)
+def requirement_lines(name: str) -> list:
+    lines = [line.split("#")[0].strip() for line in (PACK / name).read_text().splitlines()]
+    return [line for line in lines if line]
 
 
-def test_main_builds_exactly_one_pack_of_the_policies(monkeypatch):
+def test_requirements_are_pinned_and_need_nothing_outside_the_folder():
+    reqs = requirement_lines("requirements.txt")
+    # Exact pins from an index only: no path, URL or editable line that reaches out of the folder.
+    assert reqs and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", r) for r in reqs), reqs
+    names = [r.split("==")[0].lower() for r in reqs]
+    assert {"prepull", "pulumi-policy", "pulumi"} <= set(names) and len(names) == len(set(names))
+    assert any(r.startswith("pulumi-policy==1.21.") for r in reqs)
+
+
+def test_test_requirements_add_pinned_test_tools_to_the_pack_s():
+    reqs = requirement_lines("requirements-test.txt")
+    assert reqs[0] == "-r requirements.txt"
+    assert reqs[1:] and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", r) for r in reqs[1:]), reqs
+    assert {"pytest", "jsonschema"} <= {r.split("==")[0].lower() for r in reqs[1:]}
+
+
+def test_publishing_leaves_out_the_virtualenv_and_bytecode():
+    # `pulumi policy publish` honours the pack folder's own .gitignore; the repository's is not published with it.
+    ignored = {line.strip() for line in (PACK / ".gitignore").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    assert {"venv/", "__pycache__/", "*.pyc"} <= ignored
+
+
+def test_main_builds_exactly_one_pack_from_its_own_folder(monkeypatch):
+    """As the CLI runs it (``runpy.run_path(<folder>)``): the folder alone makes ``prepull_policies`` importable."""
     built = []
 
     class FakePack:
@@ -692,11 +503,12 @@ def test_main_builds_exactly_one_pack_of_the_policies(monkeypatch):
 
     # PolicyPack would start a gRPC server and block; record the call instead.
     monkeypatch.setattr(pulumi_policy, "PolicyPack", FakePack)
-    saved = list(sys.path)
-    try:
-        runpy.run_path(str(PACK), run_name="__main__")
-    finally:
-        sys.path[:] = saved
+    # Forget the pack and how the tests found it, so __main__.py imports it afresh through run_path alone.
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p or ".").resolve() != PACK])
+    for name in [m for m in sys.modules if m == "prepull_policies" or m.startswith("prepull_policies.")]:
+        monkeypatch.delitem(sys.modules, name)
+    runpy.run_path(str(PACK), run_name="__main__")
     [kwargs] = built
     assert kwargs["name"] == "prepull-policies"
     assert [p.name for p in kwargs["policies"]] == [p.name for p in pp.POLICIES]
+    assert Path(sys.modules["prepull_policies"].__file__).resolve() == PACK / "prepull_policies" / "__init__.py"

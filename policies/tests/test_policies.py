@@ -5,17 +5,8 @@ remediation, preview unknowns, the pre-puller's own manifests, the example
 config files) are in test_policy_server.py.
 """
 
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-# The pack is imported as the `policies` package from the repository root.
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from pulumi_policy import (  # noqa: E402
+from pulumi_policy import (
     PolicyCustomTimeouts,
     PolicyResourceOptions,
     ResourceValidationArgs,
@@ -24,8 +15,8 @@ from pulumi_policy import (  # noqa: E402
     StackValidationPolicy,
 )
 
-from policies import patterns  # noqa: E402
-from policies import prepull_policies as pp  # noqa: E402
+import prepull_policies as pp
+from prepull_policies import patterns
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER_DIGEST = "sha256:" + "cd" * 32
@@ -64,14 +55,6 @@ def policy(name: str):
 
 
 RESOURCE_POLICIES = [p.name for p in pp.POLICIES if isinstance(p, ResourceValidationPolicy)]
-
-
-@pytest.fixture(autouse=True)
-def forget_noted_configs():
-    # The resource policies note their config for pack-config; start every test with none noted.
-    pp.take_noted_configs()
-    yield
-    pp.take_noted_configs()
 
 
 def run(name: str, type_: str, props, config=None, rname: str = "web") -> list:
