@@ -12,10 +12,11 @@ The pack's virtualenv is created the way the CLI's pip toolchain creates it: fro
 """
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
-from cluster_env import CONTEXT, ROOT, copy_project, marks, stack_program, toolchain_venv, unreachable
+from cluster_env import CONTEXT, ROOT, copy_project, marks, stack_program, unreachable
 from pulumi import automation as auto
 
 STACK = "dev"
@@ -28,8 +29,12 @@ pytestmark = marks(unreachable(("pulumi", "kubectl")))
 
 @pytest.fixture(scope="module")
 def pack_venv() -> Path:
-    """policies/venv, installed from the pack's own folder as the CLI does."""
-    return toolchain_venv(PACK)
+    """policies/venv, made by the shim as the CLI's pip toolchain would, plus this checkout's prepull.
+
+    The pack pins the prepull release of this version, which is not on PyPI yet (docs/policies.md).
+    """
+    subprocess.run([str(SHIM), "--venv"], check=True, timeout=600)
+    return PACK / "venv"
 
 
 def stack_with(tmp_path: Path, extra_image: str = None) -> auto.Stack:
