@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pulumi
 import pytest
-from conftest import RecordingMocks, RecordingMonitor
+from mock_helpers import RecordingMocks, RecordingMonitor
 
 pytest.importorskip("pulumi_docker_build", reason="pulumi-docker-build (requirements-dev.txt) is not installed")
 

@@ -2,7 +2,7 @@
 
 import pulumi_kubernetes as k8s
 import pytest
-from conftest import output
+from mock_helpers import output
 
 import prepull
 from prepull import PrePullInputError

@@ -6,7 +6,7 @@ so the Output path has no objects of its own.
 
 import pulumi
 import pytest
-from conftest import RecordingMocks, RecordingMonitor, output
+from mock_helpers import RecordingMocks, RecordingMonitor, output
 
 import prepull
 from prepull import PrePullInputError

@@ -16,7 +16,7 @@ import grpc
 import pulumi
 import pytest
 import yaml
-from conftest import RecordingMocks, RecordingMonitor, output
+from mock_helpers import RecordingMocks, RecordingMonitor, output
 from google.protobuf import empty_pb2
 from pulumi.errors import InputPropertyError
 from pulumi.runtime import rpc
