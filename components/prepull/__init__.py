@@ -5,9 +5,12 @@
 lazily so the pure core works without the Pulumi SDKs loaded.
 """
 
+from typing import TYPE_CHECKING
+
 from .args import (
     ContainerResources,
     CustomTimeouts,
+    ImageEntry,
     ImagePrePullerArgs,
     Method,
     PullPolicy,
@@ -21,18 +24,23 @@ from .manifests import manifests
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    # Type checkers see the class itself (a module __getattr__ would make it, and every misspelt name, Any).
+    from .component import ImagePrePuller
+else:
 
-def __getattr__(attr: str):
-    if attr == "ImagePrePuller":
-        from .component import ImagePrePuller
+    def __getattr__(attr: str) -> object:
+        if attr == "ImagePrePuller":
+            from .component import ImagePrePuller
 
-        return ImagePrePuller
-    raise AttributeError(attr)
+            return ImagePrePuller
+        raise AttributeError(attr)
 
 
 __all__ = [
     "ContainerResources",
     "CustomTimeouts",
+    "ImageEntry",
     "ImagePrePuller",
     "ImagePrePullerArgs",
     "Method",
