@@ -63,6 +63,11 @@ class ImageRef:
         return f"{self.repository}@{self.digest}" if self.digest else self.canonical
 
     @property
+    def pull_reference(self) -> str:
+        """What a registry is asked for: the digest if any, else the tag (``latest`` when neither, as the runtimes do)."""
+        return self.digest or self.tag or "latest"
+
+    @property
     def short_hash(self) -> str:
         """8 hex chars of sha256(canonical): stable per image, for names."""
         return hashlib.sha256(self.canonical.encode()).hexdigest()[:8]
