@@ -11,8 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Optional
 
-from docker_image.reference import InvalidReference, Reference
 from docker_image.digest import InvalidDigest
+from docker_image.reference import InvalidReference, Reference
 
 from .errors import PrePullInputError
 

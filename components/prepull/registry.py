@@ -34,7 +34,7 @@ import requests
 
 from .credentials import Credential, CredentialError, DockerCredentials
 from .images import ImageRef
-from .lockfile import LockEntry, LockedPlatform
+from .lockfile import LockedPlatform, LockEntry
 from .oci import ACCEPT, MalformedManifest, Manifest, config_platform, digest_of, parse_manifest
 
 DEFAULT_TIMEOUT = 30.0

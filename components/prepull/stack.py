@@ -8,7 +8,17 @@ import pulumi_kubernetes as k8s
 
 from .component import ImagePrePuller
 from .lockfile import lock_stack
-from .pools import CLOUD_PROVIDERS, STACK_KEYS, Provider, StackSpec, built, karpenter_node_pool, namespace_for, validate_stack, with_prepullers
+from .pools import (
+    CLOUD_PROVIDERS,
+    STACK_KEYS,
+    Provider,
+    StackSpec,
+    built,
+    karpenter_node_pool,
+    namespace_for,
+    validate_stack,
+    with_prepullers,
+)
 
 
 def read_config(config: Optional[pulumi.Config] = None) -> dict[str, Any]:
