@@ -43,8 +43,8 @@ def inputs_and_outputs() -> tuple:
 def object_type(prop: dict):
     """The schema object type an input refers to (directly or as array items), or None."""
     ref = prop.get("$ref") or (prop.get("items") or {}).get("$ref")
-    if not ref:
-        return None
+    if not ref or not ref.startswith("#/types/"):
+        return None  # no ref, or a built-in such as pulumi.json#/Any
     declared = SCHEMA["types"][ref.removeprefix("#/types/")]
     return declared if declared.get("type") == "object" else None
 

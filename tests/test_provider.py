@@ -273,6 +273,8 @@ def schema_problems(schema: dict, value, prop: dict, path: str) -> list:
     """Where ``value`` does not fit schema property ``prop`` (a small subset of Pulumi schema typing)."""
     if isinstance(value, str) and value.startswith("${"):
         return []  # an interpolation: typed by the engine, not checkable here
+    if prop.get("$ref") == "pulumi.json#/Any":
+        return []  # any JSON value (maxUnavailable: 2 or "10%"): the component's own validation types it
     if "$ref" in prop:
         typ = schema["types"][prop["$ref"].removeprefix("#/types/")]
         if "enum" in typ:

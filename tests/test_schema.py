@@ -117,3 +117,67 @@ def test_map_inputs_maps_names_and_enums(provider):
         "pull_policy": prepull.PullPolicy.ALWAYS,
         "startup_taint": {"key": "k", "effect": prepull.TaintEffect.NO_EXECUTE},
     }
+
+
+# Inputs that decide which objects exist, or how they are registered, must be known while the program
+# runs; the others may be another resource's Output (issue 11 §4).
+PLAIN_INPUTS = {
+    "lanes", "method", "createNamespace", "removeStartupTaint", "startupTaint", "networkPolicy", "tolerateAllTaints",
+    "imagePlatforms", "imageSizes", "baseName", "customTimeouts", "skipAwait", "maxUnavailable", "maxSurge",
+    "pullPolicy", "runAsUser",
+}
+OUTPUT_INPUTS = {
+    "images", "nodeSelector", "tolerations", "imagePullSecrets", "labels", "annotations", "priorityClassName",
+    "namespace", "resources", "pauseImage", "helperImage", "untaintImage", "dockerCliImage",
+}
+
+
+def test_plain_and_output_inputs(resource):
+    props = resource["inputProperties"]
+    assert PLAIN_INPUTS | OUTPUT_INPUTS == set(props)
+    assert {name for name, prop in props.items() if prop.get("plain")} == PLAIN_INPUTS
+
+
+@pytest.mark.parametrize("name", ["images", "nodeSelector", "tolerations", "imagePullSecrets", "labels", "annotations"])
+def test_collection_inputs_accept_outputs_as_a_whole_and_per_entry(resource, name):
+    prop = resource["inputProperties"][name]
+    inner = prop.get("items") or prop.get("additionalProperties")
+    assert not prop.get("plain") and not inner.get("plain"), prop
+
+
+def test_nested_fields_follow_their_input(schema):
+    def plain(type_name):
+        return {name: bool(prop.get("plain")) for name, prop in schema["types"][f"prepull:index:{type_name}"]["properties"].items()}
+
+    assert not any(plain("Toleration").values())
+    assert not any(plain("ContainerResources").values())
+    assert all(plain("StartupTaint").values())
+    assert all(plain("CustomTimeouts").values())
+
+
+def test_every_description_says_whether_it_accepts_an_output(schema, resource):
+    """The docstring's last sentence matches the schema's plain flag (what other languages' SDKs are generated from)."""
+    wrong = []
+    fields = [(name, prop) for name, prop in resource["inputProperties"].items()]
+    for type_name, typ in schema["types"].items():
+        fields += [(f"{type_name}.{name}", prop) for name, prop in (typ.get("properties") or {}).items()]
+    for name, prop in fields:
+        description = prop.get("description", "")
+        says_plain = "Plain value" in description and "Accepts an Output" not in description
+        says_output = "Accepts an Output" in description and "Plain value" not in description
+        if not (says_plain if prop.get("plain") else says_output):
+            wrong.append(name)
+    assert wrong == []
+
+
+@pytest.mark.parametrize("name", ["maxUnavailable", "maxSurge"])
+def test_node_counts_take_a_number_or_a_percentage(provider, resource, name):
+    # The schema has no integer-or-string type: Any lets TypeScript and YAML pass 2 or "10%" unquoted/quoted as they are.
+    assert resource["inputProperties"][name]["$ref"] == "pulumi.json#/Any"
+    for value in (2, 2.0, "10%"):
+        mapped = provider.map_inputs({"images": ["a:1"], name: value}, provider._component_defs["ImagePrePuller"])
+        assert mapped[camel_to_snake(name)] == value
+
+
+def camel_to_snake(name: str) -> str:
+    return re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), name)

@@ -5,9 +5,12 @@
 lazily so the pure core works without the Pulumi SDKs loaded.
 """
 
+from typing import TYPE_CHECKING
+
 from .args import (
     ContainerResources,
     CustomTimeouts,
+    ImageEntry,
     ImagePrePullerArgs,
     Method,
     PullPolicy,
@@ -21,22 +24,28 @@ from .manifests import manifests
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    # Type checkers see the real names (a module __getattr__ would make them, and every misspelt name, Any).
+    from .component import ImagePrePuller
+    from .workload_images import images_from
+else:
 
-def __getattr__(attr: str):
-    if attr == "ImagePrePuller":
-        from .component import ImagePrePuller
+    def __getattr__(attr: str) -> object:
+        if attr == "ImagePrePuller":
+            from .component import ImagePrePuller
 
-        return ImagePrePuller
-    if attr == "images_from":
-        from .workload_images import images_from
+            return ImagePrePuller
+        if attr == "images_from":
+            from .workload_images import images_from
 
-        return images_from
-    raise AttributeError(attr)
+            return images_from
+        raise AttributeError(attr)
 
 
 __all__ = [
     "ContainerResources",
     "CustomTimeouts",
+    "ImageEntry",
     "ImagePrePuller",
     "ImagePrePullerArgs",
     "Method",

@@ -18,7 +18,10 @@ are unknown and nothing is checked. In order of precedence:
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+if TYPE_CHECKING:
+    from .pools import Pool  # pools imports this module: for type checkers only
 
 ARCH_LABEL = "kubernetes.io/arch"
 
@@ -36,15 +39,19 @@ AKS_SIZE = re.compile(r"^Standard_[A-Z]+\d+(?:-\d+)?([a-z]*)(?:_|$)")
 class KnownArches:
     """A pool's node architectures and the setting they come from (for messages)."""
 
-    arches: tuple
+    arches: tuple[str, ...]
     """Sorted GOARCH names (``amd64``, ``arm64``)."""
     source: str
     """The stack field that says so, e.g. ``karpenter.requirements[1]``."""
 
 
-def _karpenter(settings: Mapping) -> Optional[KnownArches]:
-    allowed: Optional[set] = None
-    excluded: set = set()
+# A pool's provider block, as the stack file gives it (any YAML values).
+Settings = Mapping[str, Any]
+
+
+def _karpenter(settings: Settings) -> Optional[KnownArches]:
+    allowed: Optional[set[str]] = None
+    excluded: set[str] = set()
     sources = []
     for i, req in enumerate(settings.get("requirements") or []):
         if req.get("key") != ARCH_LABEL:
@@ -60,7 +67,7 @@ def _karpenter(settings: Mapping) -> Optional[KnownArches]:
     return KnownArches(tuple(sorted(allowed - excluded)), ", ".join(sources))
 
 
-def _eks(settings: Mapping) -> Optional[KnownArches]:
+def _eks(settings: Settings) -> Optional[KnownArches]:
     ami = settings.get("amiType")
     if not isinstance(ami, str):
         return None
@@ -71,13 +78,13 @@ def _eks(settings: Mapping) -> Optional[KnownArches]:
     return None  # CUSTOM, Windows: not ours to guess
 
 
-def _gke(settings: Mapping) -> Optional[KnownArches]:
+def _gke(settings: Settings) -> Optional[KnownArches]:
     machine = settings.get("machineType")
     arch = GKE_SERIES.get(machine.split("-", 1)[0]) if isinstance(machine, str) else None
     return KnownArches((arch,), "gke.machineType") if arch else None
 
 
-def _aks(settings: Mapping) -> Optional[KnownArches]:
+def _aks(settings: Settings) -> Optional[KnownArches]:
     size = settings.get("vmSize")
     match = AKS_SIZE.match(size) if isinstance(size, str) else None
     if not match:
@@ -88,7 +95,7 @@ def _aks(settings: Mapping) -> Optional[KnownArches]:
 _BY_PROVIDER = {"karpenter": _karpenter, "eks": _eks, "gke": _gke, "aks": _aks}
 
 
-def implied_arches(provider: str, settings: Mapping, labels: Mapping) -> Optional[KnownArches]:
+def implied_arches(provider: str, settings: Settings, labels: Mapping[str, str]) -> Optional[KnownArches]:
     """The architectures the pool's labels or provider settings imply, or None when they do not say."""
     if isinstance(labels.get(ARCH_LABEL), str):
         return KnownArches((labels[ARCH_LABEL],), f"labels[{ARCH_LABEL!r}]")
@@ -96,7 +103,7 @@ def implied_arches(provider: str, settings: Mapping, labels: Mapping) -> Optiona
     return rule(settings) if rule else None
 
 
-def pool_arches(pool: Any) -> Optional[KnownArches]:
+def pool_arches(pool: "Pool") -> Optional[KnownArches]:
     """A pool's node architectures: its ``platforms`` if given, else :func:`implied_arches`; None if unknown."""
     if pool.platforms:
         return KnownArches(tuple(sorted({p.arch for p in pool.platforms})), "platforms")

@@ -23,13 +23,19 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
 from . import __version__
 from .errors import PrePullInputError
+from .kobject import KubeView
 from .manifests import object_id
+
+if TYPE_CHECKING:
+    from kubernetes_validate import ValidationError
+
+    from .pools import StackSpec
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -85,7 +91,7 @@ def stack_file(stacks_dir: Path, stack: str) -> Path:
     return path
 
 
-def stack_config(path: Path, encrypted: Optional[list] = None) -> dict:
+def stack_config(path: Path, encrypted: Optional[List[str]] = None) -> dict[str, Any]:
     """The ``prepull:*`` keys of a stack file, prefix stripped (other namespaces are ignored).
 
     Values are decoded as the stack program decodes them: ``images`` and
@@ -106,7 +112,7 @@ def stack_config(path: Path, encrypted: Optional[list] = None) -> dict:
     config = doc.get("config") or {}
     if not isinstance(config, Mapping):
         raise UsageError(f"{path}: `config:` must be a mapping, got {type(config).__name__}")
-    out: dict = {}
+    out: dict[str, Any] = {}
     for key, value in config.items():
         if not isinstance(key, str) or not key.startswith(CONFIG_NAMESPACE):
             continue
@@ -126,7 +132,7 @@ def stack_config(path: Path, encrypted: Optional[list] = None) -> dict:
     return out
 
 
-def load_spec(stacks_dir: Optional[str], stack: str, locked: bool = True):
+def load_spec(stacks_dir: Optional[str], stack: str, locked: bool = True) -> Tuple[Path, "StackSpec"]:
     """(stack file, validated StackSpec), with the stack's lock file applied if it has one (and ``locked``); or a UsageError."""
     from .lockfile import LockError, lock_stack
     from .pools import validate_stack, with_prepullers
@@ -143,7 +149,7 @@ def load_spec(stacks_dir: Optional[str], stack: str, locked: bool = True):
         raise UsageError(f"{path}: invalid configuration: {prefixed(err)}") from None
 
 
-def load_objects(stacks_dir: Optional[str], stack: str) -> Tuple[Path, list]:
+def load_objects(stacks_dir: Optional[str], stack: str) -> Tuple[Path, List[KubeView]]:
     """(stack file, every Kubernetes object the stack declares, locked images included), or a UsageError."""
     from .pools import stack_manifests
 
@@ -160,12 +166,12 @@ def prefixed(err: PrePullInputError) -> str:
 # ---------------------------------------------------------------- render
 
 
-def file_name(index: int, obj: Mapping) -> str:
+def file_name(index: int, obj: KubeView) -> str:
     """Deterministic file name: creation order, kind and name (``002-daemonset-general.yaml``)."""
     return f"{index:03d}-{str(obj['kind']).lower()}-{obj['metadata']['name']}.yaml"
 
 
-def to_yaml(objects: Iterable[Mapping]) -> str:
+def to_yaml(objects: Iterable[KubeView]) -> str:
     """Multi-document YAML (each document starts with ``---``), keys in the order the core builds them."""
     # A wide line limit keeps every value on one line: reviews then diff one line per change.
     return yaml.safe_dump_all(list(objects), sort_keys=False, explicit_start=True, width=10_000)
@@ -206,7 +212,7 @@ def render_command(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- check
 
 
-def _as_tuple(version: str) -> tuple:
+def _as_tuple(version: str) -> Tuple[int, ...]:
     return tuple(int(p) for p in version.split(".")[:2])
 
 
@@ -243,18 +249,18 @@ def resolve_version(requested: Optional[str]) -> str:
     return minor
 
 
-def _builtin_kinds() -> set:
+def _builtin_kinds() -> set[str]:
     """Kinds with an upstream schema in any version kubernetes-validate ships (built-in APIs, not CRDs)."""
     from importlib.resources import files
 
-    kinds = set()
+    kinds: set[str] = set()
     for folder in files("kubernetes_validate").joinpath("kubernetes-json-schema").iterdir():
         if folder.name.endswith("-strict"):
             kinds.update(f.name.split("-", 1)[0] for f in folder.iterdir() if f.name.endswith(".json"))
     return kinds
 
 
-def field_path(path: Sequence) -> str:
+def field_path(path: Sequence[str | int]) -> str:
     """``spec.template.spec.containers[0].image`` from a jsonschema path."""
     out = ""
     for part in path:
@@ -262,12 +268,12 @@ def field_path(path: Sequence) -> str:
     return out
 
 
-def _problem(err) -> Tuple[str, str]:
-    path = list(err.absolute_path)
+def _problem(err: "ValidationError") -> Tuple[str, str]:
+    path: List[str | int] = list(err.absolute_path)
     message = err.message
     if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
         # Strict schemas reject unknown fields at the parent: name the unknown field itself.
-        known = set((err.schema or {}).get("properties") or {})
+        known = set(err.schema.get("properties") or {}) if isinstance(err.schema, dict) else set()
         extra = sorted(k for k in err.instance if k not in known)
         if len(extra) == 1:
             path.append(extra[0])
@@ -275,7 +281,9 @@ def _problem(err) -> Tuple[str, str]:
     return field_path(path) or "(object)", message
 
 
-def check_objects(objects: Sequence[Mapping], version: str) -> Tuple[list, list, list]:
+def check_objects(
+    objects: Sequence[KubeView], version: str
+) -> Tuple[List[str], List[Tuple[str, str]], List[Tuple[str, str, str]]]:
     """Validate each object strictly against the upstream schemas of ``version`` (``X.Y``).
 
     Returns ``(valid, skipped, problems)``: ids of valid objects; ``(id, reason)``
@@ -289,7 +297,9 @@ def check_objects(objects: Sequence[Mapping], version: str) -> Tuple[list, list,
     import kubernetes_validate
 
     builtin = _builtin_kinds()
-    valid, skipped, problems = [], [], []
+    valid: List[str] = []
+    skipped: List[Tuple[str, str]] = []
+    problems: List[Tuple[str, str, str]] = []
     for obj in objects:
         oid = object_id(obj)
         try:
@@ -308,7 +318,7 @@ def check_objects(objects: Sequence[Mapping], version: str) -> Tuple[list, list,
     return valid, skipped, problems
 
 
-def _gate_version_problems(obj: Mapping, oid: str, version: str) -> list:
+def _gate_version_problems(obj: KubeView, oid: str, version: str) -> List[Tuple[str, str, str]]:
     """The gate's policy on a Kubernetes minor whose service-account tokens may lack the node-name claim.
 
     The schemas cannot see this: the policy is a valid object on 1.30 and 1.31,
@@ -391,11 +401,15 @@ def server_check_command(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- schema
 
 
-def provider_schema() -> dict:
+def provider_schema() -> dict[str, Any]:
     """The package schema the Pulumi analyzer infers for the component provider (what other languages see)."""
     from .provider import PrePullProvider
 
-    return json.loads(PrePullProvider().schema)
+    text = PrePullProvider().schema
+    if text is None:
+        raise RuntimeError("the component provider inferred no schema")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def schema_text() -> str:
@@ -418,7 +432,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"prepull {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="{render,check,lock,schema,status}")
 
-    def stack_args(sp):
+    def stack_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--stack", required=True, help="stack name: reads <stacks-dir>/Pulumi.<stack>.yaml")
         sp.add_argument("--stacks-dir", help="directory of the stack files (default: ./stacks, else the checkout's stacks/)")
 
@@ -458,7 +472,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit code."""
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except UsageError as err:
         print(f"prepull: error: {err}", file=sys.stderr)
         return EXIT_USAGE

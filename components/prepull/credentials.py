@@ -23,7 +23,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 DOCKER_HUB_HOSTS = ("index.docker.io", "docker.io", "registry-1.docker.io")  # what docker, podman and others write
@@ -64,7 +64,7 @@ def _hostname(key: str) -> str:
     return key.split("/", 1)[0]
 
 
-def _from_auths(auths: Mapping, key: str, hosts: tuple, source: str) -> Optional[Credential]:
+def _from_auths(auths: Mapping[str, Any], key: str, hosts: tuple[str, ...], source: str) -> Optional[Credential]:
     """The ``auths`` entry for ``key``, else (for a registry) one whose key names one of ``hosts`` (keys may be URLs)."""
     entry = auths.get(key)
     if entry is None and hosts:
@@ -113,9 +113,9 @@ class DockerCredentials:
         self.env = dict(os.environ if env is None else env)
         self.path = config_path(self.env)
         self.helper_timeout = helper_timeout
-        self._config: Optional[dict] = None
+        self._config: Optional[dict[str, Any]] = None  # the parsed config.json
 
-    def _load(self) -> dict:
+    def _load(self) -> dict[str, Any]:
         if self._config is None:
             try:
                 self._config = json.loads(self.path.read_text(encoding="utf-8")) if self.path else {}

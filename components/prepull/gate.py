@@ -17,6 +17,7 @@ every image. Least privilege:
 import re
 from typing import Mapping, Optional
 
+from .kobject import KubeObject, KubeView
 from .names import check_dns_subdomain
 from .plan import Plan
 from .pod import BUSYBOX, helper_mount_read_only, object_meta, security_context
@@ -51,7 +52,7 @@ def _cel_str(value: str) -> str:
     return "'" + value + "'"
 
 
-def cel_variables(taint: dict) -> list:
+def cel_variables(taint: Mapping[str, str]) -> list[KubeObject]:
     """The policy's CEL variables (also evaluated directly by the tests)."""
     key, effect = _cel_str(taint["key"]), _cel_str(taint["effect"])
     return [
@@ -61,7 +62,7 @@ def cel_variables(taint: dict) -> list:
     ]
 
 
-def cel_validations() -> list:
+def cel_validations() -> list[KubeObject]:
     """The policy's validations: each must hold for the update to be admitted."""
     def same(path: str, empty: Optional[str]) -> str:
         """``path`` unchanged, an absent value counting as ``empty``.
@@ -108,10 +109,10 @@ def cel_validations() -> list:
 
 # kubectl is a large Go binary that runs API discovery: the no-op containers' 32Mi would OOM it.
 # The pod's effective request is the largest init container's, so this raises it only in gated pools.
-UNTAINT_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+UNTAINT_RESOURCES: Mapping[str, Mapping[str, str]] = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
 
 
-def untaint_container(taint: dict, image: str) -> dict:
+def untaint_container(taint: Mapping[str, str], image: str) -> KubeObject:
     """The last init container: remove the taint from this node, idempotently.
 
     A pod restart (node reboot) finds the taint already gone; the script then
@@ -143,7 +144,7 @@ def untaint_container(taint: dict, image: str) -> dict:
     }
 
 
-def removed_taint(container: Mapping) -> Optional[dict]:
+def removed_taint(container: KubeView) -> Optional[dict[str, str]]:
     """``{key, effect}`` of the taint an untaint container (:func:`untaint_container`) removes, else None.
 
     Read back from its script, so ``status`` needs no other record of which taint the gate lifts.
@@ -154,12 +155,12 @@ def removed_taint(container: Mapping) -> Optional[dict]:
     return {"key": match["key"], "effect": match["effect"]} if match else None
 
 
-def untaint_volumes() -> list:
+def untaint_volumes() -> list[KubeObject]:
     """The token volume and kubectl's scratch home."""
     return [token_volume(), {"name": "untaint-home", "emptyDir": {"sizeLimit": "128Mi"}}]
 
 
-def token_volume() -> dict:
+def token_volume() -> KubeObject:
     """The service-account token, CA and namespace, as the automount would provide them."""
     return {
         "name": "untaint-token",
@@ -173,10 +174,20 @@ def token_volume() -> dict:
     }
 
 
-def gate_objects(plan: Plan) -> list:
+def gate_taint(plan: Plan) -> Mapping[str, str]:
+    """``{key, effect[, value]}`` of the startup taint the gate removes."""
+    if plan.startup_taint is None:  # build_plan rejects remove_startup_taint without startup_taint
+        raise ValueError("the plan removes a startup taint but has none")
+    return plan.startup_taint
+
+
+def gate_objects(plan: Plan) -> list[KubeObject]:
     """ServiceAccount, ClusterRole, ClusterRoleBinding, ValidatingAdmissionPolicy and its binding."""
-    namespace, base, taint = plan.namespace, plan.base_name, plan.startup_taint
-    meta = lambda name, ns=None: object_meta(plan, name, ns)  # noqa: E731
+    namespace, base, taint = plan.namespace, plan.base_name, gate_taint(plan)
+
+    def meta(name: str, ns: Optional[str] = None) -> KubeObject:
+        return object_meta(plan, name, ns)
+
     sa = service_account_name(base)
     cluster_name = cluster_scoped_name(namespace, base)
     return [

@@ -11,8 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Optional
 
-from docker_image.reference import InvalidReference, Reference
 from docker_image.digest import InvalidDigest
+from docker_image.reference import InvalidReference, Reference
 
 from .errors import PrePullInputError
 
@@ -61,6 +61,11 @@ class ImageRef:
         """What makes two references the same image: with a digest, the repository and digest
         (the runtime pulls by digest and ignores the tag); otherwise the canonical form."""
         return f"{self.repository}@{self.digest}" if self.digest else self.canonical
+
+    @property
+    def pull_reference(self) -> str:
+        """What a registry is asked for: the digest if any, else the tag (``latest`` when neither, as the runtimes do)."""
+        return self.digest or self.tag or "latest"
 
     @property
     def short_hash(self) -> str:

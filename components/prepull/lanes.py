@@ -25,7 +25,7 @@ def by_size(sizes: Sequence[int], lanes: int) -> Tuple[Tuple[int, ...], ...]:
     images in image order: the order the user gave stays the pull order.
     """
     loads = [0] * lanes
-    chosen: list = [[] for _ in range(lanes)]
+    chosen: list[list[int]] = [[] for _ in range(lanes)]
     for index in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
         lane = min(range(lanes), key=lambda lane_: (loads[lane_], len(chosen[lane_]), lane_))
         loads[lane] += sizes[index]

@@ -16,13 +16,17 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from .cli import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, UsageError, load_spec, prefixed
 from .errors import PrePullInputError
-from .images import parse_image
-from .lockfile import Lock, LockError, apply_lock, dump_lock, lock_changes, lock_file_name, parse_lock
+from .images import ImageRef, parse_image
+from .lockfile import Lock, LockEntry, LockError, apply_lock, dump_lock, lock_changes, lock_file_name, parse_lock
 from .pools import StackSpec
+
+if TYPE_CHECKING:
+    # requests (the `lock` extra) is imported only when the command runs.
+    from .registry import RegistryClient, RegistryError
 
 LOCK_EXTRA_HINT = "lock needs requests: pip install 'prepull[lock]'"
 # Faults that say the whole registry is gone: its other images are not tried (each would wait for the timeout again).
@@ -34,9 +38,9 @@ def report(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def stack_images(spec: StackSpec) -> dict:
+def stack_images(spec: StackSpec) -> dict[str, ImageRef]:
     """{canonical reference: ImageRef} of every image of every pool, sorted by reference."""
-    refs = {}
+    refs: dict[str, ImageRef] = {}
     for pool in spec.pools:
         for image in pool.images:
             ref = parse_image(image, f"nodePools.{pool.name}.images")
@@ -55,11 +59,15 @@ def _previous(path: Path) -> Optional[Lock]:
         return None
 
 
-def resolve_all(client, refs: Mapping, previous: Optional[Lock]) -> tuple:
+def resolve_all(
+    client: "RegistryClient", refs: Mapping[str, ImageRef], previous: Optional[Lock]
+) -> tuple[dict[str, LockEntry], list["RegistryError"]]:
     """({canonical: LockEntry}, [RegistryError]): every image tried, except on a registry already found down or slow."""
     from .registry import RegistryError, resolve
 
-    entries, errors, down = {}, [], {}
+    entries: dict[str, LockEntry] = {}
+    errors: list[RegistryError] = []
+    down: dict[str, RegistryError] = {}  # by registry host
     for canonical, ref in refs.items():
         if ref.domain in down:
             errors.append(RegistryError(ref.original, down[ref.domain].kind, f"not tried: {down[ref.domain].reason}"))
@@ -89,7 +97,7 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace) -> "RegistryClient":
     try:
         from .registry import RegistryClient
     except ImportError:
@@ -132,7 +140,7 @@ def lock_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_result(lock_path: Path, stack: str, current: Optional[str], text: str, changes: list) -> int:
+def _check_result(lock_path: Path, stack: str, current: Optional[str], text: str, changes: list[str]) -> int:
     if current == text:
         print(f"{lock_path}: up to date")
         return EXIT_OK
@@ -142,7 +150,7 @@ def _check_result(lock_path: Path, stack: str, current: Optional[str], text: str
     return EXIT_PROBLEMS
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """The ``lock`` subcommand's arguments."""
     p = sub.add_parser("lock", help="resolve every stack image to its digest (per platform, with sizes) into stacks/prepull.<stack>.lock.yaml")
     p.add_argument("--stack", required=True, help="stack name: reads <stacks-dir>/Pulumi.<stack>.yaml, writes <stacks-dir>/prepull.<stack>.lock.yaml")

@@ -13,7 +13,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence, TypeVar
 
 import yaml
 
@@ -22,6 +22,8 @@ from .errors import PrePullInputError
 from .images import ImageRef, parse_image
 from .oci import DIGEST
 from .pools import Pool, StackSpec
+
+_T = TypeVar("_T")
 
 LOCK_VERSION = 1
 PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-zA-Z0-9._-]+)?$")
@@ -52,11 +54,11 @@ class LockEntry:
     platforms: Mapping[str, LockedPlatform]
     """``os/arch[/variant]`` -> its manifest (for a single manifest, one platform with ``digest``)."""
 
-    def linux_arches(self) -> set:
+    def linux_arches(self) -> set[str]:
         """The architectures this image has a Linux manifest for."""
         return {p.split("/")[1] for p in self.platforms if p.startswith("linux/")}
 
-    def size_for(self, arches: Optional[tuple]) -> Optional[int]:
+    def size_for(self, arches: Optional[tuple[str, ...]]) -> Optional[int]:
         """Bytes a node of these arches downloads (the largest of them; all Linux platforms when None)."""
         sizes = [lp.size for p, lp in self.platforms.items() if p.startswith("linux/") and (arches is None or p.split("/")[1] in arches)]
         return max(sizes) if sizes else None
@@ -74,13 +76,13 @@ def lock_file_name(stack: str) -> str:
     return f"prepull.{stack}.lock.yaml"
 
 
-def _need(value: Any, kind: type, field: str, what: str) -> Any:
+def _need(value: object, kind: type[_T], field: str, what: str) -> _T:
     if not isinstance(value, kind) or isinstance(value, bool):
         raise LockError(field, value, f"must be {what}")
     return value
 
 
-def _only(doc: Mapping, keys: tuple, field: str) -> None:
+def _only(doc: Mapping[str, Any], keys: tuple[str, ...], field: str) -> None:
     for key in doc:
         if key not in keys:
             raise LockError(f"{field}.{key}", doc[key], f"unknown field; known: {', '.join(keys)}")
@@ -135,7 +137,7 @@ def parse_lock(text: str, source: str) -> Lock:
     return Lock({key: _entry(key, raw, f"{source}: images[{key!r}]") for key, raw in images.items()})
 
 
-def _entry_doc(entry: LockEntry) -> dict:
+def _entry_doc(entry: LockEntry) -> dict[str, Any]:
     platforms = {name: {"digest": p.digest, "size": p.size} for name, p in entry.platforms.items()}
     return {"digest": entry.digest, "mediaType": entry.media_type, "platforms": platforms}
 
@@ -165,7 +167,7 @@ def _rerun(stack: str) -> str:
 
 def check_matches(spec: StackSpec, lock: Lock, source: str, stack: str) -> None:
     """Every stack image has an entry, and every entry is a stack image: else an error naming them and the fix."""
-    wanted: set = set()
+    wanted: set[str] = set()
     for pool in spec.pools:
         for image in pool.images:
             canonical = parse_image(image, f"nodePools.{pool.name}.images").canonical
@@ -180,13 +182,13 @@ def check_matches(spec: StackSpec, lock: Lock, source: str, stack: str) -> None:
         )
 
 
-def _restricted_arches(pool: Pool) -> dict:
+def _restricted_arches(pool: Pool) -> dict[str, set[str]]:
     """{canonical: arches} of the images the pool's prepuller.imagePlatforms restricts."""
     raw = pool.prepuller.get("image_platforms") or {}
     return {parse_image(k, "imagePlatforms").canonical: {str(p).split("/")[1] for p in v} for k, v in raw.items()}
 
 
-def check_platforms(pool: Pool, known: KnownArches, refs: list, lock: Lock) -> None:
+def check_platforms(pool: Pool, known: KnownArches, refs: Sequence[tuple[str, ImageRef]], lock: Lock) -> None:
     """Each image must have a locked Linux manifest for every architecture of the pool it is pulled on."""
     restricted = _restricted_arches(pool)
     for image, ref in refs:
@@ -230,7 +232,7 @@ def apply_lock(spec: StackSpec, lock: Lock, source: str, stack: str) -> StackSpe
     return dataclasses.replace(spec, pools=tuple(_locked_pool(pool, lock) for pool in spec.pools), prepullers={})
 
 
-def lock_changes(old: Optional[Lock], new: Lock) -> list:
+def lock_changes(old: Optional[Lock], new: Lock) -> list[str]:
     """What writing ``new`` over ``old`` changes, one line per image, sorted (empty: nothing)."""
     before = old.images if old else {}
     lines = []

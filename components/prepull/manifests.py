@@ -10,7 +10,9 @@ import json
 from typing import Mapping, Optional
 
 from .args import ImagePrePullerArgs, Method
-from .gate import gate_objects, service_account_name, untaint_container, untaint_volumes
+from .gate import gate_objects, gate_taint, service_account_name, untaint_container, untaint_volumes
+from .images import ImageRef
+from .kobject import KubeObject, KubeView
 from .names import container_name
 from .plan import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME, Group, Plan, build_plan
 from .pod import BUSYBOX, HELPER_MOUNT, HELPER_VOLUME, NOOP, helper_mount_read_only, object_labels, object_meta, pairs, security_context
@@ -39,7 +41,7 @@ def _images_hash(plan: Plan, group: Group) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _resources(plan: Plan) -> dict:
+def _resources(plan: Plan) -> KubeObject:
     r = plan.resources
     return {
         "requests": {"cpu": r["cpu_request"], "memory": r["memory_request"]},
@@ -47,11 +49,11 @@ def _resources(plan: Plan) -> dict:
     }
 
 
-def _selector_labels(plan: Plan, group: Group) -> dict:
+def _selector_labels(plan: Plan, group: Group) -> dict[str, str]:
     return {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name, LABEL_DAEMONSET: group.name}
 
 
-def _affinity(group: Group) -> Optional[dict]:
+def _affinity(group: Group) -> Optional[KubeObject]:
     if group.arch_in:
         expr = {"key": ARCH_LABEL, "operator": "In", "values": list(group.arch_in)}
     elif group.arch_not_in:
@@ -61,11 +63,18 @@ def _affinity(group: Group) -> Optional[dict]:
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expr]}]}}}
 
 
-def _helper_copy(plan: Plan) -> dict:
+def _component_image(ref: Optional[ImageRef], field: str) -> str:
+    """The canonical reference of one of the component's own images, which build_plan sets wherever it is used."""
+    if ref is None:
+        raise ValueError(f"the plan uses {field} but has none")
+    return ref.canonical
+
+
+def _helper_copy(plan: Plan) -> KubeObject:
     """The first init container: copy the static busybox so images without a shell or coreutils can run it."""
     return {
         "name": HELPER_CONTAINER,
-        "image": plan.helper_image.canonical,
+        "image": _component_image(plan.helper_image, "helper_image"),
         "imagePullPolicy": "IfNotPresent",
         "command": ["/bin/busybox", "cp", "/bin/busybox", BUSYBOX],
         "resources": _resources(plan),
@@ -74,7 +83,7 @@ def _helper_copy(plan: Plan) -> dict:
     }
 
 
-def _kubelet_pull(plan: Plan, ref) -> dict:
+def _kubelet_pull(plan: Plan, ref: ImageRef) -> KubeObject:
     return {
         "name": container_name("pull", ref.path, ref.short_hash),
         "image": ref.canonical,
@@ -88,13 +97,13 @@ def _kubelet_pull(plan: Plan, ref) -> dict:
     }
 
 
-def _docker_pull(plan: Plan, ref) -> dict:
+def _docker_pull(plan: Plan, ref: ImageRef) -> KubeObject:
     sc = security_context(read_only_root=False)
     # Root is required to open the root-owned socket; this method is legacy and documented as not restricted.
     sc.update({"runAsNonRoot": False, "runAsUser": 0})
     return {
         "name": container_name("pull", ref.path, ref.short_hash),
-        "image": plan.docker_cli_image.canonical,
+        "image": _component_image(plan.docker_cli_image, "docker_cli_image"),
         "imagePullPolicy": "IfNotPresent",
         "command": ["docker", "pull", "--quiet", ref.canonical],
         "resources": _resources(plan),
@@ -103,9 +112,11 @@ def _docker_pull(plan: Plan, ref) -> dict:
     }
 
 
-def _pull_containers(plan: Plan, group: Group) -> tuple:
+def _pull_containers(plan: Plan, group: Group) -> tuple[list[KubeObject], list[KubeObject], list[KubeObject]]:
     """(initContainers, holder volumeMounts, volumes) for the group's images."""
-    init, mounts, volumes = [], [], []
+    init: list[KubeObject] = []
+    mounts: list[KubeObject] = []
+    volumes: list[KubeObject] = []
     if plan.needs_helper:
         init.append(_helper_copy(plan))
         volumes.append({"name": HELPER_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}})
@@ -121,21 +132,21 @@ def _pull_containers(plan: Plan, group: Group) -> tuple:
             mounts.append({"name": vol, "mountPath": f"/images/{vol}", "readOnly": True})
     if plan.remove_startup_taint:
         # Last: init containers run in order, so every pull above has succeeded.
-        init.append(untaint_container(plan.startup_taint, plan.untaint_image.canonical))
+        init.append(untaint_container(gate_taint(plan), _component_image(plan.untaint_image, "untaint_image")))
         volumes.extend(untaint_volumes())
     return init, mounts, volumes
 
 
-def object_id(obj: Mapping) -> str:
+def object_id(obj: KubeView) -> str:
     """``Kind/name`` or ``Kind/namespace/name``, as problems, reports and file names refer to objects."""
     meta = obj.get("metadata") or {}
     parts = [str(obj.get("kind")), meta.get("namespace"), str(meta.get("name"))]
     return "/".join(p for p in parts if p)
 
 
-def namespace_object(name: str, privileged: bool, labels: Mapping, annotations: Optional[Mapping] = None) -> dict:
+def namespace_object(name: str, privileged: bool, labels: Mapping[str, str], annotations: Optional[Mapping[str, str]] = None) -> KubeObject:
     """A Namespace labelled for Pod Security: enforce restricted (privileged only for docker-socket); warn and audit restricted."""
-    meta = {
+    meta: KubeObject = {
         "name": name,
         "labels": {
             **labels,
@@ -150,15 +161,15 @@ def namespace_object(name: str, privileged: bool, labels: Mapping, annotations: 
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
-def namespace_manifest(plan: Plan) -> dict:
+def namespace_manifest(plan: Plan) -> KubeObject:
     """The plan's Namespace."""
     return namespace_object(plan.namespace, plan.method is Method.DOCKER_SOCKET, object_labels(plan), pairs(plan.annotations))
 
 
-def _pod_spec(plan: Plan, group: Group) -> dict:
+def _pod_spec(plan: Plan, group: Group) -> KubeObject:
     """The pre-pull pod: pull init containers (or image volumes) and a pause holder, restricted and token-less."""
     init, mounts, volumes = _pull_containers(plan, group)
-    holder = {
+    holder: KubeObject = {
         "name": "holder",
         "image": plan.pause_image.canonical,
         "imagePullPolicy": "IfNotPresent",
@@ -167,7 +178,7 @@ def _pod_spec(plan: Plan, group: Group) -> dict:
     }
     if mounts:
         holder["volumeMounts"] = mounts
-    spec: dict = {
+    spec: KubeObject = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 5,
@@ -194,7 +205,7 @@ def _pod_spec(plan: Plan, group: Group) -> dict:
     return spec
 
 
-def daemon_set_manifest(plan: Plan, group: Group) -> dict:
+def daemon_set_manifest(plan: Plan, group: Group) -> KubeObject:
     """One pre-pull DaemonSet of ``group``'s images."""
     selector = _selector_labels(plan, group)
     pod_annotations = {ANNOTATION_IMAGES_HASH: _images_hash(plan, group)}
@@ -223,7 +234,7 @@ def daemon_set_manifest(plan: Plan, group: Group) -> dict:
     }
 
 
-def network_policy_manifest(plan: Plan) -> dict:
+def network_policy_manifest(plan: Plan) -> KubeObject:
     """Deny the pre-pull pods all traffic: pulls are made by the kubelet and the runtime, outside the pod.
 
     Only the untaint step needs the API server (the kubernetes Service, or its
@@ -243,13 +254,13 @@ def network_policy_manifest(plan: Plan) -> dict:
     }
 
 
-def _rolling_update(plan: Plan) -> dict:
+def _rolling_update(plan: Plan) -> KubeObject:
     if plan.max_surge:
         return {"maxSurge": plan.max_surge, "maxUnavailable": 0}
     return {"maxUnavailable": plan.max_unavailable}
 
 
-def render(plan: Plan) -> list:
+def render(plan: Plan) -> list[KubeObject]:
     """Every object of a plan, Namespace first."""
     objects = [namespace_manifest(plan)] if plan.create_namespace else []
     if plan.remove_startup_taint:
@@ -260,7 +271,7 @@ def render(plan: Plan) -> list:
     return objects
 
 
-def manifests(args: ImagePrePullerArgs, name: str = "prepull") -> list:
+def manifests(args: ImagePrePullerArgs, name: str = "prepull") -> list[KubeObject]:
     """The exact Kubernetes objects ImagePrePuller(name, args) creates, as camelCase dicts.
 
     Raises PrePullInputError (naming the field and value) on bad input.

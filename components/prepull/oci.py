@@ -35,7 +35,7 @@ class Manifest:
     """A parsed manifest or index."""
 
     media_type: str
-    children: tuple = ()
+    children: tuple[tuple[str, str], ...] = ()
     """An index's ``(platform, digest)`` pairs in index order; empty for an image manifest."""
     size: int = 0
     """An image manifest's compressed size: the sum of its layer sizes."""
@@ -54,7 +54,7 @@ def digest_of(body: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
 
 
-def _json(body: bytes, what: str) -> Mapping:
+def _json(body: bytes, what: str) -> Mapping[str, Any]:
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
@@ -64,7 +64,7 @@ def _json(body: bytes, what: str) -> Mapping:
     return doc
 
 
-def _media_type(doc: Mapping, content_type: Optional[str]) -> str:
+def _media_type(doc: Mapping[str, Any], content_type: Optional[str]) -> str:
     """The body's own mediaType, else the Content-Type, else its shape (OCI lets both omit it)."""
     declared = doc.get("mediaType") or (content_type or "").split(";")[0].strip()
     if declared in INDEX_TYPES + IMAGE_TYPES:
@@ -94,11 +94,12 @@ def platform_name(platform: Any) -> Optional[str]:
     return "/".join([os_, arch] + ([variant] if isinstance(variant, str) and variant else []))
 
 
-def _children(doc: Mapping) -> tuple:
+def _children(doc: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     entries = doc.get("manifests")
     if not isinstance(entries, list):
         raise MalformedManifest("the index has no 'manifests' list")
-    children, seen = [], set()
+    children: list[tuple[str, str]] = []
+    seen: set[str] = set()
     for i, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise MalformedManifest(f"manifests[{i}] is not an object")
@@ -114,7 +115,7 @@ def _children(doc: Mapping) -> tuple:
     return tuple(children)
 
 
-def _layers_size(doc: Mapping) -> int:
+def _layers_size(doc: Mapping[str, Any]) -> int:
     layers = doc.get("layers")
     if not isinstance(layers, list):
         raise MalformedManifest("the image manifest has no 'layers' list")

@@ -4,8 +4,9 @@ The DaemonSet renderer (manifests.py) and the gate's renderer (gate.py) both bui
 so a pre-pull container and the untaint container cannot drift apart on security settings.
 """
 
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
+from .kobject import KubeObject
 from .plan import LABEL_INSTANCE, LABEL_NAME, Plan
 
 # The static busybox the copy step puts in an emptyDir, for containers of images without one.
@@ -15,17 +16,17 @@ BUSYBOX = f"{HELPER_MOUNT}/busybox"
 NOOP = [BUSYBOX, "true"]
 
 
-def pairs(items) -> dict:
+def pairs(items: Iterable[tuple[str, str]]) -> dict[str, str]:
     """A dict of (key, value) pairs, in their (already sorted) order."""
     return {k: v for k, v in items}
 
 
-def helper_mount_read_only() -> dict:
+def helper_mount_read_only() -> KubeObject:
     """How every container after the copy step sees the static busybox."""
     return {"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}
 
 
-def security_context(read_only_root: bool = True) -> dict:
+def security_context(read_only_root: bool = True) -> KubeObject:
     # Container-level settings Pod Security "restricted" checks on every container.
     return {
         "allowPrivilegeEscalation": False,
@@ -35,16 +36,16 @@ def security_context(read_only_root: bool = True) -> dict:
     }
 
 
-def object_labels(plan: Plan, extra: Optional[Mapping] = None) -> dict:
+def object_labels(plan: Plan, extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     labels = {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name, "app.kubernetes.io/managed-by": "prepull"}
     labels.update(extra or {})
     labels.update(pairs(plan.labels))
     return labels
 
 
-def object_meta(plan: Plan, name: str, namespace: Optional[str] = None) -> dict:
+def object_meta(plan: Plan, name: str, namespace: Optional[str] = None) -> KubeObject:
     """Metadata of an object of ``plan``: its name, namespace, our labels and the user's annotations."""
-    meta = {"name": name, **({"namespace": namespace} if namespace else {}), "labels": object_labels(plan)}
+    meta: KubeObject = {"name": name, **({"namespace": namespace} if namespace else {}), "labels": object_labels(plan)}
     if plan.annotations:
         meta["annotations"] = pairs(plan.annotations)
     return meta

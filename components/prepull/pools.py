@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
-from .args import DEFAULTS, KNOWN_FIELDS, TaintEffect
 from .arches import implied_arches
+from .args import DEFAULTS, KNOWN_FIELDS, TaintEffect
 from .errors import PrePullInputError, camel_case
 from .images import parse_image, parse_platform
 from .manifests import namespace_object, render

@@ -28,13 +28,13 @@ import re
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Collection, Optional, Tuple
+from typing import Any, Collection, Mapping, Optional, Protocol, Tuple
 
 import requests
 
 from .credentials import Credential, CredentialError, DockerCredentials
 from .images import ImageRef
-from .lockfile import LockEntry, LockedPlatform
+from .lockfile import LockedPlatform, LockEntry
 from .oci import ACCEPT, MalformedManifest, Manifest, config_platform, digest_of, parse_manifest
 
 DEFAULT_TIMEOUT = 30.0
@@ -77,7 +77,7 @@ def scheme_for(domain: str, plain_http: Collection[str]) -> str:
     return "http" if is_loopback(domain) or domain in plain_http or host_of(domain) in plain_http else "https"
 
 
-def parse_challenge(header: str) -> Tuple[str, dict]:
+def parse_challenge(header: str) -> Tuple[str, dict[str, str]]:
     """``Bearer realm="...",service="...",scope="..."`` -> ``("bearer", {realm, service, scope})``."""
     scheme, _, rest = header.strip().partition(" ")
     params = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3) for m in _PARAM.finditer(rest)}
@@ -120,17 +120,31 @@ class Target:
     """``scheme://host/v2/<path>``"""
 
 
+class CredentialSource(Protocol):
+    """Where a client finds credentials: :class:`DockerCredentials`, or a test's stand-in."""
+
+    def get(self, domain: str, path: str) -> Optional[Credential]:
+        """The credential for a repository, or None (anonymous)."""
+        ...
+
+
 class RegistryClient:
     """A distribution API client for many registries, with authentication cached per repository."""
 
-    def __init__(self, credentials=None, plain_http: Collection[str] = (), timeout: float = DEFAULT_TIMEOUT, session=None) -> None:
+    def __init__(
+        self,
+        credentials: Optional[CredentialSource] = None,
+        plain_http: Collection[str] = (),
+        timeout: float = DEFAULT_TIMEOUT,
+        session: Optional[requests.Session] = None,
+    ) -> None:
         """``credentials`` default to :class:`DockerCredentials` from the environment; ``timeout`` in seconds (default 30)."""
         self.credentials = credentials if credentials is not None else DockerCredentials()
         self.plain_http = frozenset(plain_http)
         self.timeout = timeout
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        self._auth: dict = {}  # (domain, path) -> Authorization header value
+        self._auth: dict[tuple[str, str], str] = {}  # (domain, path) -> Authorization header value
 
     def target(self, ref: ImageRef) -> Target:
         api = DOCKER_HUB_API if ref.domain == "docker.io" else ref.domain
@@ -138,11 +152,16 @@ class RegistryClient:
 
     # ------------------------------------------------------------ requests
 
-    def _call(self, t: Target, method: str, url: str, headers: dict, **kwargs) -> requests.Response:
+    def _call(
+        self, t: Target, method: str, url: str, headers: Mapping[str, str],
+        data: Optional[Mapping[str, Any]] = None, params: Optional[Mapping[str, Any]] = None,
+    ) -> requests.Response:
         """One request, its transport failures as RegistryErrors (a body is read later, by _read)."""
         host = urllib.parse.urlsplit(url).netloc
         try:
-            return self.session.request(method, url, headers=headers, timeout=(self.timeout, self.timeout), stream=True, **kwargs)
+            return self.session.request(
+                method, url, headers=headers, timeout=(self.timeout, self.timeout), stream=True, data=data, params=params
+            )
         except requests.exceptions.SSLError as err:
             raise RegistryError(t.image, "error", f"TLS failed with {host}: {why(err)} (a plain-HTTP registry must be named with --plain-http)") from None
         except requests.exceptions.Timeout:
@@ -154,7 +173,8 @@ class RegistryClient:
 
     def _read(self, t: Target, response: requests.Response, limit: int, what: str) -> bytes:
         """The body, at most ``limit`` bytes and within ``timeout`` overall (a trickling registry is a slow one)."""
-        deadline, total, chunks = time.monotonic() + self.timeout, 0, []
+        deadline, total = time.monotonic() + self.timeout, 0
+        chunks: list[bytes] = []
         try:
             for chunk in response.iter_content(64 * 1024):
                 total += len(chunk)
@@ -170,7 +190,7 @@ class RegistryClient:
             response.close()
         return b"".join(chunks)
 
-    def _send(self, t: Target, method: str, url: str, headers: dict) -> requests.Response:
+    def _send(self, t: Target, method: str, url: str, headers: Mapping[str, str]) -> requests.Response:
         """A request with the repository's cached authorization; on a 401, authenticate once and retry."""
         key = (t.domain, t.path)
         auth = {"Authorization": self._auth[key]} if key in self._auth else {}
@@ -206,13 +226,13 @@ class RegistryClient:
             return basic_auth(cred)
         raise RegistryError(t.image, "denied", f"{t.domain} requires authentication ({scheme or 'no challenge'}): {self._who(t)}")
 
-    def _token(self, t: Target, params: dict, cred: Optional[Credential]) -> str:
+    def _token(self, t: Target, params: Mapping[str, str], cred: Optional[Credential]) -> str:
         """A bearer token from the challenge's realm: with the user's credentials, or anonymous."""
         realm = params["realm"]
         parts = urllib.parse.urlsplit(realm)
         if parts.scheme != "https" and scheme_for(parts.netloc, self.plain_http) != "http":
             raise RegistryError(t.image, "denied", f"the token realm {realm} is not HTTPS: refusing to send credentials there (see --plain-http)")
-        query = {"service": params.get("service", ""), "scope": (params.get("scope") or f"repository:{t.path}:pull").split(" ")}
+        query: dict[str, Any] = {"service": params.get("service", ""), "scope": (params.get("scope") or f"repository:{t.path}:pull").split(" ")}
         if cred and cred.identity_token:  # an OAuth2 refresh token, as docker sends it
             data = {**query, "grant_type": "refresh_token", "refresh_token": cred.identity_token, "client_id": USER_AGENT}
             response = self._call(t, "POST", realm, {}, data=data)
@@ -228,7 +248,7 @@ class RegistryClient:
             raise RegistryError(t.image, "denied", f"the token service {parts.netloc} answered without a token")
         return token
 
-    def _json(self, t: Target, response: requests.Response, what: str) -> dict:
+    def _json(self, t: Target, response: requests.Response, what: str) -> dict[str, Any]:
         self._check(t, response, what)
         body = self._read(t, response, MAX_MANIFEST_BYTES, what)
         try:
@@ -290,13 +310,15 @@ class RegistryClient:
 def resolve(client: RegistryClient, ref: ImageRef, previous: Optional[LockEntry] = None) -> LockEntry:
     """What ``ref`` points to now; ``previous`` (its lock entry) is reused when ``HEAD`` says the digest has not moved."""
     t = client.target(ref)
-    reference = ref.digest or ref.tag
+    reference = ref.pull_reference
     if previous is not None and client.head_digest(t, reference) == previous.digest:
         return previous
     manifest, digest = client.manifest(t, reference)
     if not manifest.is_index:
+        if manifest.config_digest is None:  # parse_manifest sets it on every image manifest
+            raise RegistryError(t.image, "malformed", f"malformed manifest {t.path}:{reference}: no config descriptor")
         return LockEntry(digest, manifest.media_type, {client.platform(t, manifest.config_digest): LockedPlatform(digest, manifest.size)})
-    platforms = {}
+    platforms: dict[str, LockedPlatform] = {}
     for name, child_digest in manifest.children:
         child, _ = client.manifest(t, child_digest)
         if child.is_index:
@@ -305,4 +327,4 @@ def resolve(client: RegistryClient, ref: ImageRef, previous: Optional[LockEntry]
     return LockEntry(digest, manifest.media_type, platforms)
 
 
-__all__ = ["DEFAULT_TIMEOUT", "RegistryClient", "RegistryError", "is_loopback", "parse_challenge", "resolve", "scheme_for"]
+__all__ = ["DEFAULT_TIMEOUT", "CredentialSource", "RegistryClient", "RegistryError", "is_loopback", "parse_challenge", "resolve", "scheme_for"]

@@ -14,9 +14,20 @@ kubectl does (``--kubeconfig``, else ``KUBECONFIG``, else ``~/.kube/config``; ``
 
 import json
 from dataclasses import dataclass, field
-from typing import List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, Tuple, Union
 
+from .kobject import KubeView
 from .manifests import object_id
+
+if TYPE_CHECKING:
+    # The kubernetes client is the optional `check` / `status` extra: imported where it is used.
+    from kubernetes.client import ApiClient
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.dynamic import DynamicClient
+    from kubernetes.dynamic.resource import Resource
+
+# A kubeconfig as the commands take it: a path, the parsed document, or None for kubectl's default.
+Kubeconfig = Union[None, str, Mapping[str, Any]]
 
 FIELD_MANAGER = "prepull-check"
 
@@ -35,7 +46,7 @@ class ServerReport:
     problems: List[Tuple[str, str]] = field(default_factory=list)
 
 
-def api_client(kubeconfig: Union[None, str, Mapping], context: Optional[str], needed_by: str = "`check --server`", extra: str = "check"):
+def api_client(kubeconfig: Kubeconfig, context: Optional[str], needed_by: str = "`check --server`", extra: str = "check") -> "ApiClient":
     """A kubernetes ApiClient for ``context`` of ``kubeconfig`` (a path, or the parsed file; default as kubectl), or Unreachable.
 
     ``needed_by`` and ``extra`` name the command and the pip extra in the message shown when the client is not installed.
@@ -45,9 +56,12 @@ def api_client(kubeconfig: Union[None, str, Mapping], context: Optional[str], ne
     except ImportError:
         raise Unreachable(f"{needed_by} needs the kubernetes client: pip install 'prepull[{extra}]'") from None
     try:
+        client: ApiClient
         if isinstance(kubeconfig, Mapping):
-            return config.new_client_from_config_dict(dict(kubeconfig), context=context)
-        return config.new_client_from_config(config_file=kubeconfig, context=context)
+            client = config.new_client_from_config_dict(dict(kubeconfig), context=context)
+        else:
+            client = config.new_client_from_config(config_file=kubeconfig, context=context)
+        return client
     except Exception as err:  # noqa: BLE001 - a missing file, a bad context or bad credentials all mean "cannot reach"
         raise cannot_reach(context, err) from None
 
@@ -58,7 +72,7 @@ def cannot_reach(context: Optional[str], err: Exception) -> Unreachable:
     return Unreachable(f"cannot reach the cluster of {where}: {type(err).__name__}: {_short(err)}")
 
 
-def connect(kubeconfig: Optional[str], context: Optional[str]):
+def connect(kubeconfig: Optional[str], context: Optional[str]) -> "DynamicClient":
     """A dynamic client for the cluster, after one discovery round trip (so an unreachable server fails here)."""
     api = api_client(kubeconfig, context)
     try:
@@ -74,15 +88,15 @@ def _short(err: Exception) -> str:
     return text[0][:300] if text else ""
 
 
-def existing_namespaces(client, wanted: set) -> set:
+def existing_namespaces(client: "DynamicClient", wanted: set[str]) -> set[str]:
     """Which of ``wanted`` exist. Listing namespaces needs a cluster-wide right; without it, each is asked by name."""
     from kubernetes.dynamic.exceptions import ForbiddenError, NotFoundError
 
     resource = client.resources.get(api_version="v1", kind="Namespace")
     try:
-        return {ns.metadata.name for ns in resource.get().items} & wanted
+        return {str(ns.metadata.name) for ns in resource.get().items} & wanted
     except ForbiddenError:
-        found = set()
+        found: set[str] = set()
         for name in sorted(wanted):
             try:
                 resource.get(name=name)
@@ -94,7 +108,7 @@ def existing_namespaces(client, wanted: set) -> set:
         return found
 
 
-def check_on_server(objects: Sequence[Mapping], client) -> ServerReport:
+def check_on_server(objects: Sequence[KubeView], client: "DynamicClient") -> ServerReport:
     """Dry-run every object on the server; see the module docstring."""
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
@@ -120,7 +134,7 @@ def check_on_server(objects: Sequence[Mapping], client) -> ServerReport:
     return report
 
 
-def dry_run_apply(client, resource, obj: Mapping, namespace: Optional[str]) -> Tuple[Optional[str], List[str]]:
+def dry_run_apply(client: "DynamicClient", resource: "Resource", obj: KubeView, namespace: Optional[str]) -> Tuple[Optional[str], List[str]]:
     """(why the server rejected ``obj``, or None; the warnings it sent back)."""
     from kubernetes.client.exceptions import ApiException
 
@@ -150,9 +164,10 @@ def _warning_text(header: str) -> str:
     return text
 
 
-def api_message(err) -> str:
+def api_message(err: "ApiException") -> str:
     """The API server's own message in an ApiException (its Status body), else the HTTP status."""
     try:
-        return json.loads(err.body).get("message") or f"HTTP {err.status}"
+        message = json.loads(err.body or "").get("message")  # no body: ValueError, as for one that is not JSON
+        return message if isinstance(message, str) and message else f"HTTP {err.status}"
     except (TypeError, ValueError):
         return f"HTTP {err.status}: {err.reason}"

@@ -8,13 +8,23 @@ import pulumi_kubernetes as k8s
 
 from .component import ImagePrePuller
 from .lockfile import lock_stack
-from .pools import CLOUD_PROVIDERS, STACK_KEYS, Provider, StackSpec, built, karpenter_node_pool, namespace_for, validate_stack, with_prepullers
+from .pools import (
+    CLOUD_PROVIDERS,
+    STACK_KEYS,
+    Provider,
+    StackSpec,
+    built,
+    karpenter_node_pool,
+    namespace_for,
+    validate_stack,
+    with_prepullers,
+)
 
 
-def read_config(config: Optional[pulumi.Config] = None) -> dict:
+def read_config(config: Optional[pulumi.Config] = None) -> dict[str, Any]:
     """The ``prepull:*`` keys of the current stack, decoded (arrays and objects from JSON)."""
     config = config or pulumi.Config("prepull")
-    out: dict = {}
+    out: dict[str, Any] = {}
     for key in STACK_KEYS:
         value: Any = config.get_object(key) if key in ("images", "nodePools") else config.get(key)
         if value is not None:
@@ -40,7 +50,7 @@ def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[
     k8s_opts = pulumi.ResourceOptions(providers=[provider])
     ns_obj = namespace_for(spec)
     namespace = k8s.core.v1.Namespace("prepull-namespace", metadata=ns_obj["metadata"], opts=k8s_opts)
-    outputs: dict = {}
+    outputs: dict[str, dict[str, pulumi.Output[Any]]] = {}
     for pool in spec.pools:
         own = spec.prepullers[pool.name]  # validated and rendered once (load_stack, with_prepullers)
         prepuller = ImagePrePuller._from_plan(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Optional, Tuple
 
 from .gate import UNTAINT_CONTAINER, removed_taint
+from .kobject import KubeView
 from .manifests import HELPER_CONTAINER
 from .status_scheduling import pick_pod, pod_node, selects, untolerated_taints
 from .status_times import CACHED, DERIVED, EVENT, EventIndex, derived_seconds, index_events, pod_key
@@ -42,10 +43,10 @@ class Snapshot:
     """What ``status`` reads from the cluster, as the API returns it (camelCase JSON objects)."""
 
     namespace: str
-    daemon_sets: list
-    pods: list
-    nodes: list
-    events: list
+    daemon_sets: list[KubeView]
+    pods: list[KubeView]
+    nodes: list[KubeView]
+    events: list[KubeView]
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def _role(container: str) -> str:
     return {HELPER_CONTAINER: HELPER, UNTAINT_CONTAINER: UNTAINT}.get(container, PULL)
 
 
-def _pulled_image(container: Mapping) -> str:
+def _pulled_image(container: KubeView) -> str:
     # method docker-socket: the init container runs the docker CLI, and the image pulled is its last argument.
     command = container.get("command") or []
     if command[:2] == ["docker", "pull"]:
@@ -168,14 +169,14 @@ def _pulled_image(container: Mapping) -> str:
     return str(container.get("image"))
 
 
-def expected_steps(pod_spec: Mapping) -> Tuple[_Step, ...]:
+def expected_steps(pod_spec: KubeView) -> Tuple[_Step, ...]:
     """Every image a DaemonSet's pods pull, in order: init containers, then image volumes."""
     steps = [_Step(c["name"], _pulled_image(c), _role(c["name"])) for c in pod_spec.get("initContainers") or []]
     steps += [_Step(HOLDER_PREFIX + v["name"], v["image"]["reference"], PULL) for v in pod_spec.get("volumes") or [] if v.get("image")]
     return tuple(steps)
 
 
-def _gate_taint(pod_spec: Mapping) -> Optional[dict]:
+def _gate_taint(pod_spec: KubeView) -> Optional[dict[str, str]]:
     untaint = [c for c in pod_spec.get("initContainers") or [] if c.get("name") == UNTAINT_CONTAINER]
     return removed_taint(untaint[0]) if untaint else None
 
@@ -183,12 +184,12 @@ def _gate_taint(pod_spec: Mapping) -> Optional[dict]:
 # ---------------------------------------------------------------- one container's state
 
 
-def _exit_message(terminated: Mapping) -> str:
+def _exit_message(terminated: KubeView) -> str:
     text = f"exit code {terminated.get('exitCode')}"
     return f"{text}: {terminated['message'].strip()}" if terminated.get("message") else text
 
 
-def container_state(status: Optional[Mapping], failure: Optional[str]) -> Tuple[str, str, Optional[str]]:
+def container_state(status: Optional[KubeView], failure: Optional[str]) -> Tuple[str, str, Optional[str]]:
     """(state, reason, message) of one init container from its status; ``failure`` is the Failed event's error, if any."""
     if not status:
         return PULLING, "Waiting", "no status reported yet"
@@ -213,7 +214,7 @@ def container_state(status: Optional[Mapping], failure: Optional[str]) -> Tuple[
     return FAILED, reason, message
 
 
-def _holder_state(status: Optional[Mapping], image: str, failure: Optional[str]) -> Tuple[str, str, Optional[str]]:
+def _holder_state(status: Optional[KubeView], image: str, failure: Optional[str]) -> Tuple[str, str, Optional[str]]:
     """State of an image volume: the kubelet pulls them all before it starts the holder."""
     state, reason, message = container_state(status, failure)
     if state == PULLING and reason == "Running":
@@ -232,24 +233,25 @@ class _PodView:
 
     key: str
     names: Tuple[str, ...]
-    statuses: Mapping
-    holder: Optional[Mapping]
-    previous_finished: Mapping
+    statuses: Mapping[str, KubeView]
+    holder: Optional[KubeView]
+    previous_finished: Mapping[str, Optional[str]]
 
 
-def _pod_view(pod: Mapping) -> _PodView:
+def _pod_view(pod: KubeView) -> _PodView:
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     names = tuple(c["name"] for c in spec.get("initContainers") or [])
     statuses = {s["name"]: s for s in status.get("initContainerStatuses") or []}
     holders = [s for s in status.get("containerStatuses") or []]
-    previous, before = {}, status.get("startTime")
+    previous: dict[str, Optional[str]] = {}
+    before = status.get("startTime")
     for name in names:
         previous[name] = before
         before = ((statuses.get(name) or {}).get("state") or {}).get("terminated", {}).get("finishedAt")
     return _PodView(pod_key(pod["metadata"]), names, statuses, holders[0] if holders else None, previous)
 
 
-def _times(step: _Step, view: _PodView, events: EventIndex) -> tuple:
+def _times(step: _Step, view: _PodView, events: EventIndex) -> Tuple[Optional[float], Optional[str], Optional[int]]:
     """(seconds, source, size in bytes): the kubelet's event, else derived from the timestamps."""
     pulled = events.pull_of(view.key, step.container, step.image)
     if pulled and pulled.cached:
@@ -264,6 +266,7 @@ def _times(step: _Step, view: _PodView, events: EventIndex) -> tuple:
 
 def _image_status(step: _Step, view: _PodView, events: EventIndex, blocked_by: Optional[str]) -> ImageStatus:
     failure = events.failure_of(view.key, step.container, step.image)
+    reason: Optional[str]
     if step.container.startswith(HOLDER_PREFIX):
         state, reason, message = _holder_state(view.holder, step.image, failure)
     elif step.container not in view.names:
@@ -278,8 +281,10 @@ def _image_status(step: _Step, view: _PodView, events: EventIndex, blocked_by: O
     return ImageStatus(step.image, step.container, step.role, state, reason, message, seconds, source, size)
 
 
-def _scheduled_images(steps: Tuple[_Step, ...], pod: Mapping, events: EventIndex) -> Tuple[ImageStatus, ...]:
-    view, blocked_by, out = _pod_view(pod), None, []
+def _scheduled_images(steps: Tuple[_Step, ...], pod: KubeView, events: EventIndex) -> Tuple[ImageStatus, ...]:
+    view = _pod_view(pod)
+    blocked_by: Optional[str] = None
+    out: list[ImageStatus] = []
     for step in steps:
         image = _image_status(step, view, events, blocked_by)
         if image.state != PRESENT and blocked_by is None and not step.container.startswith(HOLDER_PREFIX):
@@ -288,7 +293,7 @@ def _scheduled_images(steps: Tuple[_Step, ...], pod: Mapping, events: EventIndex
     return tuple(out)
 
 
-def _why_not_scheduled(pod: Optional[Mapping], taints: List[str]) -> Tuple[str, str]:
+def _why_not_scheduled(pod: Optional[KubeView], taints: List[str]) -> Tuple[str, str]:
     if pod is not None:
         conditions = {c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or []}
         scheduled = conditions.get("PodScheduled") or {}
@@ -298,7 +303,7 @@ def _why_not_scheduled(pod: Optional[Mapping], taints: List[str]) -> Tuple[str, 
     return NO_POD, "no pod yet: the DaemonSet controller has not created one"
 
 
-def node_status(ds: Mapping, node: Mapping, pods: List[Mapping], events: EventIndex) -> NodeStatus:
+def node_status(ds: KubeView, node: KubeView, pods: List[KubeView], events: EventIndex) -> NodeStatus:
     """The state of each image of ``ds`` on ``node``, given the DaemonSet's pods meant for that node."""
     spec = ds["spec"]["template"]["spec"]
     steps, name = expected_steps(spec), node["metadata"]["name"]
@@ -311,7 +316,7 @@ def node_status(ds: Mapping, node: Mapping, pods: List[Mapping], events: EventIn
     if pod is None or not (pod.get("spec") or {}).get("nodeName"):
         reason, message = _why_not_scheduled(pod, untolerated_taints(spec, node))
         images = tuple(ImageStatus(s.image, s.container, s.role, NOT_SCHEDULED, reason) for s in steps)
-        return NodeStatus(name, NOT_SCHEDULED, images, pod and pod["metadata"]["name"], reason, message, gate)
+        return NodeStatus(name, NOT_SCHEDULED, images, pod["metadata"]["name"] if pod is not None else None, reason, message, gate)
     images = _scheduled_images(steps, pod, events)
     state = max((i.state for i in images), key=SEVERITY.__getitem__, default=PRESENT)
     return NodeStatus(name, state, images, pod["metadata"]["name"], gate=gate)
@@ -320,15 +325,15 @@ def node_status(ds: Mapping, node: Mapping, pods: List[Mapping], events: EventIn
 # ---------------------------------------------------------------- the report
 
 
-def _matches_labels(selector: Mapping, labels: Mapping) -> bool:
+def _matches_labels(selector: KubeView, labels: KubeView) -> bool:
     return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
 
 
-def daemon_set_status(ds: Mapping, pods: List[Mapping], nodes: List[Mapping], events: EventIndex) -> DaemonSetStatus:
+def daemon_set_status(ds: KubeView, pods: List[KubeView], nodes: List[KubeView], events: EventIndex) -> DaemonSetStatus:
     """One DaemonSet: every node its template selects, sorted by name."""
     spec = ds["spec"]["template"]["spec"]
     selector = ds["spec"].get("selector") or {}
-    by_node: dict = {}
+    by_node: dict[Optional[str], list[KubeView]] = {}
     for pod in pods:
         if _matches_labels(selector, pod["metadata"].get("labels") or {}):
             by_node.setdefault(pod_node(pod), []).append(pod)
@@ -341,7 +346,7 @@ def daemon_set_status(ds: Mapping, pods: List[Mapping], nodes: List[Mapping], ev
 
 def summarize(daemon_sets: Iterable[DaemonSetStatus]) -> Tuple[ImageSummary, ...]:
     """Per pulled image, over every targeted node of every DaemonSet: present count, median and slowest time."""
-    seen: dict = {}
+    seen: dict[str, list[Tuple[str, ImageStatus]]] = {}
     for ds in daemon_sets:
         for node in ds.targeted:
             for image in node.pulls:
@@ -349,7 +354,7 @@ def summarize(daemon_sets: Iterable[DaemonSetStatus]) -> Tuple[ImageSummary, ...
     return tuple(_summary(image, seen[image]) for image in sorted(seen))
 
 
-def _summary(image: str, pulls: List[tuple]) -> ImageSummary:
+def _summary(image: str, pulls: List[Tuple[str, ImageStatus]]) -> ImageSummary:
     present = [(node, i) for node, i in pulls if i.state == PRESENT]
     timed = sorted(((i.seconds, node) for node, i in present if i.seconds is not None), key=lambda t: (-t[0], t[1]))
     median = statistics.median(s for s, _ in timed) if timed else None

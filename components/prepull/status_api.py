@@ -9,10 +9,14 @@ exactly as the API returns them, and thousands of objects skip the client's slow
 """
 
 import json
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .server_check import Unreachable, api_client, api_message, cannot_reach
+from .kobject import KubeView
+from .server_check import Kubeconfig, Unreachable, api_client, api_message, cannot_reach
 from .status import Snapshot
+
+if TYPE_CHECKING:
+    from kubernetes.client import AppsV1Api, CoreV1Api
 
 MANAGED_BY = "app.kubernetes.io/managed-by=prepull"
 PULL_EVENTS = ("involvedObject.kind=Pod,reason=Pulled", "involvedObject.kind=Pod,reason=Failed")
@@ -27,18 +31,21 @@ class NotFound(Exception):
 class ClusterReader:
     """Takes snapshots of one namespace through the official client's CoreV1Api and AppsV1Api, counting requests."""
 
-    def __init__(self, core, apps, namespace: str, context: Optional[str] = None) -> None:
+    def __init__(self, core: "CoreV1Api", apps: "AppsV1Api", namespace: str, context: Optional[str] = None) -> None:
         self.core, self.apps, self.namespace, self.context = core, apps, namespace, context
         self.calls = 0
         self.snapshots = 0
 
-    def _list(self, what: str, method: Callable, *args, **kwargs) -> list:
+    def _list(self, what: str, method: Callable[..., Any], *args: str, **kwargs: str) -> list[KubeView]:
         from kubernetes.client.exceptions import ApiException
 
         self.calls += 1
         try:
             response = method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
-            return json.loads(response.data)["items"]
+            items = json.loads(response.data)["items"]
+            if not isinstance(items, list):
+                raise ValueError("its items are not a list")
+            return items
         except ApiException as err:
             raise Unreachable(f"cannot list {what} (HTTP {err.status}): {api_message(err)}") from None
         except (ValueError, KeyError) as err:
@@ -61,7 +68,7 @@ class ClusterReader:
         return Snapshot(ns, daemon_sets, pods, nodes, events)
 
 
-def connect_reader(kubeconfig, context: Optional[str], namespace: str) -> ClusterReader:
+def connect_reader(kubeconfig: Kubeconfig, context: Optional[str], namespace: str) -> ClusterReader:
     """A reader for ``namespace`` of the cluster of ``context`` (kubeconfig: a path, the parsed file, or None for kubectl's default)."""
     api = api_client(kubeconfig, context, needed_by="`status`", extra="status")
     from kubernetes import client

@@ -12,16 +12,19 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 import yaml
 
 from .errors import PrePullInputError
 from .names import check_dns_label
-from .server_check import Unreachable
-from .status import FAILED, PRESENT, PULLING, Report, classify
+from .server_check import Kubeconfig, Unreachable
+from .status import FAILED, PRESENT, PULLING, Report, Snapshot, classify
 from .status_times import go_duration_seconds
 from .status_view import report_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_CODES = {PRESENT: 0, FAILED: 1, PULLING: 2}
 EXIT_UNREACHABLE = 3
@@ -36,8 +39,16 @@ class Target:
     """Where to look: the namespace, and the kubeconfig (a path, the parsed file, or None) and context."""
 
     namespace: str
-    kubeconfig: Union[None, str, dict]
+    kubeconfig: Kubeconfig
     context: Optional[str]
+
+
+class SnapshotSource(Protocol):
+    """What ``status`` reads the cluster through: status_api.ClusterReader, or a test's recorded cluster."""
+
+    def snapshot(self) -> Snapshot:
+        """The cluster's objects now."""
+        ...
 
 
 def _usage_error(message: str) -> Exception:
@@ -54,7 +65,7 @@ def parse_duration(option: str, text: str) -> float:
     return seconds
 
 
-def kubeconfig_value(value: Optional[str]) -> Union[None, str, dict]:
+def kubeconfig_value(value: Optional[str]) -> Kubeconfig:
     """A stack's ``prepull:kubeconfig`` is a path or the file's contents (as the Kubernetes provider takes it)."""
     if not value or "\n" not in value.strip():
         return value or None
@@ -69,12 +80,12 @@ def kubeconfig_value(value: Optional[str]) -> Union[None, str, dict]:
 
 def resolve_target(args: argparse.Namespace) -> Target:
     """Options first, then the stack's config (``--stack``), then the defaults: namespace ``prepull``, kubectl's kubeconfig."""
-    config: dict = {}
+    config: dict[str, Any] = {}
     if args.stack:
         from .cli import default_stacks_dir, stack_config, stack_file
 
         path = stack_file(Path(args.stacks_dir) if args.stacks_dir else default_stacks_dir(), args.stack)
-        encrypted: list = []
+        encrypted: list[str] = []
         config = stack_config(path, encrypted)
         for key in encrypted:
             option = "--kubeconfig" if key.endswith("kubeconfig") else "--context"
@@ -103,7 +114,7 @@ def watch(take: Callable[[], Report], show: Callable[[Report], None], timeout: f
         sleep(max(0.0, min(interval, deadline - clock())))
 
 
-def _console():
+def _console() -> "Console":
     try:
         from rich.console import Console
     except ImportError:
@@ -111,9 +122,12 @@ def _console():
     return Console()
 
 
-def _run(reader, args: argparse.Namespace) -> Report:
+def _run(reader: SnapshotSource, args: argparse.Namespace) -> Report:
     """One report, or the last of ``--watch``: live in a terminal, printed once otherwise (JSON: printed by the caller)."""
-    take = lambda: classify(reader.snapshot())  # noqa: E731 - one line, named for watch()
+
+    def take() -> Report:
+        return classify(reader.snapshot())
+
     timeout = parse_duration("--timeout", args.timeout or DEFAULT_TIMEOUT)
     interval = parse_duration("--interval", args.interval)
     if args.output == "json":
@@ -159,7 +173,7 @@ def status_command(args: argparse.Namespace) -> int:
     return EXIT_CODES[report.state]
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """The ``status`` subcommand's options (see docs/status.md)."""
     s = sub.add_parser("status", help="show, per node and per image, whether the pre-pulled images are there (reads the cluster)")
     s.add_argument("--stack", help="take namespace, kubeconfig and context from this stack's config (options given here win)")

@@ -8,6 +8,8 @@ tolerate gets no pod (the controller leaves it out).
 
 from typing import Iterable, List, Mapping, Optional
 
+from .kobject import KubeView
+
 # Tolerations the DaemonSet controller adds to every DaemonSet pod (pkg/controller/daemon/util).
 DAEMONSET_TOLERATIONS = tuple(
     {"key": f"node.kubernetes.io/{key}", "operator": "Exists", "effect": effect}
@@ -16,8 +18,11 @@ DAEMONSET_TOLERATIONS = tuple(
 )
 
 
-def _matches_expression(values: Mapping, expr: Mapping) -> bool:
-    key, op, wanted = expr.get("key"), expr.get("operator"), expr.get("values") or []
+def _matches_expression(values: Mapping[str, str], expr: KubeView) -> bool:
+    # A label key is never empty: a missing key matches as one no node has.
+    key: str = expr.get("key") or ""
+    op: object = expr.get("operator")
+    wanted: list[str] = expr.get("values") or []
     if op == "Exists":
         return key in values
     if op == "DoesNotExist":
@@ -33,7 +38,7 @@ def _matches_expression(values: Mapping, expr: Mapping) -> bool:
     return False
 
 
-def _matches_term(node: Mapping, term: Mapping) -> bool:
+def _matches_term(node: KubeView, term: KubeView) -> bool:
     labels = node["metadata"].get("labels") or {}
     fields = {"metadata.name": node["metadata"]["name"]}
     exprs = [(labels, e) for e in term.get("matchExpressions") or []] + [(fields, e) for e in term.get("matchFields") or []]
@@ -41,12 +46,12 @@ def _matches_term(node: Mapping, term: Mapping) -> bool:
     return bool(exprs) and all(_matches_expression(values, e) for values, e in exprs)
 
 
-def _required_terms(pod_spec: Mapping) -> list:
+def _required_terms(pod_spec: KubeView) -> list[KubeView]:
     affinity = (pod_spec.get("affinity") or {}).get("nodeAffinity") or {}
     return (affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
 
 
-def selects(pod_spec: Mapping, node: Mapping) -> bool:
+def selects(pod_spec: KubeView, node: KubeView) -> bool:
     """Whether the pod template's node selector and required node affinity match ``node``."""
     labels = node["metadata"].get("labels") or {}
     if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
@@ -55,7 +60,7 @@ def selects(pod_spec: Mapping, node: Mapping) -> bool:
     return not terms or any(_matches_term(node, t) for t in terms)
 
 
-def _tolerates(toleration: Mapping, taint: Mapping) -> bool:
+def _tolerates(toleration: KubeView, taint: KubeView) -> bool:
     if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
         return False
     operator = toleration.get("operator") or "Equal"
@@ -66,36 +71,37 @@ def _tolerates(toleration: Mapping, taint: Mapping) -> bool:
     return operator == "Exists" or (toleration.get("value") or "") == (taint.get("value") or "")
 
 
-def taint_text(taint: Mapping) -> str:
+def taint_text(taint: KubeView) -> str:
     """``key=value:Effect`` (``key:Effect`` without a value), as kubectl prints taints."""
     value = f"={taint['value']}" if taint.get("value") else ""
     return f"{taint.get('key')}{value}:{taint.get('effect')}"
 
 
-def untolerated_taints(pod_spec: Mapping, node: Mapping) -> List[str]:
+def untolerated_taints(pod_spec: KubeView, node: KubeView) -> List[str]:
     """The node's taints that keep a DaemonSet pod off it (NoSchedule, NoExecute), sorted."""
     tolerations = [*(pod_spec.get("tolerations") or []), *DAEMONSET_TOLERATIONS]
     taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") in ("NoSchedule", "NoExecute")]
     return sorted(taint_text(t) for t in taints if not any(_tolerates(tol, t) for tol in tolerations))
 
 
-def pod_node(pod: Mapping) -> Optional[str]:
+def pod_node(pod: KubeView) -> Optional[str]:
     """The node a pod runs on, or, still pending, the node its DaemonSet meant it for (its ``metadata.name`` affinity)."""
     spec = pod.get("spec") or {}
-    if spec.get("nodeName"):
-        return spec["nodeName"]
+    node_name = spec.get("nodeName")
+    if isinstance(node_name, str) and node_name:
+        return node_name
     for term in _required_terms(spec):
         for field in term.get("matchFields") or []:
             if field.get("key") == "metadata.name" and field.get("operator") == "In" and field.get("values"):
-                return field["values"][0]
+                return str(field["values"][0])
     return None
 
 
-def pick_pod(pods: Iterable[Mapping], generation: Optional[int]) -> Optional[Mapping]:
+def pick_pod(pods: Iterable[KubeView], generation: Optional[int]) -> Optional[KubeView]:
     """The pod that speaks for a node: live rather than terminating, of the current template, newest."""
     live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Failed", "Succeeded")]
 
-    def rank(pod: Mapping) -> tuple:
+    def rank(pod: KubeView) -> tuple[bool, bool, str, str]:
         meta = pod["metadata"]
         current = str(generation) == (meta.get("labels") or {}).get("pod-template-generation")
         return (not meta.get("deletionTimestamp"), current, meta.get("creationTimestamp") or "", meta["name"])

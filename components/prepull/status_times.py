@@ -16,7 +16,9 @@ Such a time is marked ``derived``. Everything here is pure: parsed text and time
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Mapping, Optional, Tuple
+from typing import Iterable, Optional, Tuple
+
+from .kobject import KubeView
 
 EVENT = "event"
 DERIVED = "derived"
@@ -88,7 +90,7 @@ def derived_seconds(previous_finished: Optional[str], started: Optional[str]) ->
     return max(0.0, (end - begin).total_seconds())
 
 
-def _event_time(event: Mapping) -> float:
+def _event_time(event: KubeView) -> float:
     """When the event last happened, as a number (0 if it carries no time): the later event wins."""
     meta = event.get("metadata") or {}
     for value in (event.get("lastTimestamp"), event.get("eventTime"), event.get("firstTimestamp"), meta.get("creationTimestamp")):
@@ -98,16 +100,20 @@ def _event_time(event: Mapping) -> float:
     return 0.0
 
 
-def pod_key(pod_meta: Mapping) -> str:
+def pod_key(pod_meta: KubeView) -> str:
     """How events name a pod: its uid, else (recorded objects without one) its name."""
     return pod_meta.get("uid") or pod_meta.get("name") or ""
 
 
-def _keys(event: Mapping, image: str) -> Tuple[tuple, ...]:
+# (pod uid or name, "image" or "container", the image or the container name)
+EventKey = Tuple[str, str, str]
+
+
+def _keys(event: KubeView, image: str) -> Tuple[EventKey, ...]:
     involved = event.get("involvedObject") or {}
     pod = involved.get("uid") or involved.get("name") or ""
     container = _FIELD_PATH.match(involved.get("fieldPath") or "")
-    keys = [(pod, "image", image)]
+    keys: list[EventKey] = [(pod, "image", image)]
     if container:
         keys.append((pod, "container", container["name"]))
     return tuple(keys)
@@ -117,8 +123,8 @@ def _keys(event: Mapping, image: str) -> Tuple[tuple, ...]:
 class EventIndex:
     """The latest Pulled and Failed events per pod, by container and by image."""
 
-    pulled: dict
-    failed: dict
+    pulled: dict[EventKey, Pulled]
+    failed: dict[EventKey, str]
 
     def pull_of(self, pod: str, container: str, image: str) -> Optional[Pulled]:
         """The pull of ``image`` by ``container`` of ``pod`` (by container first: two containers may share an image)."""
@@ -129,10 +135,10 @@ class EventIndex:
         return self.failed.get((pod, "container", container)) or self.failed.get((pod, "image", image))
 
 
-def index_events(events: Iterable[Mapping]) -> EventIndex:
+def index_events(events: Iterable[KubeView]) -> EventIndex:
     """Index ``reason=Pulled`` and ``reason=Failed`` pod events; a later event replaces an earlier one."""
-    pulled: dict = {}
-    failed: dict = {}
+    pulled: dict[EventKey, Pulled] = {}
+    failed: dict[EventKey, str] = {}
     for event in sorted(events, key=_event_time):
         message = event.get("message") or ""
         if event.get("reason") == "Pulled":

@@ -3,10 +3,14 @@
 rich is imported only by :func:`table`, so the JSON output and the component itself never need it.
 """
 
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .status import FAILED, NOT_SCHEDULED, PRESENT, PULLING, DaemonSetStatus, ImageStatus, ImageSummary, NodeStatus, Report
 from .status_times import CACHED, DERIVED
+
+if TYPE_CHECKING:
+    from rich.console import Group, RenderableType
+    from rich.table import Table
 
 API_VERSION = "prepull.dev/v1alpha1"
 KIND = "PrePullStatus"
@@ -22,7 +26,7 @@ def _seconds(value: Optional[float]) -> Optional[float]:
     return None if value is None else round(value, 3)
 
 
-def _image_json(image: ImageStatus) -> dict:
+def _image_json(image: ImageStatus) -> dict[str, Any]:
     return {
         "image": image.image, "container": image.container, "role": image.role, "state": image.state,
         "reason": image.reason, "message": image.message,
@@ -30,7 +34,7 @@ def _image_json(image: ImageStatus) -> dict:
     }
 
 
-def _node_json(node: NodeStatus) -> dict:
+def _node_json(node: NodeStatus) -> dict[str, Any]:
     return {
         "name": node.name, "state": node.state, "pod": node.pod, "reason": node.reason, "message": node.message,
         "targeted": node.targeted,
@@ -40,7 +44,7 @@ def _node_json(node: NodeStatus) -> dict:
     }
 
 
-def _daemon_set_json(ds: DaemonSetStatus) -> dict:
+def _daemon_set_json(ds: DaemonSetStatus) -> dict[str, Any]:
     return {
         "name": ds.name, "images": list(ds.images), "gateTaint": ds.gate_taint,
         "nodesSelected": len(ds.nodes), "nodesTargeted": len(ds.targeted), "nodesPresent": ds.done,
@@ -48,7 +52,7 @@ def _daemon_set_json(ds: DaemonSetStatus) -> dict:
     }
 
 
-def _summary_json(summary: ImageSummary) -> dict:
+def _summary_json(summary: ImageSummary) -> dict[str, Any]:
     slowest = {"node": summary.slowest_node, "seconds": _seconds(summary.slowest_seconds)} if summary.slowest_node else None
     return {
         "image": summary.image, "pulls": summary.pulls, "present": summary.present, "timed": summary.timed,
@@ -56,7 +60,7 @@ def _summary_json(summary: ImageSummary) -> dict:
     }
 
 
-def report_json(report: Report) -> dict:
+def report_json(report: Report) -> dict[str, Any]:
     """The documented JSON document (docs/status.md): keys in a fixed order, lists sorted by name."""
     return {
         "apiVersion": API_VERSION, "kind": KIND, "namespace": report.namespace, "state": report.state,
@@ -122,7 +126,7 @@ def _gate_cell(node: NodeStatus) -> str:
     return "tainted" if node.gate.present else "lifted"
 
 
-def _daemon_set_table(ds: DaemonSetStatus):
+def _daemon_set_table(ds: DaemonSetStatus) -> tuple["Table", "Table"]:
     from rich.progress_bar import ProgressBar
     from rich.table import Table
 
@@ -141,7 +145,7 @@ def _daemon_set_table(ds: DaemonSetStatus):
     return header, table
 
 
-def _summary_table(report: Report):
+def _summary_table(report: Report) -> "Table":
     from rich.table import Table
 
     table = Table(title="Pull times per image", title_justify="left", show_edge=False, pad_edge=False)
@@ -152,11 +156,11 @@ def _summary_table(report: Report):
     return table
 
 
-def table(report: Report):
+def table(report: Report) -> "Group":
     """The terminal view of a report, as one rich renderable."""
     from rich.console import Group
 
-    parts: list = [f"namespace [bold]{report.namespace}[/]: [{STYLES[report.state]}]{report.state}[/]", ""]
+    parts: list[RenderableType] = [f"namespace [bold]{report.namespace}[/]: [{STYLES[report.state]}]{report.state}[/]", ""]
     for ds in report.daemon_sets:
         parts.extend([*_daemon_set_table(ds), ""])
     parts.append(_summary_table(report))

@@ -6,7 +6,9 @@ A path is the list of keys from the object root to the PodSpec.
 
 from typing import Iterator, Mapping, Optional
 
-POD_SPEC_PATHS: Mapping[str, tuple] = {
+from .kobject import KubeView
+
+POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
     "Pod": ("spec",),
     "PodTemplate": ("template", "spec"),
     "ReplicationController": ("spec", "template", "spec"),
@@ -33,9 +35,9 @@ def kind_of(resource_type: str) -> Optional[str]:
     return kind if kind in POD_SPEC_PATHS else None
 
 
-def pod_spec(kind: str, obj: Mapping) -> Optional[Mapping]:
+def pod_spec(kind: str, obj: KubeView) -> Optional[KubeView]:
     """The PodSpec of a workload object (camelCase dict), or None when absent."""
-    node = obj
+    node: object = obj
     for key in POD_SPEC_PATHS[kind]:
         if not isinstance(node, Mapping):
             return None
@@ -43,8 +45,10 @@ def pod_spec(kind: str, obj: Mapping) -> Optional[Mapping]:
     return node if isinstance(node, Mapping) else None
 
 
-def iter_images(spec: Mapping) -> Iterator[tuple]:
+def iter_images(spec: KubeView) -> Iterator[tuple[str, object, object]]:
     """Yield ``(where, name, image)`` for every container and image volume of a PodSpec.
+
+    ``name`` and ``image`` are as found, not checked (a policy reports a non-string image).
 
     ``where`` is ``initContainers``, ``containers``, ``ephemeralContainers`` or ``volumes``.
     """

@@ -1,0 +1,3 @@
+# Type stubs for docker-image-py 0.2: only what components/prepull/images.py uses.
+
+class InvalidDigest(Exception): ...
