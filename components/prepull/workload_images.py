@@ -15,7 +15,7 @@ from .images import parse_image
 from .plan import LABEL_DAEMONSET
 from .workloads import POD_SPEC_PATHS, iter_images, kind_of, pod_spec
 
-Found = list[tuple[str, str]]  # (image, where it was found), in order
+Found = list[tuple[object, str]]  # (image as found, where it was found), in order
 
 
 def images_from(*resources: Any) -> pulumi.Output[list[str]]:
@@ -82,10 +82,10 @@ def _unique(pairs: Found) -> list[str]:
     seen: set[str] = set()
     images = []
     for image, where in pairs:
-        identity = parse_image(image, f"images_from({where})").identity
-        if identity not in seen:
-            seen.add(identity)
-            images.append(image)
+        ref = parse_image(image, f"images_from({where})")
+        if ref.identity not in seen:
+            seen.add(ref.identity)
+            images.append(ref.original)
     return images
 
 
