@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import pulumi
 
+from .checks import Path, check_bool, check_choice, check_int, check_list, check_str
 from .errors import PrePullInputError
 from .pools import CLOUD_PROVIDERS, Pool, Provider
 
@@ -64,53 +65,41 @@ def _sdk(pool: Pool):
         return importlib.import_module(module)
     except ImportError:
         raise PrePullInputError(
-            f"nodePools.{pool.name}.provider", pool.provider.value, f"needs the {dist} SDK: pip install 'prepull[{extra}]'"
+            pool.path.child("provider"), pool.provider.value, f"needs the {dist} SDK: pip install 'prepull[{extra}]'"
         ) from None
 
 
 # --- settings ---------------------------------------------------------------------------------------------
 
 
-def _f(pool: Pool, key: str) -> str:
-    return f"nodePools.{pool.name}.{pool.provider.value}.{key}"
+def _path(pool: Pool, key: str) -> Path:
+    return pool.path.child(pool.provider.value).child(key)
 
 
 def _str(pool: Pool, key: str, default: Optional[str] = None) -> Optional[str]:
     value = pool.settings.get(key, default)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise PrePullInputError(_f(pool, key), value, "must be a non-empty string")
-    return value
+    return None if value is None else check_str(value, _path(pool, key))
 
 
 def _int(pool: Pool, key: str, minimum: int, default: Optional[int] = None) -> Optional[int]:
     value = pool.settings.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise PrePullInputError(_f(pool, key), value, f"must be an integer >= {minimum}")
-    return value
+    return None if value is None else check_int(value, _path(pool, key), minimum)
 
 
 def _bool(pool: Pool, key: str) -> Optional[bool]:
     value = pool.settings.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise PrePullInputError(_f(pool, key), value, "must be true or false")
-    return value
+    return None if value is None else check_bool(value, _path(pool, key))
 
 
 def _strings(pool: Pool, key: str) -> list:
-    value = pool.settings.get(key)
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-        raise PrePullInputError(_f(pool, key), value, "must be a non-empty list of strings")
-    return list(value)
+    path = _path(pool, key)
+    return [check_str(v, path.at(i)) for i, v in enumerate(check_list(pool.settings.get(key), path, "strings", non_empty=True))]
 
 
 def _sizes(pool: Pool, low: str, high: str) -> tuple:
     lo, hi = _int(pool, low, 0), _int(pool, high, 1)
     if lo > hi:
-        raise PrePullInputError(_f(pool, low), lo, f"must not exceed {high} ({hi})")
+        raise PrePullInputError(_path(pool, low), lo, f"must not exceed {high} ({hi})")
     return lo, hi
 
 
@@ -166,13 +155,13 @@ def _eks_settings(pool: Pool) -> tuple:
     cluster, role = _str(pool, "clusterName"), _str(pool, "nodeRoleArn")
     subnets, instance_types = _strings(pool, "subnetIds"), _strings(pool, "instanceTypes")
     low, high = _sizes(pool, "minSize", "maxSize")
-    desired = _int(pool, "desiredSize", low, default=low)
-    if desired > high:
-        raise PrePullInputError(_f(pool, "desiredSize"), desired, f"must lie between minSize ({low}) and maxSize ({high})")
+    desired = _int(pool, "desiredSize", 0, default=low)
+    if not low <= desired <= high:
+        raise PrePullInputError(_path(pool, "desiredSize"), desired, f"must lie between minSize ({low}) and maxSize ({high})")
     ami, disk = _str(pool, "amiType"), _int(pool, "diskSize", 1)
     capacity = _str(pool, "capacityType")
-    if capacity is not None and capacity not in EKS_CAPACITY_TYPES:
-        raise PrePullInputError(_f(pool, "capacityType"), capacity, f"must be one of {', '.join(EKS_CAPACITY_TYPES)}")
+    if capacity is not None:
+        check_choice(capacity, EKS_CAPACITY_TYPES, _path(pool, "capacityType"))
     return cluster, role, subnets, instance_types, low, high, desired, ami, disk, capacity
 
 
@@ -283,7 +272,7 @@ def _aks_settings(pool: Pool) -> tuple:
     name = _str(pool, "agentPoolName", default=pool.name)
     if not AKS_POOL_NAME.fullmatch(name):
         raise PrePullInputError(
-            _f(pool, "agentPoolName"), name, "AKS agent pool names are 1-12 lowercase letters and digits, starting with a letter: set aks.agentPoolName"
+            _path(pool, "agentPoolName"), name, "AKS agent pool names are 1-12 lowercase letters and digits, starting with a letter: set aks.agentPoolName"
         )
     api_version = _str(pool, "gateApiVersion", default=AKS_GATE_API_VERSION)
     return group, cluster, size, low, high, os_sku, name, api_version
@@ -357,5 +346,5 @@ def create_node_pool(pool: Pool, depends_on: list, provider_opts: Optional[pulum
     """Create the cloud node pool of ``pool`` (eks, gke or aks), depending on ``depends_on`` (its pre-puller)."""
     adapter = ADAPTERS.get(pool.provider)
     if adapter is None:
-        raise PrePullInputError(f"nodePools.{pool.name}.provider", pool.provider.value, "is not a cloud provider (eks, gke, aks)")
+        raise PrePullInputError(pool.path.child("provider"), pool.provider.value, "is not a cloud provider (eks, gke, aks)")
     return adapter(pool, depends_on, provider_opts)
