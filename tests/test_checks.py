@@ -142,3 +142,18 @@ def test_the_same_mistake_reads_the_same_in_component_inputs_and_stack_files():
 def test_an_unknown_stack_setting_is_named_as_its_config_key():
     err = error(load_stack, {"images": ["nginx:1"], "nodePools": [GOOD_POOL], "nodepools": []})
     assert (err.field, err.reason) == ("prepull:nodepools", "unknown field; known: images, namespace, nodePools, kubeconfig, kubeContext")
+
+
+def test_one_mapping_between_python_and_schema_names_covers_every_schema_property():
+    """Every property the schema names, at any depth, maps back to its Python name by the inverse of camel_case."""
+    import json
+    from pathlib import Path as FilePath
+
+    from prepull.checks import INPUT_NAMES, PYTHON_NAMES
+    from prepull.errors import camel_case
+
+    schema = json.loads((FilePath(__file__).resolve().parent.parent / "components" / "schema.json").read_text())
+    names = set(schema["resources"]["prepull:index:ImagePrePuller"]["inputProperties"])
+    names |= {name for typ in schema["types"].values() for name in typ.get("properties", {})}
+    assert names == set(PYTHON_NAMES)
+    assert all(camel_case(PYTHON_NAMES[name]) == name and PYTHON_NAMES[name] in INPUT_NAMES for name in names)

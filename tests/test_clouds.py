@@ -296,3 +296,14 @@ def test_missing_sdk_names_the_pip_extra(run_program, monkeypatch, provider, mod
     assert (err.field, err.value) == ("nodePools.gpu.provider", provider)
     assert f"pip install 'prepull[{extra}]'" in str(err)
     assert [r.type for r in run.requests if r.type != "pulumi:pulumi:Stack"] == []
+
+
+def test_aks_argument_names_are_the_typed_agent_pools():
+    """The table from API names to pulumi-azure-native's Python argument names matches the installed SDK."""
+    import inspect
+
+    from prepull import clouds
+
+    containerservice = importlib.import_module("pulumi_azure_native.containerservice")
+    parameters = set(inspect.signature(containerservice.AgentPool._internal_init).parameters)
+    assert set(clouds._AKS_ARGUMENTS.values()) <= parameters

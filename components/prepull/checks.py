@@ -5,6 +5,7 @@ Each check takes the value and its field path as the caller spelled it (``tolera
 and raises :class:`PrePullInputError` naming the path, the reason and the value. Paths are built
 by :class:`Path` only, so a field, a list item and a map entry read the same in every message.
 
+Also here: the one mapping between the inputs' Python names and their schema (camelCase) names.
 Kubernetes naming rules (DNS labels, qualified names, label values) are in :mod:`prepull.names`.
 """
 
@@ -13,8 +14,8 @@ import re
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_UP, Context, Decimal, InvalidOperation, localcontext
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
-from .args import TaintEffect
-from .errors import PrePullInputError
+from .args import ContainerResources, CustomTimeouts, ImagePrePullerArgs, StartupTaint, TaintEffect, Toleration
+from .errors import PrePullInputError, camel_case
 from .names import check_label_value, check_qualified_name
 
 E = TypeVar("E", bound=enum.Enum)
@@ -251,3 +252,17 @@ def quantity_value(value: str) -> Decimal:
         raise ValueError(f"not a Kubernetes quantity: {value!r}")
     return result
 
+
+
+# --- input names --------------------------------------------------------------------------------------------
+
+# Every input name at any depth (ImagePrePullerArgs and the TypedDicts in it), as Python spells it. The schema,
+# the stack files and other languages spell each one by errors.camel_case (Pulumi's rule, which its schema
+# analyzer applies at every depth); PYTHON_NAMES is the exact inverse. Errors are respelled with INPUT_NAMES
+# (PrePullInputError.in_camel_case), so a reason's `resources.cpu_limit` reads `resources.cpuLimit` too.
+INPUT_NAMES: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        name for typ in (ImagePrePullerArgs, Toleration, StartupTaint, CustomTimeouts, ContainerResources) for name in typ.__annotations__
+    )
+)
+PYTHON_NAMES: Mapping[str, str] = {camel_case(name): name for name in INPUT_NAMES}

@@ -305,7 +305,7 @@ def aks_agent_pool(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.
     opts = _opts(depends_on, provider_opts, ignore_changes=["count"])
     if not pool.gate_taint:
         containerservice = importlib.import_module(f"{sdk.__name__}.containerservice")
-        return containerservice.AgentPool(f"nodepool-{pool.name}", **{_snake(k): v for k, v in props.items()}, opts=opts)
+        return containerservice.AgentPool(f"nodepool-{pool.name}", **{_AKS_ARGUMENTS[k]: v for k, v in props.items()}, opts=opts)
     # nodeInitializationTaints exist only in preview API versions, which pulumi-azure-native 3.x reaches through
     # their explicit type tokens (same provider plugin). The alias keeps switching the gate on or off an update.
     props["nodeInitializationTaints"] = [kubectl_taint(pool.gate_taint)]
@@ -315,12 +315,25 @@ def aks_agent_pool(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.
     return pulumi.CustomResource(aks_gate_type(api_version), f"nodepool-{pool.name}", props, opts)
 
 
-# The typed AgentPool's Python names for the API's camelCase ones.
-_AKS_PYTHON_NAMES = {"resourceName": "resource_name_", "osSKU": "os_sku"}
-
-
-def _snake(camel: str) -> str:
-    return _AKS_PYTHON_NAMES.get(camel) or re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+# The AgentPool properties set above: the API's names (sent as they are at a preview type token) and the typed
+# class's Python argument names. pulumi-azure-native's code generator chooses those (`resource_name_` beside
+# Pulumi's own resource_name, `os_sku` for osSKU): a cloud SDK's names, not our inputs, so not checks.PYTHON_NAMES.
+_AKS_ARGUMENTS = {
+    "resourceGroupName": "resource_group_name",
+    "resourceName": "resource_name_",
+    "agentPoolName": "agent_pool_name",
+    "vmSize": "vm_size",
+    "count": "count",
+    "enableAutoScaling": "enable_auto_scaling",
+    "minCount": "min_count",
+    "maxCount": "max_count",
+    "mode": "mode",
+    "osType": "os_type",
+    "type": "type",
+    "nodeLabels": "node_labels",
+    "nodeTaints": "node_taints",
+    "osSKU": "os_sku",
+}
 
 
 # --- dispatch -------------------------------------------------------------------------------------------------

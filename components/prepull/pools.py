@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
-from .args import KNOWN_FIELDS, ContainerResources
 from .arches import implied_arches
 from .checks import (
+    INPUT_NAMES,
+    PYTHON_NAMES,
     Path,
     check_bool,
     check_choice,
@@ -68,13 +69,14 @@ PROVIDER_FIELDS = {
     Provider.AKS: (("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), ("agentPoolName", "osSku", "gateApiVersion")),
 }
 POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller", "platforms") + tuple(p.value for p in Provider)
-# ImagePrePuller inputs a pool may set in its `prepuller` block (camelCase, as in YAML). The pool
-# itself decides images, namespace, base name, node selection, tolerations and the gate.
-PREPULLER_KEYS = (
-    "pullPolicy", "method", "pauseImage", "helperImage", "dockerCliImage", "untaintImage", "imagePlatforms",
-    "imagePullSecrets", "priorityClassName", "labels", "annotations", "maxUnavailable", "maxSurge",
-    "customTimeouts", "skipAwait", "resources", "runAsUser", "networkPolicy",
+# ImagePrePuller inputs a pool may set in its `prepuller` block, and their keys there (camelCase, as in the
+# schema). The pool itself decides images, namespace, base name, node selection, tolerations and the gate.
+PREPULLER_INPUTS = (
+    "pull_policy", "method", "pause_image", "helper_image", "docker_cli_image", "untaint_image", "image_platforms",
+    "image_pull_secrets", "priority_class_name", "labels", "annotations", "max_unavailable", "max_surge",
+    "custom_timeouts", "skip_await", "resources", "run_as_user", "network_policy",
 )
+PREPULLER_KEYS = tuple(camel_case(name) for name in PREPULLER_INPUTS)
 KARPENTER_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
 KARPENTER_REQUIREMENT_KEYS = ("key", "operator", "values", "minValues")
 STACK_KEYS = ("images", "namespace", "nodePools", "kubeconfig", "kubeContext")
@@ -128,10 +130,6 @@ class StackSpec:
     prepullers: Mapping[str, PrePuller] = field(default_factory=dict)  # by pool name, in pool order
 
 
-# The stack file's camelCase names back to the Python ones: the exact inverse of errors.camel_case
-# (the schema's rule), for the inputs a `prepuller` block may set and the keys of `resources`.
-_PYTHON_NAMES = {camel_case(name): name for name in (*KNOWN_FIELDS, *ContainerResources.__annotations__)}
-
 
 def _prepuller_block(raw: Any, path: Path) -> dict[str, Any]:
     """The pool's `prepuller` block as ImagePrePullerArgs keys (validated later by build_plan)."""
@@ -141,8 +139,8 @@ def _prepuller_block(raw: Any, path: Path) -> dict[str, Any]:
     out = {}
     for key, value in raw.items():
         if key == "resources" and isinstance(value, Mapping):
-            value = {_PYTHON_NAMES.get(k, k): v for k, v in value.items()}
-        out[_PYTHON_NAMES[key]] = value
+            value = {PYTHON_NAMES.get(k, k): v for k, v in value.items()}
+        out[PYTHON_NAMES[key]] = value
     return out
 
 
@@ -356,8 +354,8 @@ def _prepuller(spec: StackSpec, pool: Pool) -> PrePuller:
         plan = build_plan(prepuller_args(spec, pool), pool.name)
     except PrePullInputError as err:
         top = re.split(r"[.\[]", err.field, maxsplit=1)[0]
-        inside = "prepuller." if camel_case(top) in PREPULLER_KEYS else ""
-        raise err.in_camel_case(KNOWN_FIELDS, prefix=f"{pool.path}.{inside}") from None
+        inside = "prepuller." if top in PREPULLER_INPUTS else ""
+        raise err.in_camel_case(INPUT_NAMES, prefix=f"{pool.path}.{inside}") from None
     return PrePuller(plan, tuple(render(plan)))
 
 
