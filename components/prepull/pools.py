@@ -57,16 +57,33 @@ KARPENTER_GATE_KEY = "prepull.dev/not-ready"
 AUTOSCALER_GATE_KEY = "startup-taint.cluster-autoscaler.kubernetes.io/prepull"
 GATE_EFFECT = "NoSchedule"
 
-# Provider-specific blocks: required keys, optional keys.
+
+@dataclass(frozen=True)
+class ProviderFields:
+    """The keys of a provider-specific block (``eks:``, ``karpenter:`` ...)."""
+
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> tuple[str, ...]:
+        """Every key the block may hold, required ones first."""
+        return self.required + self.optional
+
+
 PROVIDER_FIELDS = {
-    Provider.EXISTING: ((), ("nodesRegisterWithTaint", "taintKey")),
-    Provider.KARPENTER: (("nodeClassRef",), ("requirements", "limits", "disruption", "weight")),
-    Provider.EKS: (
-        ("clusterName", "nodeRoleArn", "subnetIds", "instanceTypes", "minSize", "maxSize"),
-        ("desiredSize", "amiType", "diskSize", "capacityType"),
+    Provider.EXISTING: ProviderFields(optional=("nodesRegisterWithTaint", "taintKey")),
+    Provider.KARPENTER: ProviderFields(required=("nodeClassRef",), optional=("requirements", "limits", "disruption", "weight")),
+    Provider.EKS: ProviderFields(
+        required=("clusterName", "nodeRoleArn", "subnetIds", "instanceTypes", "minSize", "maxSize"),
+        optional=("desiredSize", "amiType", "diskSize", "capacityType"),
     ),
-    Provider.GKE: (("cluster", "location", "machineType", "minNodes", "maxNodes"), ("project", "diskSizeGb", "spot", "serviceAccount")),
-    Provider.AKS: (("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), ("agentPoolName", "osSku", "gateApiVersion")),
+    Provider.GKE: ProviderFields(
+        required=("cluster", "location", "machineType", "minNodes", "maxNodes"), optional=("project", "diskSizeGb", "spot", "serviceAccount")
+    ),
+    Provider.AKS: ProviderFields(
+        required=("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), optional=("agentPoolName", "osSku", "gateApiVersion")
+    ),
 }
 POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller", "platforms") + tuple(p.value for p in Provider)
 # ImagePrePuller inputs a pool may set in its `prepuller` block, and their keys there (camelCase, as in the
@@ -279,9 +296,9 @@ def _settings(raw: Mapping[str, Any], provider: Provider, path: Path) -> Mapping
             raise PrePullInputError(path.child(other.value), raw[other.value], f"belongs to provider {other.value!r}, not {provider.value!r}")
     block = path.child(provider.value)
     settings = check_mapping(raw.get(provider.value) or {}, block)
-    required, optional = PROVIDER_FIELDS[provider]
-    check_required(settings, required, block, f" for provider {provider.value!r}")
-    check_keys(settings, required + optional, block)
+    fields = PROVIDER_FIELDS[provider]
+    check_required(settings, fields.required, block, f" for provider {provider.value!r}")
+    check_keys(settings, fields.known, block)
     return settings
 
 
