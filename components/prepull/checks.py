@@ -12,13 +12,18 @@ Kubernetes naming rules (DNS labels, qualified names, label values) are in :mod:
 import enum
 import re
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_UP, Context, Decimal, InvalidOperation, localcontext
-from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
 from .args import ContainerResources, CustomTimeouts, ImagePrePullerArgs, StartupTaint, TaintEffect, Toleration
 from .errors import PrePullInputError, camel_case
 from .names import check_label_value, check_qualified_name
 
 E = TypeVar("E", bound=enum.Enum)
+IntOrPercent = Union[int, str]
+"""A whole number or a percentage string such as ``'10%'`` (Kubernetes' IntOrString)."""
+
+# Kubernetes' IntOrString holds a 32-bit integer.
+INT32_MAX = 2**31 - 1
 TAINT_KEYS = ("key", "value", "effect")
 
 
@@ -76,6 +81,41 @@ def check_int(value: object, field: str, minimum: Optional[int] = None, maximum:
     if number is None or (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         raise PrePullInputError(field, value, "must be a whole number" + _bounds(minimum, maximum))
     return number
+
+
+# apimachinery's IsValidPercent is [0-9]+%; beyond three digits (after leading zeros) it is over 100% anyway.
+_PERCENT = re.compile(r"0*(?P<number>[0-9]{1,3})%")
+
+
+def _percent(value: str) -> Optional[int]:
+    match = _PERCENT.fullmatch(value)
+    return int(match["number"]) if match else None
+
+
+def check_int_or_percent(value: object, field: str, minimum: int = 0) -> IntOrPercent:
+    """A whole number, or a percentage string such as ``'10%'``, as a DaemonSet's rollingUpdate takes them.
+
+    Kubernetes' rule (ValidatePositiveIntOrPercent, IsNotMoreThan100Percent): a non-negative
+    32-bit int, or digits followed by ``%`` and at most 100%. ``minimum`` (default 0) bounds both
+    forms from below. A percentage is returned as written, a number as an int.
+    """
+    reason = f"must be a whole number, at least {minimum}, or a percentage from {minimum}% to 100% such as '10%'"
+    if isinstance(value, str):
+        percent = _percent(value)
+        if percent is None or not minimum <= percent <= 100:
+            raise PrePullInputError(field, value, reason)
+        return value
+    number = _int_value(value)
+    if number is None or number < minimum:
+        raise PrePullInputError(field, value, reason)
+    if number > INT32_MAX:
+        raise PrePullInputError(field, value, f"must be at most {INT32_MAX} (Kubernetes' IntOrString is 32-bit)")
+    return number
+
+
+def amount(value: IntOrPercent) -> int:
+    """The number of a checked int-or-percent (``'10%'`` -> 10), to tell zero from non-zero as Kubernetes does."""
+    return (_percent(value) or 0) if isinstance(value, str) else value
 
 
 def check_bool(value: object, field: str) -> bool:

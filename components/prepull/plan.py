@@ -11,11 +11,14 @@ from typing import Any, Callable, Mapping, Optional
 
 from .args import DEFAULTS, KNOWN_FIELDS, Method, PullPolicy, TaintEffect, TolerationOperator
 from .checks import (
+    IntOrPercent,
     Path,
+    amount,
     check_bool,
     check_duration,
     check_enum,
     check_int,
+    check_int_or_percent,
     check_keys,
     check_list,
     check_mapping,
@@ -101,8 +104,8 @@ class Plan:
     priority_class_name: Optional[str]
     labels: Pairs  # sorted
     annotations: Pairs  # sorted
-    max_unavailable: int
-    max_surge: int
+    max_unavailable: IntOrPercent  # an int or a percentage such as "10%", as given
+    max_surge: IntOrPercent  # 0 when unused (a zero percentage included), else as given
     custom_timeouts: Mapping[str, str]
     skip_await: bool
     resources: Mapping[str, str]
@@ -303,15 +306,19 @@ def build_plan(args: Optional[Mapping[str, Any]], name: str = "prepull") -> Plan
 
 
 def _rollout(args: Mapping[str, Any], get: Getter, image_count: int) -> dict[str, Any]:
-    """lanes, max_unavailable and max_surge."""
+    """lanes, max_unavailable and max_surge (each a whole number, or a percentage as Kubernetes takes them).
+
+    Exactly one of the two is non-zero in the DaemonSet, as Kubernetes requires: max_unavailable
+    (at least 1 or 1%) unless max_surge is non-zero, and then max_unavailable is 0 and may not be set.
+    """
     lanes = check_int(get("lanes"), "lanes", 1, MAX_LANES)
     if lanes > image_count:
         raise PrePullInputError("lanes", lanes, f"is more than the number of images ({image_count}); extra lanes would be empty DaemonSets")
-    max_unavailable = check_int(get("max_unavailable"), "max_unavailable", 1)
-    max_surge = check_int(get("max_surge"), "max_surge", 0)
-    if max_surge and args.get("max_unavailable") is not None:
+    max_unavailable = check_int_or_percent(get("max_unavailable"), "max_unavailable", 1)
+    max_surge = check_int_or_percent(get("max_surge"), "max_surge", 0)
+    if amount(max_surge) and args.get("max_unavailable") is not None:
         raise PrePullInputError("max_unavailable", args["max_unavailable"], "conflicts with max_surge, which replaces pods without taking any away")
-    return {"lanes": lanes, "max_unavailable": max_unavailable, "max_surge": max_surge}
+    return {"lanes": lanes, "max_unavailable": max_unavailable, "max_surge": max_surge if amount(max_surge) else 0}
 
 
 def _naming(args: Mapping[str, Any], get: Getter, name: str, platforms: Mapping[str, tuple[Platform, ...]], lanes: int) -> dict[str, Any]:
