@@ -10,12 +10,14 @@ Kubernetes naming rules (DNS labels, qualified names, label values) are in :mod:
 """
 
 import enum
+import functools
 import re
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_UP, Context, Decimal, InvalidOperation, localcontext
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
 from .args import ContainerResources, CustomTimeouts, ImagePrePullerArgs, StartupTaint, TaintEffect, Toleration
 from .errors import PrePullInputError, camel_case
+from .images import ImageRef, parse_image
 from .names import check_label_value, check_qualified_name
 
 E = TypeVar("E", bound=enum.Enum)
@@ -220,6 +222,29 @@ def check_taint(value: object, field: str, default_effect: Optional[TaintEffect]
         out["value"] = check_label_value(taint["value"], path.child("value"))
     out["effect"] = check_enum(TaintEffect, taint.get("effect", default_effect), path.child("effect")).value
     return out
+
+
+# --- images -------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed_image(value: str) -> ImageRef:
+    return parse_image(value, "")
+
+
+def check_image(value: object, field: str) -> ImageRef:
+    """An image reference, parsed by :func:`prepull.images.parse_image`, once per distinct string.
+
+    The stack path meets each image many times (the global list, every pool, every pool's plan);
+    an ImageRef is immutable and a function of the string alone, so the first parse is reused. A
+    bad reference is parsed again, to name ``field``.
+    """
+    if isinstance(value, str):
+        try:
+            return _parsed_image(value)
+        except PrePullInputError:
+            pass
+    return parse_image(value, field)
 
 
 # --- durations and quantities -------------------------------------------------------------------------------

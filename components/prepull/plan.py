@@ -15,6 +15,7 @@ from .checks import (
     Path,
     amount,
     check_bool,
+    check_image,
     check_duration,
     check_enum,
     check_int,
@@ -28,7 +29,7 @@ from .checks import (
     quantity_value,
 )
 from .errors import PrePullInputError
-from .images import ImageRef, Platform, parse_image, parse_platform
+from .images import ImageRef, Platform, parse_platform
 from .lanes import assign as assign_lanes
 from .names import DNS1123_LABEL_MAX, check_dns_label, check_dns_subdomain, check_label_value, check_qualified_name
 
@@ -138,7 +139,7 @@ def _images(args: Mapping[str, Any]) -> tuple[tuple[ImageRef, ...], dict[str, tu
             check_keys(entry, ("image", "platforms"), field)
             entry_platforms = entry.get("platforms")
             entry, field = entry.get("image"), field.child("image")
-        ref = parse_image(entry, field)
+        ref = check_image(entry, field)
         if ref.identity in seen:
             raise PrePullInputError(field, entry, f"duplicate of images[{seen[ref.identity]}] (both are {ref.identity})")
         seen[ref.identity] = i
@@ -160,7 +161,7 @@ def _image_platforms(value: Any, refs: list[ImageRef], platform_lists: PlatformL
     for key, plats in check_mapping(value, "image_platforms").items():
         field = Path("image_platforms").entry(key)
         # A key may be written as in images or in any equivalent form ("nginx" for "nginx:latest").
-        canonical = parse_image(key, field).canonical
+        canonical = check_image(key, field).canonical
         ref = next((r for r in refs if r.canonical == canonical), None)
         if ref is None:
             raise PrePullInputError(field, key, "names an image that is not in images")
@@ -176,7 +177,7 @@ def _image_sizes(value: Any, images: tuple[ImageRef, ...]) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for key, size in check_mapping(value, "image_sizes").items():
         field = Path("image_sizes").entry(key)
-        canonical = parse_image(key, field).canonical
+        canonical = check_image(key, field).canonical
         if canonical not in {r.canonical for r in images}:
             raise PrePullInputError(field, key, "names an image that is not in images")
         sizes[canonical] = check_int(size, field, 0)
@@ -439,10 +440,10 @@ def _metadata(args: Mapping[str, Any]) -> dict[str, Any]:
 def _component_images(get: Getter, method: Method, remove_taint: bool) -> dict[str, Optional[ImageRef]]:
     """The component's own images: pause always; helper, untaint and docker CLI where they are used."""
     return {
-        "pause_image": parse_image(get("pause_image"), "pause_image"),
-        "helper_image": parse_image(get("helper_image"), "helper_image") if method is Method.KUBELET or remove_taint else None,
-        "untaint_image": parse_image(get("untaint_image"), "untaint_image") if remove_taint else None,
-        "docker_cli_image": parse_image(get("docker_cli_image"), "docker_cli_image") if method is Method.DOCKER_SOCKET else None,
+        "pause_image": check_image(get("pause_image"), "pause_image"),
+        "helper_image": check_image(get("helper_image"), "helper_image") if method is Method.KUBELET or remove_taint else None,
+        "untaint_image": check_image(get("untaint_image"), "untaint_image") if remove_taint else None,
+        "docker_cli_image": check_image(get("docker_cli_image"), "docker_cli_image") if method is Method.DOCKER_SOCKET else None,
     }
 
 

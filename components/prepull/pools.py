@@ -17,6 +17,7 @@ from .checks import (
     PYTHON_NAMES,
     Path,
     check_bool,
+    check_image,
     check_choice,
     check_enum,
     check_int,
@@ -29,7 +30,7 @@ from .checks import (
     check_taint,
 )
 from .errors import PrePullInputError, camel_case
-from .images import Platform, parse_image, parse_platform
+from .images import Platform, parse_platform
 from .manifests import namespace_object, render
 from .names import check_dns_label, check_label_value, check_qualified_name
 from .plan import Pairs, Plan, build_plan
@@ -223,7 +224,7 @@ def _merge_images(global_images: tuple[str, ...], pool_images: Any, path: Path) 
     merged, seen = [], set()
     for i, image in enumerate(list(global_images) + pool_images):
         where = Path("images").at(i) if i < len(global_images) else path.at(i - len(global_images))
-        identity = parse_image(image, where).identity
+        identity = check_image(image, where).identity
         if identity not in seen:  # a pool may repeat a global image: pulled once
             seen.add(identity)
             merged.append(image)
@@ -341,7 +342,7 @@ def validate_stack(config: Mapping[str, Any]) -> StackSpec:
     check_keys(config, STACK_KEYS, CONFIG)
     images = check_list(config.get("images") or [], "images", "image references")
     for i, image in enumerate(images):
-        parse_image(image, Path("images").at(i))
+        check_image(image, Path("images").at(i))
     namespace = check_dns_label(config.get("namespace") or "prepull", "namespace")
     raw_pools = check_list(config.get("nodePools"), POOLS, "node pools", non_empty=True)
     names: dict[str, int] = {}
