@@ -47,6 +47,8 @@ LANES = (1, 2, 4)
 PER_IMAGE_CPU_M = 50
 PER_IMAGE_MEMORY = 10 * 2**20
 SEEDS = ("0", "1", "2", "3", "42", "random")
+# Program time under mocks, component / hand-written, 50 pools x 100 images (issue 10).
+TARGET_RATIO = 1.10
 
 _CPU = re.compile(r"^([0-9.]+)(m?)$")
 _MEMORY = re.compile(r"^([0-9.]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
@@ -241,8 +243,10 @@ def component_program(config: Mapping) -> Callable[[], None]:
     """This project's stack program: validate the config, then one ImagePrePuller per pool."""
 
     def program():
+        from prepull.checks import _parsed_image
         from prepull.stack import deploy
 
+        _parsed_image.cache_clear()  # a `pulumi up` runs the program once per process: no parse carries over between rounds
         deploy(load_stack(config))
 
     return program
@@ -317,10 +321,10 @@ def section_program_time(rounds: int, grid_rounds: int) -> str:
         )
     )
     lo, hi = res["ratio_range"]
-    verdict = "within" if res["ratio"] <= 1.3 else "OVER"
+    verdict = "within" if res["ratio"] <= TARGET_RATIO else "OVER"
     out.append(
         f"\nRatio of medians component / hand-written: **{res['ratio']:.2f}×** (per-round ratios {lo:.2f}–{hi:.2f}; "
-        f"target ≤ 1.3×: {verdict}). Container specs declared: {container_specs(config)}.\n"
+        f"target ≤ {TARGET_RATIO:.2f}×: {verdict}). Container specs declared: {container_specs(config)}.\n"
     )
     rows, points = [], []
     for pools in (1, 10, 50):

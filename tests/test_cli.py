@@ -319,7 +319,7 @@ def test_stack_file_without_a_config_mapping(tmp_path):
 
 def test_stack_without_node_pools_is_a_config_error(tmp_path):
     write_stack(tmp_path, "empty", {"prepull:images": ["nginx:1.27"]})
-    assert_usage_error(cli("render", "--stack", "empty", "--stacks-dir", tmp_path), "prepull:nodePools", "at least one node pool")
+    assert_usage_error(cli("render", "--stack", "empty", "--stacks-dir", tmp_path), "prepull:nodePools", "must be a non-empty list of node pools")
 
 
 def test_encrypted_image_list_cannot_be_rendered(tmp_path):

@@ -220,7 +220,7 @@ def test_prepuller_tolerates_the_cloud_gate(run_program, provider):
 # --- bad configuration ---------------------------------------------------------------------------------------
 
 
-REQUIRED = [(p.value, key) for p in (Provider.EKS, Provider.GKE, Provider.AKS) for key in PROVIDER_FIELDS[p][0]]
+REQUIRED = [(p.value, key) for p in (Provider.EKS, Provider.GKE, Provider.AKS) for key in PROVIDER_FIELDS[p].required]
 
 
 @pytest.mark.parametrize("provider, key", REQUIRED, ids=[f"{p}-{k}" for p, k in REQUIRED])
@@ -296,3 +296,31 @@ def test_missing_sdk_names_the_pip_extra(run_program, monkeypatch, provider, mod
     assert (err.field, err.value) == ("nodePools.gpu.provider", provider)
     assert f"pip install 'prepull[{extra}]'" in str(err)
     assert [r.type for r in run.requests if r.type != "pulumi:pulumi:Stack"] == []
+
+
+def test_aks_argument_names_are_the_typed_agent_pools():
+    """The table from API names to pulumi-azure-native's Python argument names matches the installed SDK."""
+    import inspect
+
+    from prepull import clouds
+
+    containerservice = importlib.import_module("pulumi_azure_native.containerservice")
+    parameters = set(inspect.signature(containerservice.AgentPool._internal_init).parameters)
+    assert set(clouds._AKS_ARGUMENTS.values()) <= parameters
+
+
+def test_cloud_settings_are_frozen_dataclasses_with_their_defaults():
+    import dataclasses
+
+    from prepull import clouds
+    from prepull.pools import validate_stack
+
+    pools = [cloud_pool("eks", name="e", minSize=1.0), cloud_pool("gke", name="g"), cloud_pool("aks", name="a")]
+    eks, gke, aks = (clouds.validate_node_pool(p) for p in validate_stack({"images": ["nginx:1"], "nodePools": pools}).pools)
+    # An integral float (a JSON number from another language) is checked into an int.
+    assert (eks.min_size, type(eks.min_size), eks.desired_size) == (1, int, 1)
+    assert eks.subnet_ids == tuple(SETTINGS["eks"]["subnetIds"])
+    assert (gke.machine_type, gke.disk_size_gb, gke.spot) == ("g2-standard-8", 200, None)
+    assert (aks.agent_pool_name, aks.gate_api_version, aks.os_sku) == ("a", clouds.AKS_GATE_API_VERSION, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        aks.vm_size = "Standard_D2s_v5"

@@ -55,6 +55,8 @@ CASES = {
     "method-kubelet": {"images": IMAGES, "method": "kubelet"},
     "method-docker-socket": {"images": IMAGES, "method": "docker-socket"},
     "lanes-platforms": LANES_PLATFORMS,
+    "max-unavailable-percent": {"images": IMAGES, "max_unavailable": "25%"},
+    "max-surge-percent": {"images": IMAGES, "max_surge": "10%"},
 }
 IMAGE_VOLUME_CASES = {
     "method-image-volume": {"images": IMAGES, "method": "image-volume"},

@@ -85,7 +85,7 @@ def test_image_sizes_balance_the_rendered_lanes():
     [
         ({"a:1": 5}, "image_sizes", "has no size for images[1] ('b:1')"),
         ({"a:1": 5, "b:1": 1, "z:1": 2}, "image_sizes['z:1']", "names an image that is not in images"),
-        ({"a:1": -1, "b:1": 1}, "image_sizes['a:1']", "must be at least 0"),
+        ({"a:1": -1, "b:1": 1}, "image_sizes['a:1']", "must be a whole number, at least 0"),
         ({"a:1": "5", "b:1": 1}, "image_sizes['a:1']", "must be a whole number"),
     ],
 )

@@ -207,7 +207,7 @@ def test_construct_rejects_a_bad_enum_value_before_registering(run_program, prov
 @pytest.mark.parametrize(
     "inputs, path, reason",
     [
-        ({"maxUnavailable": -3}, "maxUnavailable", "must be at least 1 (got -3)"),
+        ({"maxUnavailable": -3}, "maxUnavailable", "must be a whole number, at least 1, or a percentage from 1% to 100% such as '10%' (got -3)"),
         ({"maxUnavailable": 2, "maxSurge": 1}, "maxUnavailable", "conflicts with maxSurge, which replaces pods without taking any away (got 2)"),
         ({"tolerations": [{"key": "a", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]},
          "tolerations[0].tolerationSeconds", "is only allowed with effect NoExecute (got 5)"),

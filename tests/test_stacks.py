@@ -221,6 +221,15 @@ def test_prepuller_block_errors_use_the_stack_file_spelling():
     assert "maxSurge" in exc.value.reason and "max_surge" not in exc.value.reason
 
 
+def test_prepuller_block_errors_spell_nested_inputs_as_the_stack_file_does():
+    from prepull.pools import load_stack
+
+    with pytest.raises(PrePullInputError) as exc:
+        load_stack({"images": ["nginx:1"], "nodePools": [{**GOOD, "prepuller": {"resources": {"cpuRequest": "500m"}}}]})
+    assert exc.value.field == "nodePools.a.prepuller.resources.cpuRequest"
+    assert exc.value.reason == "must not exceed resources.cpuLimit (100m)"
+
+
 def test_kube_settings_must_be_strings():
     from prepull.pools import load_stack
 
@@ -296,10 +305,11 @@ def test_each_pools_plan_is_built_and_rendered_once_on_the_render_path(monkeypat
 def test_every_prepuller_key_maps_back_to_an_input_by_the_schemas_rule():
     """The stack file's camelCase is the provider schema's: one rule (errors.camel_case), inverted exactly."""
     from prepull.args import KNOWN_FIELDS
+    from prepull.checks import PYTHON_NAMES
     from prepull.errors import camel_case
-    from prepull.pools import _PYTHON_NAMES, PREPULLER_KEYS
+    from prepull.pools import PREPULLER_KEYS
 
-    assert all(_PYTHON_NAMES[key] in KNOWN_FIELDS and camel_case(_PYTHON_NAMES[key]) == key for key in PREPULLER_KEYS)
+    assert all(PYTHON_NAMES[key] in KNOWN_FIELDS and camel_case(PYTHON_NAMES[key]) == key for key in PREPULLER_KEYS)
     schema = json.loads((ROOT / "components" / "schema.json").read_text())
     inputs = schema["resources"]["prepull:index:ImagePrePuller"]["inputProperties"]
     assert set(PREPULLER_KEYS) <= set(inputs)

@@ -28,18 +28,31 @@ import importlib
 import importlib.metadata
 import json
 import re
-from typing import Any, Callable, Mapping, Optional
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import pulumi
 
+from .checks import Path, check_bool, check_choice, check_int, check_list, check_str
 from .errors import PrePullInputError
 from .pools import CLOUD_PROVIDERS, Pool, Provider
 
-# What `pip install 'prepull[<extra>]'` adds, per provider: (extra, distribution, import name).
+
+@dataclass(frozen=True)
+class CloudSdk:
+    """What ``pip install 'prepull[<extra>]'`` adds for a provider."""
+
+    extra: str
+    distribution: str
+    module: str
+    """The top-level import name."""
+
+
 SDKS = {
-    Provider.EKS: ("eks", "pulumi-aws", "pulumi_aws"),
-    Provider.GKE: ("gke", "pulumi-gcp", "pulumi_gcp"),
-    Provider.AKS: ("aks", "pulumi-azure-native", "pulumi_azure_native"),
+    Provider.EKS: CloudSdk("eks", "pulumi-aws", "pulumi_aws"),
+    Provider.GKE: CloudSdk("gke", "pulumi-gcp", "pulumi_gcp"),
+    Provider.AKS: CloudSdk("aks", "pulumi-azure-native", "pulumi_azure_native"),
 }
 
 # Kubernetes taint effect -> the cloud API's spelling (EKS and GKE share it; AKS uses the Kubernetes one).
@@ -56,83 +69,174 @@ AKS_TYPE = "azure-native:containerservice:AgentPool"
 AKS_GATE_API_VERSION = "2025-10-02-preview"
 AKS_POOL_NAME = re.compile(r"[a-z][a-z0-9]{0,11}")  # AKS: lowercase alphanumerics, at most 12 (Linux pools)
 
+Taint = Mapping[str, str]
 
-def _sdk(pool: Pool):
+
+def _sdk(pool: Pool) -> ModuleType:
     """The pool's cloud SDK (top-level module), or a configuration error naming the pip extra."""
-    extra, dist, module = SDKS[pool.provider]
+    sdk = SDKS[pool.provider]
     try:
-        return importlib.import_module(module)
+        return importlib.import_module(sdk.module)
     except ImportError:
         raise PrePullInputError(
-            f"nodePools.{pool.name}.provider", pool.provider.value, f"needs the {dist} SDK: pip install 'prepull[{extra}]'"
+            pool.path.child("provider"), pool.provider.value, f"needs the {sdk.distribution} SDK: pip install 'prepull[{sdk.extra}]'"
         ) from None
 
 
 # --- settings ---------------------------------------------------------------------------------------------
 
 
-def _f(pool: Pool, key: str) -> str:
-    return f"nodePools.{pool.name}.{pool.provider.value}.{key}"
+@dataclass(frozen=True)
+class EksSettings:
+    """A pool's ``eks`` block, checked. Sizes are node counts; ``disk_size`` is GiB."""
+
+    cluster_name: str
+    node_role_arn: str
+    subnet_ids: tuple[str, ...]
+    instance_types: tuple[str, ...]
+    min_size: int
+    max_size: int
+    desired_size: int
+    """Default: min_size."""
+    ami_type: Optional[str] = None
+    disk_size: Optional[int] = None
+    capacity_type: Optional[str] = None
 
 
-def _str(pool: Pool, key: str, default: Optional[str] = None) -> Optional[str]:
-    value = pool.settings.get(key, default)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise PrePullInputError(_f(pool, key), value, "must be a non-empty string")
-    return value
+@dataclass(frozen=True)
+class GkeSettings:
+    """A pool's ``gke`` block, checked. Node counts are per zone, as GKE counts them; ``disk_size_gb`` is GB."""
+
+    cluster: str
+    location: str
+    machine_type: str
+    min_nodes: int
+    max_nodes: int
+    project: Optional[str] = None
+    service_account: Optional[str] = None
+    disk_size_gb: Optional[int] = None
+    spot: Optional[bool] = None
 
 
-def _int(pool: Pool, key: str, minimum: int, default: Optional[int] = None) -> Optional[int]:
-    value = pool.settings.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise PrePullInputError(_f(pool, key), value, f"must be an integer >= {minimum}")
-    return value
+@dataclass(frozen=True)
+class AksSettings:
+    """A pool's ``aks`` block, checked."""
+
+    resource_group_name: str
+    cluster_name: str
+    vm_size: str
+    min_count: int
+    max_count: int
+    agent_pool_name: str
+    """Default: the pool's name (which must then be a valid agent pool name)."""
+    gate_api_version: str = AKS_GATE_API_VERSION
+    os_sku: Optional[str] = None
 
 
-def _bool(pool: Pool, key: str) -> Optional[bool]:
+CloudSettings = Union[EksSettings, GkeSettings, AksSettings]
+
+
+def _path(pool: Pool, key: str) -> Path:
+    return pool.path.child(pool.provider.value).child(key)
+
+
+def _str(pool: Pool, key: str, default: Optional[str] = None) -> str:
+    return check_str(pool.settings.get(key, default), _path(pool, key))
+
+
+def _opt_str(pool: Pool, key: str) -> Optional[str]:
+    return None if pool.settings.get(key) is None else _str(pool, key)
+
+
+def _int(pool: Pool, key: str, minimum: int, default: Optional[int] = None) -> int:
+    return check_int(pool.settings.get(key, default), _path(pool, key), minimum)
+
+
+def _opt_int(pool: Pool, key: str, minimum: int) -> Optional[int]:
+    return None if pool.settings.get(key) is None else _int(pool, key, minimum)
+
+
+def _opt_bool(pool: Pool, key: str) -> Optional[bool]:
     value = pool.settings.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise PrePullInputError(_f(pool, key), value, "must be true or false")
-    return value
+    return None if value is None else check_bool(value, _path(pool, key))
 
 
-def _strings(pool: Pool, key: str) -> list:
-    value = pool.settings.get(key)
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-        raise PrePullInputError(_f(pool, key), value, "must be a non-empty list of strings")
-    return list(value)
+def _strings(pool: Pool, key: str) -> tuple[str, ...]:
+    path = _path(pool, key)
+    return tuple(check_str(v, path.at(i)) for i, v in enumerate(check_list(pool.settings.get(key), path, "strings", non_empty=True)))
 
 
-def _sizes(pool: Pool, low: str, high: str) -> tuple:
+def _sizes(pool: Pool, low: str, high: str) -> tuple[int, int]:
     lo, hi = _int(pool, low, 0), _int(pool, high, 1)
     if lo > hi:
-        raise PrePullInputError(_f(pool, low), lo, f"must not exceed {high} ({hi})")
+        raise PrePullInputError(_path(pool, low), lo, f"must not exceed {high} ({hi})")
     return lo, hi
 
 
-def _taints(pool: Pool) -> list:
+def eks_settings(pool: Pool) -> EksSettings:
+    """The pool's ``eks`` block, checked in the order of its keys; errors name ``nodePools.<pool>.eks.<key>``."""
+    cluster, role = _str(pool, "clusterName"), _str(pool, "nodeRoleArn")
+    subnets, instance_types = _strings(pool, "subnetIds"), _strings(pool, "instanceTypes")
+    low, high = _sizes(pool, "minSize", "maxSize")
+    desired = _int(pool, "desiredSize", 0, default=low)
+    if not low <= desired <= high:
+        raise PrePullInputError(_path(pool, "desiredSize"), desired, f"must lie between minSize ({low}) and maxSize ({high})")
+    ami, disk, capacity = _opt_str(pool, "amiType"), _opt_int(pool, "diskSize", 1), _opt_str(pool, "capacityType")
+    if capacity is not None:
+        check_choice(capacity, EKS_CAPACITY_TYPES, _path(pool, "capacityType"))
+    return EksSettings(
+        cluster_name=cluster, node_role_arn=role, subnet_ids=subnets, instance_types=instance_types,
+        min_size=low, max_size=high, desired_size=desired, ami_type=ami, disk_size=disk, capacity_type=capacity,
+    )
+
+
+def gke_settings(pool: Pool) -> GkeSettings:
+    """The pool's ``gke`` block, checked in the order of its keys; errors name ``nodePools.<pool>.gke.<key>``."""
+    cluster, location, machine = _str(pool, "cluster"), _str(pool, "location"), _str(pool, "machineType")
+    low, high = _sizes(pool, "minNodes", "maxNodes")
+    project, account = _opt_str(pool, "project"), _opt_str(pool, "serviceAccount")
+    disk, spot = _opt_int(pool, "diskSizeGb", 10), _opt_bool(pool, "spot")
+    return GkeSettings(
+        cluster=cluster, location=location, machine_type=machine, min_nodes=low, max_nodes=high,
+        project=project, service_account=account, disk_size_gb=disk, spot=spot,
+    )
+
+
+def aks_settings(pool: Pool) -> AksSettings:
+    """The pool's ``aks`` block, checked in the order of its keys; errors name ``nodePools.<pool>.aks.<key>``."""
+    group, cluster, size = _str(pool, "resourceGroupName"), _str(pool, "clusterName"), _str(pool, "vmSize")
+    low, high = _sizes(pool, "minCount", "maxCount")
+    os_sku = _opt_str(pool, "osSku")
+    name = _str(pool, "agentPoolName", default=pool.name)
+    if not AKS_POOL_NAME.fullmatch(name):
+        raise PrePullInputError(
+            _path(pool, "agentPoolName"), name, "AKS agent pool names are 1-12 lowercase letters and digits, starting with a letter: set aks.agentPoolName"
+        )
+    return AksSettings(
+        resource_group_name=group, cluster_name=cluster, vm_size=size, min_count=low, max_count=high,
+        agent_pool_name=name, gate_api_version=_str(pool, "gateApiVersion", default=AKS_GATE_API_VERSION), os_sku=os_sku,
+    )
+
+
+def _taints(pool: Pool) -> list[dict[str, str]]:
     """The pool's taints, then the gate taint when the gate is on (Kubernetes spelling)."""
     return [dict(t) for t in pool.taints] + ([dict(pool.gate_taint)] if pool.gate_taint else [])
 
 
-def kubectl_taint(taint: Mapping) -> str:
+def kubectl_taint(taint: Taint) -> str:
     """``key=value:Effect`` (``key:Effect`` without a value): the kubelet's and AKS's taint syntax."""
     head = f"{taint['key']}={taint['value']}" if taint.get("value") else taint["key"]
     return f"{head}:{taint['effect']}"
 
 
-def _opts(depends_on: list, provider_opts: Optional[pulumi.ResourceOptions], **extra: Any) -> pulumi.ResourceOptions:
-    return pulumi.ResourceOptions.merge(provider_opts or pulumi.ResourceOptions(), pulumi.ResourceOptions(depends_on=depends_on, **extra))
+def _opts(depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions], **extra: Any) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions.merge(provider_opts or pulumi.ResourceOptions(), pulumi.ResourceOptions(depends_on=list(depends_on), **extra))
 
 
 # --- EKS ------------------------------------------------------------------------------------------------------
 
 
-def nodeadm_user_data(taints: list) -> str:
+def nodeadm_user_data(taints: Sequence[Taint]) -> str:
     """MIME multipart user data with a nodeadm NodeConfig that makes the kubelet register with ``taints``.
 
     EKS merges it with its own NodeConfig; nodeadm appends kubelet flags in document
@@ -162,33 +266,36 @@ def nodeadm_user_data(taints: list) -> str:
     )
 
 
-def _eks_settings(pool: Pool) -> tuple:
-    cluster, role = _str(pool, "clusterName"), _str(pool, "nodeRoleArn")
-    subnets, instance_types = _strings(pool, "subnetIds"), _strings(pool, "instanceTypes")
-    low, high = _sizes(pool, "minSize", "maxSize")
-    desired = _int(pool, "desiredSize", low, default=low)
-    if desired > high:
-        raise PrePullInputError(_f(pool, "desiredSize"), desired, f"must lie between minSize ({low}) and maxSize ({high})")
-    ami, disk = _str(pool, "amiType"), _int(pool, "diskSize", 1)
-    capacity = _str(pool, "capacityType")
-    if capacity is not None and capacity not in EKS_CAPACITY_TYPES:
-        raise PrePullInputError(_f(pool, "capacityType"), capacity, f"must be one of {', '.join(EKS_CAPACITY_TYPES)}")
-    return cluster, role, subnets, instance_types, low, high, desired, ami, disk, capacity
+def _eks_launch_template(pool: Pool, gate: Taint, settings: EksSettings, ec2: ModuleType, opts: pulumi.ResourceOptions) -> Any:
+    """The launch template whose nodeadm user data makes the kubelet register with the gate (and the pool's taints)."""
+    template: dict[str, Any] = {
+        "name_prefix": f"prepull-{pool.name}-",
+        "description": f"prepull pool {pool.name}: the kubelet registers with the startup taint {gate['key']}",
+        "user_data": base64.b64encode(nodeadm_user_data(_taints(pool)).encode()).decode(),
+        "update_default_version": True,
+    }
+    if settings.disk_size:  # a node group with a launch template must not set disk_size: the volume goes in the template
+        template["block_device_mappings"] = [
+            ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name=EKS_AL2023_ROOT_DEVICE, ebs=ec2.LaunchTemplateBlockDeviceMappingEbsArgs(volume_size=settings.disk_size, volume_type="gp3")
+            )
+        ]
+    return ec2.LaunchTemplate(f"nodepool-{pool.name}-launch-template", **template, opts=opts)
 
 
-def eks_node_group(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+def eks_node_group(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
     """An EKS managed node group (``aws.eks.NodeGroup``); with the gate, plus a launch template that registers the taint."""
-    cluster, role, subnets, instance_types, low, high, desired, ami, disk, capacity = _eks_settings(pool)
+    s = eks_settings(pool)
     aws = _sdk(pool)
     eks, ec2 = importlib.import_module(f"{aws.__name__}.eks"), importlib.import_module(f"{aws.__name__}.ec2")
 
-    args: dict = {
-        "cluster_name": cluster,
+    args: dict[str, Any] = {
+        "cluster_name": s.cluster_name,
         "node_group_name": pool.name,
-        "node_role_arn": role,
-        "subnet_ids": subnets,
-        "instance_types": instance_types,
-        "scaling_config": eks.NodeGroupScalingConfigArgs(min_size=low, max_size=high, desired_size=desired),
+        "node_role_arn": s.node_role_arn,
+        "subnet_ids": list(s.subnet_ids),
+        "instance_types": list(s.instance_types),
+        "scaling_config": eks.NodeGroupScalingConfigArgs(min_size=s.min_size, max_size=s.max_size, desired_size=s.desired_size),
         "labels": dict(pool.labels),
         # The pool's own taints stay on the node group: cluster-autoscaler and eks:node-manager read them there.
         # The gate taint never goes there (node-manager would apply it after registration, racing the pre-puller).
@@ -197,49 +304,32 @@ def eks_node_group(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.
         ]
         or None,
     }
-    if ami:
-        args["ami_type"] = ami
-    if capacity:
-        args["capacity_type"] = capacity
+    if s.ami_type:
+        args["ami_type"] = s.ami_type
+    if s.capacity_type:
+        args["capacity_type"] = s.capacity_type
     if pool.gate_taint:
-        template: dict = {
-            "name_prefix": f"prepull-{pool.name}-",
-            "description": f"prepull pool {pool.name}: the kubelet registers with the startup taint {pool.gate_taint['key']}",
-            "user_data": base64.b64encode(nodeadm_user_data(_taints(pool)).encode()).decode(),
-            "update_default_version": True,
-        }
-        if disk:  # a node group with a launch template must not set disk_size: the volume goes in the template
-            template["block_device_mappings"] = [
-                ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name=EKS_AL2023_ROOT_DEVICE, ebs=ec2.LaunchTemplateBlockDeviceMappingEbsArgs(volume_size=disk, volume_type="gp3")
-                )
-            ]
-        launch_template = ec2.LaunchTemplate(f"nodepool-{pool.name}-launch-template", **template, opts=_opts(depends_on, provider_opts))
+        launch_template = _eks_launch_template(pool, pool.gate_taint, s, ec2, _opts(depends_on, provider_opts))
         args["launch_template"] = eks.NodeGroupLaunchTemplateArgs(id=launch_template.id, version=launch_template.latest_version.apply(str))
-    elif disk:
-        args["disk_size"] = disk
+    elif s.disk_size:
+        args["disk_size"] = s.disk_size
     # cluster-autoscaler owns the desired size once the group exists.
-    return eks.NodeGroup(f"nodepool-{pool.name}", **args, opts=_opts(depends_on, provider_opts, ignore_changes=["scalingConfig.desiredSize"]))
+    node_group: pulumi.Resource = eks.NodeGroup(
+        f"nodepool-{pool.name}", **args, opts=_opts(depends_on, provider_opts, ignore_changes=["scalingConfig.desiredSize"])
+    )
+    return node_group
 
 
 # --- GKE ------------------------------------------------------------------------------------------------------
 
 
-def _gke_settings(pool: Pool) -> tuple:
-    cluster, location, machine = _str(pool, "cluster"), _str(pool, "location"), _str(pool, "machineType")
-    low, high = _sizes(pool, "minNodes", "maxNodes")
-    project, account = _str(pool, "project"), _str(pool, "serviceAccount")
-    disk, spot = _int(pool, "diskSizeGb", 10), _bool(pool, "spot")
-    return cluster, location, machine, low, high, project, account, disk, spot
-
-
-def gke_node_pool(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+def gke_node_pool(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
     """A GKE node pool (``gcp.container.NodePool``) with labels and taints (the gate included) in ``node_config``."""
-    cluster, location, machine, low, high, project, account, disk, spot = _gke_settings(pool)
+    s = gke_settings(pool)
     container = importlib.import_module(f"{_sdk(pool).__name__}.container")
 
-    node_config: dict = {
-        "machine_type": machine,
+    node_config: dict[str, Any] = {
+        "machine_type": s.machine_type,
         "labels": dict(pool.labels),
         # GKE's NodeTaint takes a value (empty for a key-only taint).
         "taints": [
@@ -247,25 +337,28 @@ def gke_node_pool(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.R
         ]
         or None,
     }
-    if disk:
-        node_config["disk_size_gb"] = disk
-    if spot is not None:
-        node_config["spot"] = spot
-    if account:
-        node_config["service_account"] = account
-    args: dict = {
+    if s.disk_size_gb:
+        node_config["disk_size_gb"] = s.disk_size_gb
+    if s.spot is not None:
+        node_config["spot"] = s.spot
+    if s.service_account:
+        node_config["service_account"] = s.service_account
+    args: dict[str, Any] = {
         "name": pool.name,
-        "cluster": cluster,
-        "location": location,
-        "initial_node_count": low,
+        "cluster": s.cluster,
+        "location": s.location,
+        "initial_node_count": s.min_nodes,
         # Per zone of the pool, as GKE counts them.
-        "autoscaling": container.NodePoolAutoscalingArgs(min_node_count=low, max_node_count=high),
+        "autoscaling": container.NodePoolAutoscalingArgs(min_node_count=s.min_nodes, max_node_count=s.max_nodes),
         "node_config": container.NodePoolNodeConfigArgs(**node_config),
     }
-    if project:
-        args["project"] = project
+    if s.project:
+        args["project"] = s.project
     # The autoscaler changes the size; initial_node_count would otherwise force a replacement.
-    return container.NodePool(f"nodepool-{pool.name}", **args, opts=_opts(depends_on, provider_opts, ignore_changes=["initialNodeCount"]))
+    node_pool: pulumi.Resource = container.NodePool(
+        f"nodepool-{pool.name}", **args, opts=_opts(depends_on, provider_opts, ignore_changes=["initialNodeCount"])
+    )
+    return node_pool
 
 
 # --- AKS ------------------------------------------------------------------------------------------------------
@@ -276,33 +369,20 @@ def aks_gate_type(api_version: str) -> str:
     return f"azure-native:containerservice/v{api_version.replace('-', '')}:AgentPool"
 
 
-def _aks_settings(pool: Pool) -> tuple:
-    group, cluster, size = _str(pool, "resourceGroupName"), _str(pool, "clusterName"), _str(pool, "vmSize")
-    low, high = _sizes(pool, "minCount", "maxCount")
-    os_sku = _str(pool, "osSku")
-    name = _str(pool, "agentPoolName", default=pool.name)
-    if not AKS_POOL_NAME.fullmatch(name):
-        raise PrePullInputError(
-            _f(pool, "agentPoolName"), name, "AKS agent pool names are 1-12 lowercase letters and digits, starting with a letter: set aks.agentPoolName"
-        )
-    api_version = _str(pool, "gateApiVersion", default=AKS_GATE_API_VERSION)
-    return group, cluster, size, low, high, os_sku, name, api_version
-
-
-def aks_agent_pool(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+def aks_agent_pool(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
     """An AKS agent pool: node labels and taints; with the gate, the gate as a node *initialization* taint."""
-    group, cluster, size, low, high, os_sku, name, api_version = _aks_settings(pool)
+    s = aks_settings(pool)
     sdk = _sdk(pool)
 
-    props: dict = {
-        "resourceGroupName": group,
-        "resourceName": cluster,
-        "agentPoolName": name,
-        "vmSize": size,
-        "count": low,
+    props: dict[str, Any] = {
+        "resourceGroupName": s.resource_group_name,
+        "resourceName": s.cluster_name,
+        "agentPoolName": s.agent_pool_name,
+        "vmSize": s.vm_size,
+        "count": s.min_count,
         "enableAutoScaling": True,
-        "minCount": low,
-        "maxCount": high,
+        "minCount": s.min_count,
+        "maxCount": s.max_count,
         "mode": "User",
         "osType": "Linux",
         "type": "VirtualMachineScaleSets",
@@ -310,52 +390,66 @@ def aks_agent_pool(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.
     }
     if pool.taints:  # node taints are reconciled by AKS: only the pool's own, permanent taints go there
         props["nodeTaints"] = [kubectl_taint(t) for t in pool.taints]
-    if os_sku:
-        props["osSKU"] = os_sku
+    if s.os_sku:
+        props["osSKU"] = s.os_sku
     # The autoscaler owns the node count.
     opts = _opts(depends_on, provider_opts, ignore_changes=["count"])
     if not pool.gate_taint:
         containerservice = importlib.import_module(f"{sdk.__name__}.containerservice")
-        return containerservice.AgentPool(f"nodepool-{pool.name}", **{_snake(k): v for k, v in props.items()}, opts=opts)
+        agent_pool: pulumi.Resource = containerservice.AgentPool(f"nodepool-{pool.name}", **{_AKS_ARGUMENTS[k]: v for k, v in props.items()}, opts=opts)
+        return agent_pool
     # nodeInitializationTaints exist only in preview API versions, which pulumi-azure-native 3.x reaches through
     # their explicit type tokens (same provider plugin). The alias keeps switching the gate on or off an update.
     props["nodeInitializationTaints"] = [kubectl_taint(pool.gate_taint)]
     opts = pulumi.ResourceOptions.merge(
         opts, pulumi.ResourceOptions(version=importlib.metadata.version("pulumi-azure-native"), aliases=[pulumi.Alias(type_=AKS_TYPE)])
     )
-    return pulumi.CustomResource(aks_gate_type(api_version), f"nodepool-{pool.name}", props, opts)
+    return pulumi.CustomResource(aks_gate_type(s.gate_api_version), f"nodepool-{pool.name}", props, opts)
 
 
-# The typed AgentPool's Python names for the API's camelCase ones.
-_AKS_PYTHON_NAMES = {"resourceName": "resource_name_", "osSKU": "os_sku"}
-
-
-def _snake(camel: str) -> str:
-    return _AKS_PYTHON_NAMES.get(camel) or re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+# The AgentPool properties set above: the API's names (sent as they are at a preview type token) and the typed
+# class's Python argument names. pulumi-azure-native's code generator chooses those (`resource_name_` beside
+# Pulumi's own resource_name, `os_sku` for osSKU): a cloud SDK's names, not our inputs, so not checks.PYTHON_NAMES.
+_AKS_ARGUMENTS = {
+    "resourceGroupName": "resource_group_name",
+    "resourceName": "resource_name_",
+    "agentPoolName": "agent_pool_name",
+    "vmSize": "vm_size",
+    "count": "count",
+    "enableAutoScaling": "enable_auto_scaling",
+    "minCount": "min_count",
+    "maxCount": "max_count",
+    "mode": "mode",
+    "osType": "os_type",
+    "type": "type",
+    "nodeLabels": "node_labels",
+    "nodeTaints": "node_taints",
+    "osSKU": "os_sku",
+}
 
 
 # --- dispatch -------------------------------------------------------------------------------------------------
 
-ADAPTERS: Mapping[Provider, Callable[..., pulumi.Resource]] = {
+Adapter = Callable[[Pool, Sequence[pulumi.Resource], Optional[pulumi.ResourceOptions]], pulumi.Resource]
+ADAPTERS: Mapping[Provider, Adapter] = {
     Provider.EKS: eks_node_group,
     Provider.GKE: gke_node_pool,
     Provider.AKS: aks_agent_pool,
 }
-assert set(ADAPTERS) == set(CLOUD_PROVIDERS)
+SETTINGS: Mapping[Provider, Callable[[Pool], CloudSettings]] = {Provider.EKS: eks_settings, Provider.GKE: gke_settings, Provider.AKS: aks_settings}
+assert set(ADAPTERS) == set(SETTINGS) == set(CLOUD_PROVIDERS)
 
 
-_SETTINGS: Mapping[Provider, Callable[[Pool], tuple]] = {Provider.EKS: _eks_settings, Provider.GKE: _gke_settings, Provider.AKS: _aks_settings}
-
-
-def validate_node_pool(pool: Pool) -> None:
-    """Check a cloud pool's settings (types, ranges, names) and that its SDK is installed, registering nothing."""
-    _SETTINGS[pool.provider](pool)
+def validate_node_pool(pool: Pool) -> CloudSettings:
+    """Check a cloud pool's settings (types, ranges, names) and that its SDK is installed, registering nothing; the settings."""
+    settings = SETTINGS[pool.provider](pool)
     _sdk(pool)
+    return settings
 
 
-def create_node_pool(pool: Pool, depends_on: list, provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+def create_node_pool(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
     """Create the cloud node pool of ``pool`` (eks, gke or aks), depending on ``depends_on`` (its pre-puller)."""
     adapter = ADAPTERS.get(pool.provider)
     if adapter is None:
-        raise PrePullInputError(f"nodePools.{pool.name}.provider", pool.provider.value, "is not a cloud provider (eks, gke, aks)")
+        raise PrePullInputError(pool.path.child("provider"), pool.provider.value, "is not a cloud provider (eks, gke, aks)")
     return adapter(pool, depends_on, provider_opts)

@@ -12,12 +12,28 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
 from .arches import implied_arches
-from .args import DEFAULTS, KNOWN_FIELDS, TaintEffect
+from .checks import (
+    INPUT_NAMES,
+    PYTHON_NAMES,
+    Path,
+    check_bool,
+    check_image,
+    check_choice,
+    check_enum,
+    check_int,
+    check_keys,
+    check_list,
+    check_mapping,
+    check_required,
+    check_str,
+    check_string_map,
+    check_taint,
+)
 from .errors import PrePullInputError, camel_case
-from .images import parse_image, parse_platform
+from .images import Platform, parse_platform
 from .manifests import namespace_object, render
 from .names import check_dns_label, check_label_value, check_qualified_name
-from .plan import Plan, build_plan
+from .plan import Pairs, Plan, build_plan
 
 
 class Provider(str, enum.Enum):
@@ -42,29 +58,52 @@ KARPENTER_GATE_KEY = "prepull.dev/not-ready"
 AUTOSCALER_GATE_KEY = "startup-taint.cluster-autoscaler.kubernetes.io/prepull"
 GATE_EFFECT = "NoSchedule"
 
-# Provider-specific blocks: required keys, optional keys.
+
+@dataclass(frozen=True)
+class ProviderFields:
+    """The keys of a provider-specific block (``eks:``, ``karpenter:`` ...)."""
+
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> tuple[str, ...]:
+        """Every key the block may hold, required ones first."""
+        return self.required + self.optional
+
+
 PROVIDER_FIELDS = {
-    Provider.EXISTING: ((), ("nodesRegisterWithTaint", "taintKey")),
-    Provider.KARPENTER: (("nodeClassRef",), ("requirements", "limits", "disruption", "weight")),
-    Provider.EKS: (
-        ("clusterName", "nodeRoleArn", "subnetIds", "instanceTypes", "minSize", "maxSize"),
-        ("desiredSize", "amiType", "diskSize", "capacityType"),
+    Provider.EXISTING: ProviderFields(optional=("nodesRegisterWithTaint", "taintKey")),
+    Provider.KARPENTER: ProviderFields(required=("nodeClassRef",), optional=("requirements", "limits", "disruption", "weight")),
+    Provider.EKS: ProviderFields(
+        required=("clusterName", "nodeRoleArn", "subnetIds", "instanceTypes", "minSize", "maxSize"),
+        optional=("desiredSize", "amiType", "diskSize", "capacityType"),
     ),
-    Provider.GKE: (("cluster", "location", "machineType", "minNodes", "maxNodes"), ("project", "diskSizeGb", "spot", "serviceAccount")),
-    Provider.AKS: (("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), ("agentPoolName", "osSku", "gateApiVersion")),
+    Provider.GKE: ProviderFields(
+        required=("cluster", "location", "machineType", "minNodes", "maxNodes"), optional=("project", "diskSizeGb", "spot", "serviceAccount")
+    ),
+    Provider.AKS: ProviderFields(
+        required=("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), optional=("agentPoolName", "osSku", "gateApiVersion")
+    ),
 }
 POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller", "platforms") + tuple(p.value for p in Provider)
-# ImagePrePuller inputs a pool may set in its `prepuller` block (camelCase, as in YAML). The pool
-# itself decides images, namespace, base name, node selection, tolerations and the gate.
-PREPULLER_KEYS = (
-    "pullPolicy", "method", "pauseImage", "helperImage", "dockerCliImage", "untaintImage", "imagePlatforms",
-    "imagePullSecrets", "priorityClassName", "labels", "annotations", "maxUnavailable", "maxSurge",
-    "customTimeouts", "skipAwait", "resources", "runAsUser", "networkPolicy",
+# ImagePrePuller inputs a pool may set in its `prepuller` block, and their keys there (camelCase, as in the
+# schema). The pool itself decides images, namespace, base name, node selection, tolerations and the gate.
+PREPULLER_INPUTS = (
+    "pull_policy", "method", "pause_image", "helper_image", "docker_cli_image", "untaint_image", "image_platforms",
+    "image_pull_secrets", "priority_class_name", "labels", "annotations", "max_unavailable", "max_surge",
+    "custom_timeouts", "skip_await", "resources", "run_as_user", "network_policy",
 )
+PREPULLER_KEYS = tuple(camel_case(name) for name in PREPULLER_INPUTS)
 KARPENTER_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
+KARPENTER_REQUIREMENT_KEYS = ("key", "operator", "values", "minValues")
 STACK_KEYS = ("images", "namespace", "nodePools", "kubeconfig", "kubeContext")
 CLOUD_PROVIDERS = (Provider.EKS, Provider.GKE, Provider.AKS)
 POOL_NAME_MAX = 40  # leaves room for "-<arch>" and the untaint suffixes in derived names
+# Field paths: the stack's own settings are Pulumi config keys (`prepull:kubeContext`); a pool's
+# fields are named after the pool once its name is known (`nodePools.gpu.taints[0].effect`).
+CONFIG = Path("prepull:")
+POOLS = Path("nodePools")
 
 
 @dataclass(frozen=True)
@@ -73,16 +112,21 @@ class Pool:
 
     name: str
     provider: Provider
-    labels: tuple  # sorted (key, value) pairs
-    taints: tuple  # of {key, value?, effect}
-    images: tuple  # global + pool-specific, deduplicated, as written
+    labels: Pairs  # sorted
+    taints: tuple[Mapping[str, str], ...]  # of {key, value?, effect}
+    images: tuple[str, ...]  # global + pool-specific, deduplicated, as written
     startup_gate: bool
-    gate_taint: Optional[Mapping]
-    settings: Mapping  # the provider-specific block
-    lanes: int
-    prepuller: Mapping  # extra ImagePrePuller inputs from the pool's `prepuller` block
-    platforms: tuple = ()  # of Platform: the node platforms the pool declares (checks only; selects nothing)
-    image_sizes: tuple = ()  # sorted (image as in `images`, bytes) pairs, from the lock file; balances lanes
+    gate_taint: Optional[Mapping[str, str]]
+    settings: Mapping[str, Any]  # the provider-specific block
+    lanes: Any  # as written: build_plan checks it
+    prepuller: Mapping[str, Any]  # extra ImagePrePuller inputs from the pool's `prepuller` block
+    platforms: tuple[Platform, ...] = ()  # the node platforms the pool declares (checks only; selects nothing)
+    image_sizes: tuple[tuple[str, int], ...] = ()  # sorted (image as in `images`, bytes) pairs, from the lock file; balances lanes
+
+    @property
+    def path(self) -> Path:
+        """Where the pool's fields are in the stack config (``nodePools.<name>``)."""
+        return POOLS.child(self.name)
 
 
 @dataclass(frozen=True)
@@ -90,7 +134,7 @@ class PrePuller:
     """A pool's pre-puller, validated and rendered once: what the stack program registers and `render` prints."""
 
     plan: Plan
-    objects: tuple  # render(plan)
+    objects: tuple[dict[str, Any], ...]  # render(plan)
 
 
 @dataclass(frozen=True)
@@ -98,142 +142,111 @@ class StackSpec:
     """A validated stack configuration."""
 
     namespace: str
-    pools: tuple
+    pools: tuple[Pool, ...]
     kubeconfig: Optional[str]
     kube_context: Optional[str]
     prepullers: Mapping[str, PrePuller] = field(default_factory=dict)  # by pool name, in pool order
 
 
-# The stack file's camelCase names back to the Python ones: the exact inverse of errors.camel_case
-# (the schema's rule), for the inputs a `prepuller` block may set and the keys of `resources`.
-_PYTHON_NAMES = {camel_case(name): name for name in (*KNOWN_FIELDS, *DEFAULTS["resources"])}
 
-
-def _prepuller_block(raw: Any, pool: str) -> dict:
+def _prepuller_block(raw: Any, path: Path) -> dict[str, Any]:
     """The pool's `prepuller` block as ImagePrePullerArgs keys (validated later by build_plan)."""
     if raw is None:
         return {}
-    if not isinstance(raw, Mapping):
-        raise PrePullInputError(_field(pool, "prepuller"), raw, "must be a mapping of ImagePrePuller inputs")
+    check_keys(check_mapping(raw, path, "ImagePrePuller inputs"), PREPULLER_KEYS, path)
     out = {}
     for key, value in raw.items():
-        if key not in PREPULLER_KEYS:
-            raise PrePullInputError(_field(pool, f"prepuller.{key}"), value, f"unknown field; known: {', '.join(PREPULLER_KEYS)}")
         if key == "resources" and isinstance(value, Mapping):
-            value = {_PYTHON_NAMES.get(k, k): v for k, v in value.items()}
-        out[_PYTHON_NAMES[key]] = value
+            value = {PYTHON_NAMES.get(k, k): v for k, v in value.items()}
+        out[PYTHON_NAMES[key]] = value
     return out
 
 
-def _karpenter(settings: Mapping, pool: str) -> None:
-    """Shape checks for the karpenter block, so mistakes fail at preview and not when Karpenter rejects them."""
-    f = lambda key: _field(pool, f"karpenter.{key}")  # noqa: E731
+def _karpenter(settings: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The karpenter block, shape-checked so mistakes fail at preview and not when Karpenter rejects them (weight an int)."""
     ref = settings["nodeClassRef"]
     if not isinstance(ref, Mapping) or set(ref) != {"group", "kind", "name"} or not all(isinstance(v, str) and v for v in ref.values()):
-        raise PrePullInputError(f("nodeClassRef"), ref, "must be {group, kind, name}, e.g. {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}")
-    reqs = settings.get("requirements")
-    if reqs is not None:
-        if not isinstance(reqs, list):
-            raise PrePullInputError(f("requirements"), reqs, "must be a list of {key, operator, values}")
+        raise PrePullInputError(
+            path.child("nodeClassRef"), ref, "must be {group, kind, name}, e.g. {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}"
+        )
+    if settings.get("requirements") is not None:
+        reqs = check_list(settings["requirements"], path.child("requirements"), "{key, operator, values}")
         for i, req in enumerate(reqs):
-            if not isinstance(req, Mapping) or not set(req) <= {"key", "operator", "values", "minValues"}:
-                raise PrePullInputError(f(f"requirements[{i}]"), req, "must be {key, operator, values[, minValues]}")
-            check_qualified_name(req.get("key"), f(f"requirements[{i}].key"))
-            if req.get("operator") not in KARPENTER_OPERATORS:
-                raise PrePullInputError(f(f"requirements[{i}].operator"), req.get("operator"), f"must be one of {', '.join(KARPENTER_OPERATORS)}")
-            values = req.get("values", [])
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                raise PrePullInputError(f(f"requirements[{i}].values"), values, "must be a list of strings")
-            if req["operator"] in ("In", "NotIn", "Gt", "Lt") and not values:
-                raise PrePullInputError(f(f"requirements[{i}].values"), values, f"must not be empty with operator {req['operator']}")
+            _karpenter_requirement(req, path.child("requirements").at(i))
     limits = settings.get("limits")
-    if limits is not None and (
-        not isinstance(limits, Mapping) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in limits.values())
-    ):
-        raise PrePullInputError(f("limits"), limits, "must map resource names to quantities, e.g. {cpu: '400', memory: 1600Gi}")
-    if settings.get("disruption") is not None and not isinstance(settings["disruption"], Mapping):
-        raise PrePullInputError(f("disruption"), settings["disruption"], "must be a mapping (Karpenter's NodePool spec.disruption)")
-    weight = settings.get("weight")
-    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 100):
-        raise PrePullInputError(f("weight"), weight, "must be a whole number from 1 to 100")
+    if limits is not None:
+        for key, value in check_mapping(limits, path.child("limits"), "resource names to quantities, e.g. {cpu: '400', memory: 1600Gi}").items():
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise PrePullInputError(path.child("limits").entry(key), value, "must be a quantity such as '400' or '1600Gi'")
+    if settings.get("disruption") is not None:
+        check_mapping(settings["disruption"], path.child("disruption"), "Karpenter's NodePool spec.disruption settings")
+    if settings.get("weight") is None:
+        return dict(settings)
+    return {**settings, "weight": check_int(settings["weight"], path.child("weight"), 1, 100)}
 
 
-def _field(pool: str, rest: str) -> str:
-    return f"nodePools.{pool}.{rest}" if rest else f"nodePools.{pool}"
+def _karpenter_requirement(value: Any, path: Path) -> None:
+    """One NodePool requirement: {key, operator, values[, minValues]}, values given where the operator needs them."""
+    req = check_mapping(value, path, "{key, operator, values[, minValues]}")
+    check_keys(req, KARPENTER_REQUIREMENT_KEYS, path)
+    check_qualified_name(req.get("key"), path.child("key"))
+    operator = check_choice(req.get("operator"), KARPENTER_OPERATORS, path.child("operator"))
+    values = check_list(req.get("values", []), path.child("values"), "strings")
+    for i, item in enumerate(values):
+        check_str(item, path.child("values").at(i), empty=True)
+    if operator in ("In", "NotIn", "Gt", "Lt") and not values:
+        raise PrePullInputError(path.child("values"), values, f"must not be empty with operator {operator}")
 
 
-def _taints(raw: Any, pool: str) -> tuple:
+def _taints(raw: Any, path: Path) -> tuple[dict[str, str], ...]:
     if raw is None:
         return ()
-    if not isinstance(raw, list):
-        raise PrePullInputError(_field(pool, "taints"), raw, "must be a list of {key, value, effect}")
-    out = []
-    for i, t in enumerate(raw):
-        f = _field(pool, f"taints[{i}]")
-        if not isinstance(t, Mapping):
-            raise PrePullInputError(f, t, "must be a mapping {key, value, effect}")
-        for k in t:
-            if k not in ("key", "value", "effect"):
-                raise PrePullInputError(f"{f}.{k}", t[k], "unknown field; known: key, value, effect")
-        taint = {"key": check_qualified_name(t.get("key"), f"{f}.key")}
-        if t.get("value"):
-            taint["value"] = check_label_value(t["value"], f"{f}.value")
-        effects = [e.value for e in TaintEffect]
-        if t.get("effect") not in effects:
-            raise PrePullInputError(f"{f}.effect", t.get("effect"), f"must be one of {', '.join(repr(e) for e in effects)}")
-        taint["effect"] = t["effect"]
-        out.append(taint)
-    return tuple(out)
+    return tuple(check_taint(t, path.at(i)) for i, t in enumerate(check_list(raw, path, "{key, value, effect}")))
 
 
-def _platforms(raw: Any, pool: str, provider: Provider, settings: Mapping, labels: Mapping) -> tuple:
+def _platforms(raw: Any, path: Path, provider: Provider, settings: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[Platform, ...]:
     """The pool's declared node platforms; they must agree with what its labels or node settings imply."""
     if raw is None:
         return ()
-    field = _field(pool, "platforms")
-    if not isinstance(raw, list) or not raw:
-        raise PrePullInputError(field, raw, "must be a non-empty list of platforms such as 'linux/amd64', or be left out")
-    platforms = tuple(sorted({parse_platform(p, f"{field}[{i}]") for i, p in enumerate(raw)}))
+    raw = check_list(raw, path, "platforms such as 'linux/amd64'", non_empty=True)
+    platforms = tuple(sorted({parse_platform(p, path.at(i)) for i, p in enumerate(raw)}))
     implied = implied_arches(provider.value, settings, labels)
     extra = sorted({p.arch for p in platforms} - set(implied.arches)) if implied else []
-    if extra:
+    if implied and extra:
         raise PrePullInputError(
-            field, raw, f"lists {', '.join(extra)}, but the pool's {implied.source} allows only {', '.join(implied.arches) or 'no architecture'}"
+            path, raw, f"lists {', '.join(extra)}, but the pool's {implied.source} allows only {', '.join(implied.arches) or 'no architecture'}"
         )
     return platforms
 
 
-def _merge_images(global_images: tuple, pool_images: Any, pool: str) -> tuple:
-    if pool_images is None:
-        pool_images = []
-    if not isinstance(pool_images, list):
-        raise PrePullInputError(_field(pool, "images"), pool_images, "must be a list of image references")
+def _merge_images(global_images: tuple[str, ...], pool_images: Any, path: Path) -> tuple[str, ...]:
+    pool_images = check_list([] if pool_images is None else pool_images, path, "image references")
     merged, seen = [], set()
     for i, image in enumerate(list(global_images) + pool_images):
-        field = f"images[{i}]" if i < len(global_images) else _field(pool, f"images[{i - len(global_images)}]")
-        identity = parse_image(image, field).identity
+        where = Path("images").at(i) if i < len(global_images) else path.at(i - len(global_images))
+        identity = check_image(image, where).identity
         if identity not in seen:  # a pool may repeat a global image: pulled once
             seen.add(identity)
             merged.append(image)
     if not merged:
-        raise PrePullInputError(_field(pool, "images"), pool_images, "this pool has no images: set prepull:images or the pool's images")
+        raise PrePullInputError(path, pool_images, "this pool has no images: set prepull:images or the pool's images")
     return tuple(merged)
 
 
-def _gate_taint(provider: Provider, settings: Mapping, pool: str) -> dict:
+def _gate_taint(provider: Provider, settings: Mapping[str, Any], path: Path) -> dict[str, str]:
     if provider is Provider.KARPENTER:
         return {"key": KARPENTER_GATE_KEY, "effect": GATE_EFFECT}
     if provider is Provider.EXISTING:
         if settings.get("nodesRegisterWithTaint") is not True:
             raise PrePullInputError(
-                _field(pool, "startupGate"),
+                path.child("startupGate"),
                 True,
                 "an existing pool's nodes must already register with the startup taint: add "
                 f"`--register-with-taints={AUTOSCALER_GATE_KEY}=:{GATE_EFFECT}` to the kubelet (or your node group's "
                 "startup taints), then set existing.nodesRegisterWithTaint: true",
             )
         key = settings.get("taintKey", AUTOSCALER_GATE_KEY)
-        return {"key": check_qualified_name(key, _field(pool, "existing.taintKey")), "effect": GATE_EFFECT}
+        return {"key": check_qualified_name(key, path.child("existing").child("taintKey")), "effect": GATE_EFFECT}
     # Cloud pools (docs/providers.md): the kubelet or the cloud registers the taint once, at node
     # creation, and nothing re-adds it after the pre-puller removed it. The value is there because
     # GKE's and AKS's taint formats take one (key=value:effect).
@@ -243,7 +256,7 @@ def _gate_taint(provider: Provider, settings: Mapping, pool: str) -> dict:
         ami = settings.get("amiType")
         if not (isinstance(ami, str) and ami.startswith("AL2023_")):
             raise PrePullInputError(
-                _field(pool, "eks.amiType"),
+                path.child("eks").child("amiType"),
                 ami,
                 "startupGate on an eks pool needs an AL2023 AMI type (e.g. AL2023_x86_64_STANDARD): the gate taint is "
                 "registered by the kubelet through a nodeadm NodeConfig in the node group's launch template, because "
@@ -254,75 +267,68 @@ def _gate_taint(provider: Provider, settings: Mapping, pool: str) -> dict:
         version = settings["gateApiVersion"]
         if not (isinstance(version, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}-preview", version)):
             raise PrePullInputError(
-                _field(pool, "aks.gateApiVersion"),
+                path.child("aks").child("gateApiVersion"),
                 version,
                 "must be an AKS preview API version such as '2025-10-02-preview': nodeInitializationTaints exist only in preview API versions",
             )
     return {"key": AUTOSCALER_GATE_KEY, "value": "pulling", "effect": GATE_EFFECT}
 
 
-def _pool(raw: Any, index: int, global_images: tuple, names: dict) -> Pool:
-    if not isinstance(raw, Mapping):
-        raise PrePullInputError(f"nodePools[{index}]", raw, "must be a mapping")
-    name = raw.get("name")
-    if name is None:
-        raise PrePullInputError(f"nodePools[{index}].name", None, "is required")
-    check_dns_label(name, f"nodePools[{index}].name", max_len=POOL_NAME_MAX)
+def _pool_name(raw: Any, index: int, names: dict[str, int]) -> str:
+    """The pool's name: required, a short DNS label, unique in the stack (``names``: name -> index so far)."""
+    check_required(check_mapping(raw, POOLS.at(index)), ("name",), POOLS.at(index))
+    name = check_dns_label(raw["name"], POOLS.at(index).child("name"), max_len=POOL_NAME_MAX)
     if name in names:
-        raise PrePullInputError(f"nodePools[{index}].name", name, f"duplicate pool name (also nodePools[{names[name]}])")
+        raise PrePullInputError(POOLS.at(index).child("name"), name, f"duplicate pool name (also nodePools[{names[name]}])")
     names[name] = index
-    for key in raw:
-        if key not in POOL_KEYS:
-            raise PrePullInputError(_field(name, key), raw[key], f"unknown field; known: {', '.join(POOL_KEYS)}")
-    try:
-        provider = Provider(raw.get("provider"))
-    except ValueError:
-        raise PrePullInputError(
-            _field(name, "provider"), raw.get("provider"), f"must be one of {', '.join(repr(p.value) for p in Provider)}"
-        ) from None
-    labels = raw.get("labels")
-    if not isinstance(labels, Mapping) or not labels:
-        raise PrePullInputError(_field(name, "labels"), labels, "is required: the node labels that select this pool's nodes")
-    for k, v in labels.items():
-        check_qualified_name(k, _field(name, "labels key"))
-        check_label_value(v, _field(name, f"labels[{k!r}]"))
+    return name
+
+
+def _labels(raw: Any, path: Path) -> Pairs:
+    if not isinstance(raw, Mapping) or not raw:
+        raise PrePullInputError(path, raw, "is required: the node labels that select this pool's nodes")
+    return check_string_map(raw, path, check_label_value)
+
+
+def _settings(raw: Mapping[str, Any], provider: Provider, path: Path) -> Mapping[str, Any]:
+    """The provider's block (required keys present, no unknown ones); no other provider's block may be set."""
     for other in Provider:
         if other is not provider and raw.get(other.value) is not None:
-            raise PrePullInputError(_field(name, other.value), raw[other.value], f"belongs to provider {other.value!r}, not {provider.value!r}")
-    settings = raw.get(provider.value) or {}
-    if not isinstance(settings, Mapping):
-        raise PrePullInputError(_field(name, provider.value), settings, "must be a mapping")
-    required, optional = PROVIDER_FIELDS[provider]
-    for key in required:
-        if settings.get(key) is None:
-            raise PrePullInputError(_field(name, f"{provider.value}.{key}"), None, f"is required for provider {provider.value!r}")
-    for key in settings:
-        if key not in required + optional:
-            raise PrePullInputError(
-                _field(name, f"{provider.value}.{key}"), settings[key], f"unknown field; known: {', '.join(required + optional)}"
-            )
-    gate = raw.get("startupGate", False)
-    if not isinstance(gate, bool):
-        raise PrePullInputError(_field(name, "startupGate"), gate, "must be true or false")
+            raise PrePullInputError(path.child(other.value), raw[other.value], f"belongs to provider {other.value!r}, not {provider.value!r}")
+    block = path.child(provider.value)
+    settings = check_mapping(raw.get(provider.value) or {}, block)
+    fields = PROVIDER_FIELDS[provider]
+    check_required(settings, fields.required, block, f" for provider {provider.value!r}")
+    check_keys(settings, fields.known, block)
+    return settings
+
+
+def _pool(raw: Any, index: int, global_images: tuple[str, ...], names: dict[str, int]) -> Pool:
+    name = _pool_name(raw, index, names)
+    path = POOLS.child(name)
+    check_keys(raw, POOL_KEYS, path)
+    provider = check_enum(Provider, raw.get("provider"), path.child("provider"))
+    labels = _labels(raw.get("labels"), path.child("labels"))
+    settings = _settings(raw, provider, path)
+    gate = check_bool(raw.get("startupGate", False), path.child("startupGate"))
     if provider is Provider.KARPENTER:
-        _karpenter(settings, name)
-    lanes = raw.get("lanes", 1)
+        settings = _karpenter(settings, path.child(provider.value))
     return Pool(
         name=name,
         provider=provider,
-        labels=tuple(sorted(labels.items())),
-        taints=_taints(raw.get("taints"), name),
-        images=_merge_images(global_images, raw.get("images"), name),
+        labels=labels,
+        taints=_taints(raw.get("taints"), path.child("taints")),
+        images=_merge_images(global_images, raw.get("images"), path.child("images")),
         startup_gate=gate,
-        gate_taint=_gate_taint(provider, settings, name) if gate else None,
+        gate_taint=_gate_taint(provider, settings, path) if gate else None,
         settings=dict(settings),
-        lanes=lanes,
-        prepuller=_prepuller_block(raw.get("prepuller"), name),
-        platforms=_platforms(raw.get("platforms"), name, provider, settings, labels),
+        lanes=raw.get("lanes", 1),
+        prepuller=_prepuller_block(raw.get("prepuller"), path.child("prepuller")),
+        platforms=_platforms(raw.get("platforms"), path.child("platforms"), provider, settings, dict(labels)),
     )
 
 
-def load_stack(config: Mapping) -> StackSpec:
+def load_stack(config: Mapping[str, Any]) -> StackSpec:
     """Validate the decoded ``prepull:*`` stack config (keys without the ``prepull:`` prefix); build every pre-puller once.
 
     With a lock file, use ``with_prepullers(lock_stack(validate_stack(config), ...))`` instead, so
@@ -331,26 +337,18 @@ def load_stack(config: Mapping) -> StackSpec:
     return with_prepullers(validate_stack(config))
 
 
-def validate_stack(config: Mapping) -> StackSpec:
+def validate_stack(config: Mapping[str, Any]) -> StackSpec:
     """The stack config validated, its pools' pre-pullers not built yet (see :func:`with_prepullers`)."""
-    for key in config:
-        if key not in STACK_KEYS:
-            raise PrePullInputError(f"prepull:{key}", config[key], f"unknown stack setting; known: {', '.join('prepull:' + k for k in STACK_KEYS)}")
-    images = config.get("images") or []
-    if not isinstance(images, list):
-        raise PrePullInputError("images", images, "must be a list of image references")
+    check_keys(config, STACK_KEYS, CONFIG)
+    images = check_list(config.get("images") or [], "images", "image references")
     for i, image in enumerate(images):
-        parse_image(image, f"images[{i}]")
+        check_image(image, Path("images").at(i))
     namespace = check_dns_label(config.get("namespace") or "prepull", "namespace")
-    raw_pools = config.get("nodePools")
-    if not isinstance(raw_pools, list) or not raw_pools:
-        raise PrePullInputError("nodePools", raw_pools, "must list at least one node pool")
-    names: dict = {}
+    raw_pools = check_list(config.get("nodePools"), POOLS, "node pools", non_empty=True)
+    names: dict[str, int] = {}
     pools = tuple(_pool(p, i, tuple(images), names) for i, p in enumerate(raw_pools))
-    for key in ("kubeconfig", "kubeContext"):
-        if config.get(key) is not None and not isinstance(config[key], str):
-            raise PrePullInputError(f"prepull:{key}", config[key], "must be a string")
-    return StackSpec(namespace, pools, config.get("kubeconfig") or None, config.get("kubeContext") or None)
+    kube = {key: check_str(config[key], CONFIG.child(key), empty=True) for key in ("kubeconfig", "kubeContext") if config.get(key) is not None}
+    return StackSpec(namespace, pools, kube.get("kubeconfig") or None, kube.get("kubeContext") or None)
 
 
 def with_prepullers(spec: StackSpec) -> StackSpec:
@@ -374,25 +372,25 @@ def _prepuller(spec: StackSpec, pool: Pool) -> PrePuller:
         plan = build_plan(prepuller_args(spec, pool), pool.name)
     except PrePullInputError as err:
         top = re.split(r"[.\[]", err.field, maxsplit=1)[0]
-        inside = "prepuller." if camel_case(top) in PREPULLER_KEYS else ""
-        raise err.in_camel_case(KNOWN_FIELDS, prefix=f"{_field(pool.name, '')}.{inside}") from None
+        inside = "prepuller." if top in PREPULLER_INPUTS else ""
+        raise err.in_camel_case(INPUT_NAMES, prefix=f"{pool.path}.{inside}") from None
     return PrePuller(plan, tuple(render(plan)))
 
 
 def _check_collisions(prepullers: Mapping[str, PrePuller]) -> None:
     """E.g. pool "gpu" with 2 lanes and a pool named "gpu-l1" would share a DaemonSet."""
-    owners: dict = {}
+    owners: dict[tuple[str, Optional[str], str], str] = {}
     for pool, prepuller in prepullers.items():
         for obj in prepuller.objects:
             key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
             if key in owners:
                 raise PrePullInputError(
-                    _field(pool, "name"), pool, f"its {key[0]} {key[2]!r} has the same name as one of pool {owners[key]!r}: rename a pool"
+                    POOLS.child(pool).child("name"), pool, f"its {key[0]} {key[2]!r} has the same name as one of pool {owners[key]!r}: rename a pool"
                 )
             owners[key] = pool
 
 
-def prepuller_args(spec: StackSpec, pool: Pool) -> dict:
+def prepuller_args(spec: StackSpec, pool: Pool) -> dict[str, Any]:
     """The ImagePrePullerArgs of a pool: select exactly its nodes, tolerate exactly its taints."""
     tolerations = [
         {"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}
@@ -400,7 +398,7 @@ def prepuller_args(spec: StackSpec, pool: Pool) -> dict:
         else {"key": t["key"], "operator": "Exists", "effect": t["effect"]}
         for t in pool.taints
     ]
-    args: dict = {
+    args: dict[str, Any] = {
         **pool.prepuller,
         "images": list(pool.images),
         "namespace": spec.namespace,
@@ -419,10 +417,10 @@ def prepuller_args(spec: StackSpec, pool: Pool) -> dict:
     return args
 
 
-def karpenter_node_pool(pool: Pool) -> dict:
+def karpenter_node_pool(pool: Pool) -> dict[str, Any]:
     """The Karpenter v1 NodePool of a pool: its labels and taints, and the gate as a startup taint."""
     s = pool.settings
-    template_spec: dict = {
+    template_spec: dict[str, Any] = {
         "nodeClassRef": dict(s["nodeClassRef"]),
         "requirements": list(s.get("requirements") or [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]),
     }
@@ -430,7 +428,7 @@ def karpenter_node_pool(pool: Pool) -> dict:
         template_spec["taints"] = [dict(t) for t in pool.taints]
     if pool.gate_taint:
         template_spec["startupTaints"] = [dict(pool.gate_taint)]
-    spec: dict = {"template": {"metadata": {"labels": dict(pool.labels)}, "spec": template_spec}}
+    spec: dict[str, Any] = {"template": {"metadata": {"labels": dict(pool.labels)}, "spec": template_spec}}
     for key in ("limits", "disruption", "weight"):
         if s.get(key) is not None:
             spec[key] = s[key]
@@ -442,12 +440,12 @@ def karpenter_node_pool(pool: Pool) -> dict:
     }
 
 
-def namespace_for(spec: StackSpec) -> dict:
+def namespace_for(spec: StackSpec) -> dict[str, Any]:
     """The stack's shared namespace."""
     return namespace_object(spec.namespace, False, {"app.kubernetes.io/name": "prepull", "app.kubernetes.io/managed-by": "prepull"})
 
 
-def stack_manifests(spec: StackSpec) -> list:
+def stack_manifests(spec: StackSpec) -> list[dict[str, Any]]:
     """Every Kubernetes object the stack declares, in creation order (cloud node pools are not Kubernetes objects)."""
     spec = built(spec)
     objects = [namespace_for(spec)]
