@@ -154,7 +154,7 @@ def load_objects(stacks_dir: Optional[str], stack: str) -> Tuple[Path, List[Kube
     from .pools import stack_manifests
 
     path, spec = load_spec(stacks_dir, stack)
-    return path, stack_manifests(spec)
+    return path, list(stack_manifests(spec))
 
 
 def prefixed(err: PrePullInputError) -> str:

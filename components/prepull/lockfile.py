@@ -215,10 +215,12 @@ def _locked_pool(pool: Pool, lock: Lock) -> Pool:
     prepuller = dict(pool.prepuller)
     if prepuller.get("image_platforms"):
         prepuller["image_platforms"] = {locked[parse_image(k, "imagePlatforms").canonical]: v for k, v in prepuller["image_platforms"].items()}
+    known_sizes = [(image, size) for image, size in sizes if size is not None]
     return dataclasses.replace(
         pool,
         images=tuple(locked[ref.canonical] for _, ref in refs),
-        image_sizes=tuple(sorted(sizes)) if all(size is not None for _, size in sizes) else (),
+        # Every image's size, or none: lanes are never balanced on half the bytes.
+        image_sizes=tuple(sorted(known_sizes)) if len(known_sizes) == len(sizes) else (),
         prepuller=prepuller,
     )
 

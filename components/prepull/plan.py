@@ -56,13 +56,9 @@ _TOLERATION_KEYS = ("key", "operator", "value", "effect", "toleration_seconds")
 _TIMEOUT_KEYS = ("create", "update", "delete")
 
 
-def _default_map(name: str) -> Mapping[str, Any]:
-    value = DEFAULTS[name]
-    assert isinstance(value, Mapping), name
-    return value
 
 
-_RESOURCE_DEFAULTS = _default_map("resources")
+_RESOURCE_DEFAULTS: Mapping[str, Any] = DEFAULTS["resources"]
 _RESOURCE_KEYS = tuple(_RESOURCE_DEFAULTS)
 
 
