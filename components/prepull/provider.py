@@ -15,7 +15,7 @@ from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.provider.server import ComponentInitError
 
 from . import __version__
-from .args import KNOWN_FIELDS
+from .checks import INPUT_NAMES
 from .component import ImagePrePuller
 from .errors import PrePullInputError
 
@@ -43,7 +43,7 @@ class PrePullProvider(ComponentProvider):
 
 def property_error(error: PrePullInputError) -> InputPropertyError:
     """Pulumi's structured input error, with the field as other languages spell it."""
-    bad = error.in_camel_case(KNOWN_FIELDS)
+    bad = error.in_camel_case(INPUT_NAMES)
     return InputPropertyError(bad.field, f"{bad.reason} (got {bad.value!r})")
 
 
