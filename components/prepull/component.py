@@ -75,7 +75,7 @@ class ImagePrePuller(pulumi.ComponentResource):
     def _declare(self, name: str, plan: Plan, objects: Sequence[Manifest], opts: Optional[pulumi.ResourceOptions]) -> None:
         super().__init__(TYPE_TOKEN, name, {}, opts)
         namespace, daemon_sets = self._children(name, plan, objects, [_properties(obj) for obj in objects])
-        self._finish(namespace, daemon_sets, plan.namespace, [r.canonical for r in plan.images])
+        self._finish(namespace, daemon_sets, _daemon_set_names(objects), plan.namespace, [r.canonical for r in plan.images])
 
     def _declare_deferred(self, name: str, args: ImagePrePullerArgs, opts: Optional[pulumi.ResourceOptions]) -> None:
         """Some values are Outputs: every child is registered now, with values from the plan of the resolved inputs.
@@ -90,20 +90,25 @@ class ImagePrePuller(pulumi.ComponentResource):
         objects: pulumi.Output[list[Manifest]] = plan.apply(lambda p: _same_shape(render(p), shape_objects))
         properties = [{key: _field_of(objects, i, field) for key, field in _fields(obj)} for i, obj in enumerate(shape_objects)]
         namespace, daemon_sets = self._children(name, shape, shape_objects, properties)
-        self._finish(namespace, daemon_sets, plan.apply(lambda p: p.namespace), plan.apply(lambda p: [r.canonical for r in p.images]))
+        self._finish(
+            namespace, daemon_sets, _daemon_set_names(shape_objects), plan.apply(lambda p: p.namespace), plan.apply(lambda p: [r.canonical for r in p.images])
+        )
 
     def _finish(
         self,
         namespace: Optional[pulumi.CustomResource],
         daemon_sets: list[pulumi.CustomResource],
+        names: list[str],
         namespace_name: pulumi.Input[str],
         images: pulumi.Input[list[str]],
     ) -> None:
         self.namespace = _name_of(namespace) if namespace else pulumi.Output.from_input(namespace_name)
-        self.daemon_set_names = pulumi.Output.all(*[_name_of(d) for d in daemon_sets])
-        self.images = pulumi.Output.from_input(images)
         # Each DaemonSet's id resolves only after its create/update (and rollout await) finished.
-        self.ready = pulumi.Output.all(*[d.id for d in daemon_sets]).apply(lambda ids: all(bool(i) for i in ids))
+        ids = pulumi.Output.all(*[d.id for d in daemon_sets])
+        self.ready = ids.apply(lambda values: all(bool(i) for i in values))
+        # The names are the ones rendered (given, never generated); they resolve with the DaemonSets.
+        self.daemon_set_names = ids.apply(lambda _: names)
+        self.images = pulumi.Output.from_input(images)
         self.register_outputs(
             {"namespace": self.namespace, "daemon_set_names": self.daemon_set_names, "images": self.images, "ready": self.ready}
         )

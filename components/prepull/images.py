@@ -9,6 +9,7 @@ container runtimes handle them.
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional
 
 from docker_image.digest import InvalidDigest
@@ -37,12 +38,12 @@ class ImageRef:
     digest: Optional[str]
     """``algorithm:hex`` digest, or None."""
 
-    @property
+    @cached_property
     def repository(self) -> str:
         """Fully qualified repository: ``docker.io/library/nginx``."""
         return f"{self.domain}/{self.path}"
 
-    @property
+    @cached_property
     def canonical(self) -> str:
         """The normalised reference used for comparison and deduplication.
 
@@ -56,7 +57,7 @@ class ImageRef:
             out += f"@{self.digest}"
         return out
 
-    @property
+    @cached_property
     def identity(self) -> str:
         """What makes two references the same image: with a digest, the repository and digest
         (the runtime pulls by digest and ignores the tag); otherwise the canonical form."""
@@ -67,7 +68,7 @@ class ImageRef:
         """What a registry is asked for: the digest if any, else the tag (``latest`` when neither, as the runtimes do)."""
         return self.digest or self.tag or "latest"
 
-    @property
+    @cached_property
     def short_hash(self) -> str:
         """8 hex chars of sha256(canonical): stable per image, for names."""
         return hashlib.sha256(self.canonical.encode()).hexdigest()[:8]
