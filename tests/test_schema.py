@@ -2,6 +2,9 @@
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pulumi.errors import InputPropertyError
@@ -13,6 +16,7 @@ import prepull
 from prepull.args import ImagePrePullerArgs
 
 TOKEN = "prepull:index:ImagePrePuller"
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OR_REQUIRED = re.compile(r"\b(Default:|Required\b)")
 
 
@@ -22,8 +26,15 @@ def provider():
 
 
 @pytest.fixture(scope="module")
-def schema(provider):
-    return json.loads(provider.schema)
+def schema():
+    """The schema as other languages get it: inferred in a fresh interpreter (the plugin, `prepull schema`).
+
+    Not this process's: the analyzer reads docstrings with inspect and typing, whose process-wide
+    caches earlier tests have filled (one in-process run out of several once lacked a docstring).
+    """
+    env = {"PYTHONPATH": str(ROOT / "components"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "prepull", "schema"], cwd=ROOT, env=env, capture_output=True, timeout=120, check=True)
+    return json.loads(out.stdout)
 
 
 @pytest.fixture(scope="module")
