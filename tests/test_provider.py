@@ -211,6 +211,8 @@ def test_construct_rejects_a_bad_enum_value_before_registering(run_program, prov
     "inputs, path, reason",
     [
         ({"maxUnavailable": -3}, "maxUnavailable", "must be a whole number, at least 1, or a percentage from 1% to 100% such as '10%' (got -3)"),
+        # What YAML and TypeScript send: every number a float, reported as the whole number written.
+        ({"maxUnavailable": -3.0}, "maxUnavailable", "must be a whole number, at least 1, or a percentage from 1% to 100% such as '10%' (got -3)"),
         ({"maxUnavailable": 2, "maxSurge": 1}, "maxUnavailable", "conflicts with maxSurge, which replaces pods without taking any away (got 2)"),
         ({"tolerations": [{"key": "a", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]},
          "tolerations[0].tolerationSeconds", "is only allowed with effect NoExecute (got 5)"),

@@ -81,7 +81,7 @@ def check_int(value: object, field: str, minimum: Optional[int] = None, maximum:
     """A whole number within ``minimum`` and ``maximum`` (each optional, default unbounded); an integral float counts."""
     number = _int_value(value)
     if number is None or (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-        raise PrePullInputError(field, value, "must be a whole number" + _bounds(minimum, maximum))
+        raise PrePullInputError(field, value if number is None else number, "must be a whole number" + _bounds(minimum, maximum))
     return number
 
 
@@ -108,10 +108,13 @@ def check_int_or_percent(value: object, field: str, minimum: int = 0) -> IntOrPe
             raise PrePullInputError(field, value, reason)
         return value
     number = _int_value(value)
-    if number is None or number < minimum:
+    if number is None:
         raise PrePullInputError(field, value, reason)
+    # Reported as a whole number: other languages send every number as a float (-3 arrives as -3.0).
+    if number < minimum:
+        raise PrePullInputError(field, number, reason)
     if number > INT32_MAX:
-        raise PrePullInputError(field, value, f"must be at most {INT32_MAX} (Kubernetes' IntOrString is 32-bit)")
+        raise PrePullInputError(field, number, f"must be at most {INT32_MAX} (Kubernetes' IntOrString is 32-bit)")
     return number
 
 
