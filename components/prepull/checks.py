@@ -13,7 +13,7 @@ import enum
 import functools
 import re
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_UP, Context, Decimal, InvalidOperation, localcontext
-from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeGuard, TypeVar, Union
 
 from .args import ContainerResources, CustomTimeouts, ImagePrePullerArgs, StartupTaint, TaintEffect, Toleration
 from .errors import PrePullInputError, camel_case
@@ -167,10 +167,15 @@ def _described(kind: str, what: str) -> str:
     return f"{kind} of {what}" if what else kind
 
 
+def is_list(value: object) -> TypeGuard[Sequence[Any]]:
+    """Whether ``value`` counts as a list: any sequence but a string or a mapping."""
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, Mapping))
+
+
 def check_list(value: object, field: str, what: str = "", non_empty: bool = False) -> list[Any]:
     """A list (any sequence but a string or a mapping); ``what`` (default none) says of what, for the message."""
     kind = _described("a non-empty list" if non_empty else "a list", what)
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence) or (non_empty and not value):
+    if not is_list(value) or (non_empty and not value):
         raise PrePullInputError(field, value, f"must be {kind}")
     return list(value)
 

@@ -7,14 +7,14 @@ objects (kinds and names), and the real plan is built from the resolved inputs, 
 validation and messages as plain inputs. Nothing here needs the Pulumi engine (only its Output type).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from inspect import isawaitable
 from typing import Any
 
 from pulumi import Output
 
 from .errors import PrePullInputError
-from .images import parse_image
+from .checks import check_image, is_list
 
 # Inputs that only set values inside the objects (ImagePrePullerArgs' "Accepts an Output" fields).
 VALUE_INPUTS = (
@@ -54,7 +54,7 @@ def has_outputs(value: object) -> bool:
         return True
     if isinstance(value, Mapping):
         return any(has_outputs(v) for v in value.values())
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+    if is_list(value):
         return any(has_outputs(v) for v in value)
     return False
 
@@ -63,7 +63,7 @@ def plain_containers(value: Any) -> Any:
     """``value`` with every mapping a dict and every list a list, so ``Output.from_input`` unwraps all of it."""
     if isinstance(value, Mapping):
         return {k: plain_containers(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+    if is_list(value):
         return [plain_containers(v) for v in value]
     return value
 
@@ -75,7 +75,7 @@ def check_plain(args: Mapping[str, Any]) -> None:
             continue
         raise PrePullInputError(key, OutputValue(), "must be a plain value, not an Output: it decides which objects the component creates")
     images = args.get("images")
-    if isinstance(images, Sequence) and not isinstance(images, (str, bytes)):
+    if is_list(images):
         for i, entry in enumerate(images):
             if isinstance(entry, Mapping) and has_outputs(entry.get("platforms")):
                 raise PrePullInputError(
@@ -110,7 +110,7 @@ def _without_outputs(value: Any) -> Any:
         return None
     if isinstance(value, Mapping):
         return {k: v for k, v in value.items() if not has_outputs(v)}
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+    if is_list(value):
         return [v for v in value if not has_outputs(v)]
     return value
 
@@ -126,7 +126,7 @@ def _shape_images(args: Mapping[str, Any]) -> Any:
         # The list's length is unknown: one image per lane keeps every lane's DaemonSet.
         lanes = args.get("lanes")
         return [_STAND_IN.format(i) for i in range(lanes if isinstance(lanes, int) and lanes > 1 else 1)]
-    if not isinstance(images, Sequence) or isinstance(images, (str, bytes)):
+    if not is_list(images):
         return images  # build_plan reports it
     shaped = [_shape_entry(entry, i) for i, entry in enumerate(images)]
     _check_platform_keys(args, shaped)
@@ -150,9 +150,9 @@ def _check_platform_keys(args: Mapping[str, Any], shaped: list[Any]) -> None:
     for i, entry in enumerate(shaped):
         image = entry.get("image") if isinstance(entry, Mapping) else entry
         if isinstance(image, str) and image != _STAND_IN.format(i):
-            known.add(parse_image(image, f"images[{i}]").canonical)
+            known.add(check_image(image, f"images[{i}]").canonical)
     for key in extra:
-        if isinstance(key, str) and parse_image(key, f"image_platforms[{key!r}]").canonical not in known:
+        if isinstance(key, str) and check_image(key, f"image_platforms[{key!r}]").canonical not in known:
             raise PrePullInputError(
                 f"image_platforms[{key!r}]", key,
                 "names an image that is not among the plain images: for an image given as an Output, put its platforms in its entry ({image, platforms})",

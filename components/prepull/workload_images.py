@@ -4,14 +4,14 @@ So the pre-pulled list follows what the program deploys, with no list kept by ha
 kind keeps its pod template comes from the one table, :mod:`prepull.workloads`.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 from pulumi._types import is_output_type, output_type_to_dict
 
 from .errors import camel_case
-from .images import parse_image
+from .checks import check_image, is_list
 from .plan import LABEL_DAEMONSET
 from .workloads import POD_SPEC_PATHS, iter_images, kind_of, pod_spec
 
@@ -40,7 +40,7 @@ def _collect(item: Any) -> pulumi.Output[Found]:
         return item.apply(_collect)
     if isinstance(item, Mapping):
         item = list(item.values())
-    if isinstance(item, Sequence) and not isinstance(item, (str, bytes)):
+    if is_list(item):
         return pulumi.Output.all(*[_collect(x) for x in item]).apply(lambda lists: [pair for pairs in lists for pair in pairs])
     if isinstance(item, pulumi.Resource):
         kind = kind_of(item.pulumi_resource_type)
@@ -73,7 +73,7 @@ def _wire(value: Any) -> Any:
         value = output_type_to_dict(value)
     if isinstance(value, Mapping):
         return {camel_case(k) if isinstance(k, str) else k: _wire(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+    if is_list(value):
         return [_wire(v) for v in value]
     return value
 
@@ -82,7 +82,7 @@ def _unique(pairs: Found) -> list[str]:
     seen: set[str] = set()
     images = []
     for image, where in pairs:
-        ref = parse_image(image, f"images_from({where})")
+        ref = check_image(image, f"images_from({where})")
         if ref.identity not in seen:
             seen.add(ref.identity)
             images.append(ref.original)
