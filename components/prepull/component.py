@@ -75,7 +75,7 @@ class ImagePrePuller(pulumi.ComponentResource):
     def _declare(self, name: str, plan: Plan, objects: Sequence[Manifest], opts: Optional[pulumi.ResourceOptions]) -> None:
         super().__init__(TYPE_TOKEN, name, {}, opts)
         namespace, daemon_sets = self._children(name, plan, objects, [_properties(obj) for obj in objects])
-        self._finish(namespace, daemon_sets, _daemon_set_names(objects), plan.namespace, [r.canonical for r in plan.images])
+        self._finish(namespace, daemon_sets, _daemon_set_names(objects), plan.namespace, _canonical_images(plan))
 
     def _declare_deferred(self, name: str, args: ImagePrePullerArgs, opts: Optional[pulumi.ResourceOptions]) -> None:
         """Some values are Outputs: every child is registered now, with values from the plan of the resolved inputs.
@@ -91,7 +91,7 @@ class ImagePrePuller(pulumi.ComponentResource):
         properties = [{key: _field_of(objects, i, field) for key, field in _fields(obj)} for i, obj in enumerate(shape_objects)]
         namespace, daemon_sets = self._children(name, shape, shape_objects, properties)
         self._finish(
-            namespace, daemon_sets, _daemon_set_names(shape_objects), plan.apply(lambda p: p.namespace), plan.apply(lambda p: [r.canonical for r in p.images])
+            namespace, daemon_sets, _daemon_set_names(shape_objects), plan.apply(lambda p: p.namespace), plan.apply(_canonical_images)
         )
 
     def _finish(
@@ -139,6 +139,11 @@ class ImagePrePuller(pulumi.ComponentResource):
             if obj["kind"] == "Namespace":
                 namespace.append(resource)
         return (namespace[0] if namespace else None), daemon_sets
+
+
+def _canonical_images(plan: Plan) -> list[str]:
+    """The ``images`` output: the plan's images in normalised form, in order."""
+    return [r.canonical for r in plan.images]
 
 
 def _name_of(resource: pulumi.CustomResource) -> pulumi.Output[str]:
