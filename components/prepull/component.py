@@ -7,9 +7,9 @@ import pulumi_kubernetes as k8s
 
 from .args import ImagePrePullerArgs
 from .deferred import has_outputs, plain_containers, shape_args
-from .errors import PrePullInputError
 from .manifests import render
 from .plan import Plan, build_plan
+from .run_error import PrePullRunError, reported_plainly
 
 TYPE_TOKEN = "prepull:index:ImagePrePuller"
 Manifest = dict[str, Any]  # one Kubernetes object, camelCase wire format
@@ -56,11 +56,12 @@ class ImagePrePuller(pulumi.ComponentResource):
     """Resolves to true once every DaemonSet has been created and, unless skip_await is set, rolled out: every node selected at that time holds every image."""
 
     def __init__(self, name: str, args: ImagePrePullerArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        # Validate first: bad input raises here, before anything is registered.
-        if has_outputs(args):
-            self._declare_deferred(name, args, opts)
-            return
-        plan = build_plan(args, name)
+        # Validate first: bad input raises here, before anything is registered (as a RunError: no traceback under the CLI).
+        with reported_plainly():
+            if has_outputs(args):
+                self._declare_deferred(name, args, opts)
+                return
+            plan = build_plan(args, name)
         self._declare(name, plan, render(plan), opts)
 
     @classmethod
@@ -86,7 +87,7 @@ class ImagePrePuller(pulumi.ComponentResource):
         shape = build_plan(shape_args(args), name)
         shape_objects = render(shape)
         super().__init__(TYPE_TOKEN, name, {}, opts)
-        plan: pulumi.Output[Plan] = pulumi.Output.from_input(plain_containers(args)).apply(lambda resolved: build_plan(resolved, name))
+        plan: pulumi.Output[Plan] = pulumi.Output.from_input(plain_containers(args)).apply(lambda resolved: _resolved_plan(resolved, name))
         objects: pulumi.Output[list[Manifest]] = plan.apply(lambda p: _same_shape(render(p), shape_objects))
         properties = [{key: _field_of(objects, i, field) for key, field in _fields(obj)} for i, obj in enumerate(shape_objects)]
         namespace, daemon_sets = self._children(name, shape, shape_objects, properties)
@@ -141,6 +142,16 @@ class ImagePrePuller(pulumi.ComponentResource):
         return (namespace[0] if namespace else None), daemon_sets
 
 
+def _resolved_plan(resolved: ImagePrePullerArgs, name: str) -> Plan:
+    """The plan of the resolved inputs (run in an apply).
+
+    An exception in an apply faults the Output; the SDK re-raises that same object from ``run_in_stack``
+    once a child's registration awaits it, so the language host sees its type: a RunError too.
+    """
+    with reported_plainly():
+        return build_plan(resolved, name)
+
+
 def _canonical_images(plan: Plan) -> list[str]:
     """The ``images`` output: the plan's images in normalised form, in order."""
     return [r.canonical for r in plan.images]
@@ -176,7 +187,7 @@ def _daemon_set_names(objects: Sequence[Manifest]) -> list[str]:
 def _same_shape(objects: list[Manifest], shape: Sequence[Manifest]) -> list[Manifest]:
     """The resolved inputs' objects, which must be the ones registered from the plain inputs."""
     if _signature(objects) != _signature(shape):
-        raise PrePullInputError(
+        raise PrePullRunError(  # raised in an apply: see _resolved_plan
             "images", _daemon_set_names(objects),
             f"the resolved images need other DaemonSets than the {_daemon_set_names(shape)} declared from the inputs known at preview:"
             " give the images' platforms as plain values",

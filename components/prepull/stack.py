@@ -19,6 +19,7 @@ from .pools import (
     validate_stack,
     with_prepullers,
 )
+from .run_error import reported_plainly
 
 
 def read_config(config: Optional[pulumi.Config] = None) -> dict[str, Any]:
@@ -74,7 +75,10 @@ def main(stacks_dir: Optional[Path] = None) -> None:
 
     ``stacks_dir`` holds ``prepull.<stack>.lock.yaml`` (default: ``./stacks``, where Pulumi.yaml's
     ``stackConfigDir`` puts the stack files; Pulumi runs the program from the project directory).
+    A bad config, lock file or pool raises a RunError with our one-line message: the CLI shows just that.
     """
-    spec = with_prepullers(lock_stack(validate_stack(read_config()), stacks_dir or Path.cwd() / "stacks", pulumi.get_stack()))
-    for name, value in deploy(spec).items():
+    with reported_plainly():
+        spec = with_prepullers(lock_stack(validate_stack(read_config()), stacks_dir or Path.cwd() / "stacks", pulumi.get_stack()))
+        outputs = deploy(spec)
+    for name, value in outputs.items():
         pulumi.export(name, value)

@@ -13,6 +13,7 @@ from pulumi._types import is_output_type, output_type_to_dict
 from .errors import camel_case
 from .checks import check_image, is_list
 from .plan import LABEL_DAEMONSET
+from .run_error import reported_plainly
 from .workloads import POD_SPEC_PATHS, iter_images, kind_of, pod_spec
 
 Found = list[tuple[object, str]]  # (image as found, where it was found), in order
@@ -82,7 +83,8 @@ def _unique(pairs: Found) -> list[str]:
     seen: set[str] = set()
     images = []
     for image, where in pairs:
-        ref = check_image(image, f"images_from({where})")
+        with reported_plainly():  # raised in an apply, which hands it as it is to the language host
+            ref = check_image(image, f"images_from({where})")
         if ref.identity not in seen:
             seen.add(ref.identity)
             images.append(ref.original)
