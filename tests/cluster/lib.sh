@@ -7,7 +7,8 @@ cluster_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Every built piece as "NAME VERSION", one a line.
 cluster_pieces() {
   printf '%s\n' "kubernetes $K8S_VERSION" "etcd $ETCD_VERSION" "kwok $KWOK_VERSION" \
-    "pulumi $PULUMI_VERSION" "pulumi-kubernetes $PULUMI_K8S_VERSION" "pulumi-yaml $PULUMI_YAML_VERSION"
+    "pulumi $PULUMI_VERSION" "pulumi-kubernetes $PULUMI_K8S_VERSION" "pulumi-yaml $PULUMI_YAML_VERSION" \
+    "pulumi-python $PULUMI_HOSTS_VERSION" "pulumi-nodejs $PULUMI_HOSTS_VERSION"
 }
 
 # piece_dir NAME VERSION: the cache directory of one built piece, keyed by its pin and the recipe.

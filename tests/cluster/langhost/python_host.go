@@ -1,0 +1,169 @@
+// What a current pulumi CLI expects of the Python language host that the v3.68.0 host lacks
+// (tests/cluster/build compiles this file beside that host's main.go; docs/e2e.md, "The
+// language hosts"). Test infrastructure: never shipped.
+//
+//  1. The `virtualenv` option of Pulumi.yaml. A current CLI passes runtime options inside its
+//     requests; the v3.68 host reads them only from its -virtualenv flag, which the CLI no longer
+//     passes, so it ran `python3` from PATH. init() reads the option from the project file in
+//     the working directory (the CLI starts the host there) and passes the flag, as older CLIs did.
+//  2. RunPlugin (policy packs, source-based component providers). A current CLI describes the
+//     plugin in the request's `info` (field 5: root and program directories, runtime options)
+//     and `kind` (field 6), both unknown to the v3.68 protocol types, and leaves `program` empty:
+//     the v3.68 host then ran the stack program. RunPlugin reads those fields from the request's
+//     unknown bytes and runs the plugin in its own folder, with its own virtualenv.
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"gopkg.in/yaml.v3"
+)
+
+func init() {
+	for _, arg := range os.Args[1:] {
+		if strings.HasPrefix(strings.TrimLeft(arg, "-"), "virtualenv") {
+			return // given explicitly: keep it
+		}
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return
+	}
+	if venv := projectVirtualenv(cwd); venv != "" {
+		os.Args = append([]string{os.Args[0], "-virtualenv=" + venv, "-root=" + cwd}, os.Args[1:]...)
+	}
+}
+
+// projectVirtualenv: runtime.options.virtualenv of DIR's Pulumi.yaml (or .yml), "" if none.
+func projectVirtualenv(dir string) string {
+	for _, name := range []string{"Pulumi.yaml", "Pulumi.yml"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		var project struct {
+			Runtime yaml.Node `yaml:"runtime"`
+		}
+		var runtime struct {
+			Options map[string]any `yaml:"options"`
+		}
+		if yaml.Unmarshal(data, &project) != nil || project.Runtime.Kind != yaml.MappingNode {
+			return ""
+		}
+		if project.Runtime.Decode(&runtime) != nil {
+			return ""
+		}
+		venv, _ := runtime.Options["virtualenv"].(string)
+		return venv
+	}
+	return ""
+}
+
+// pluginProgram: the plugin a current CLI asks RunPlugin to start (ProgramInfo and kind).
+type pluginProgram struct {
+	root, dir, entry, kind string
+	options                map[string]any
+}
+
+// pluginProgramOf decodes fields 5 (info) and 6 (kind) from the request's unknown bytes; false
+// when the request carries no info (an older CLI, which sets `program` instead).
+func pluginProgramOf(req *pulumirpc.RunPluginRequest) (*pluginProgram, bool) {
+	p, found := &pluginProgram{}, false
+	raw := req.ProtoReflect().GetUnknown()
+	for len(raw) > 0 {
+		num, typ, n := protowire.ConsumeTag(raw)
+		if n < 0 {
+			return nil, false
+		}
+		raw = raw[n:]
+		if typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, raw); n < 0 {
+				return nil, false
+			}
+			raw = raw[n:]
+			continue
+		}
+		value, n := protowire.ConsumeBytes(raw)
+		if n < 0 {
+			return nil, false
+		}
+		raw = raw[n:]
+		switch num {
+		case 5:
+			found = p.decodeInfo(value)
+		case 6:
+			p.kind = string(value)
+		}
+	}
+	return p, found && p.dir != ""
+}
+
+// decodeInfo reads a ProgramInfo: root_directory (1), program_directory (2), entry_point (3),
+// options (4, a google.protobuf.Struct).
+func (p *pluginProgram) decodeInfo(raw []byte) bool {
+	for len(raw) > 0 {
+		num, typ, n := protowire.ConsumeTag(raw)
+		if n < 0 || typ != protowire.BytesType {
+			return false
+		}
+		raw = raw[n:]
+		value, n := protowire.ConsumeBytes(raw)
+		if n < 0 {
+			return false
+		}
+		raw = raw[n:]
+		switch num {
+		case 1:
+			p.root = string(value)
+		case 2:
+			p.dir = string(value)
+		case 3:
+			p.entry = string(value)
+		case 4:
+			options := &structpb.Struct{}
+			if proto.Unmarshal(value, options) != nil {
+				return false
+			}
+			p.options = options.AsMap()
+		}
+	}
+	return true
+}
+
+// RunPlugin starts a plugin as a current host does: a policy pack through the SDK's policy entry
+// point (`python -m pulumi.policy <engine> <pack>`) in the pack's folder; a component provider
+// by running its folder (`python <dir> <args>`, i.e. its __main__.py); each with the virtualenv
+// its PulumiPolicy.yaml or PulumiPlugin.yaml names, resolved from its own folder and created from
+// its requirements.txt when missing, as the v3.68 host does for a project.
+func (host *pythonLanguageHost) RunPlugin(
+	req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer,
+) error {
+	p, ok := pluginProgramOf(req)
+	if !ok {
+		return host.runPluginV368(req, server)
+	}
+	plugin := *host
+	plugin.virtualenv, _ = p.options["virtualenv"].(string)
+	plugin.virtualenvPath = resolveVirtualEnvironmentPath(p.root, plugin.virtualenv)
+	if err := plugin.prepareVirtualEnvironment(server.Context(), p.dir); err != nil {
+		return err
+	}
+	program := filepath.Join(p.dir, p.entry)
+	env := req.Env
+	if len(env) == 0 {
+		env = os.Environ() // an empty list would leave the plugin with only the virtualenv's variables
+	}
+	// Unbuffered: the plugin announces its port on stdout, which is a pipe here.
+	env = append(env, "PYTHONUNBUFFERED=1")
+	run := &pulumirpc.RunPluginRequest{Pwd: req.Pwd, Program: program, Args: req.Args, Env: env}
+	if p.kind == "analyzer" {
+		run.Pwd, run.Program, run.Args = p.dir, "-m", append(append([]string{"pulumi.policy"}, req.Args...), program)
+	}
+	return plugin.runPluginV368(run, server)
+}

@@ -1,0 +1,260 @@
+"""The README's own commands, run as a user runs them: the real `pulumi` CLI on a clean copy of the project.
+
+Unlike test_e2e.py (the stack program served inline by the Automation API), here the CLI starts
+``__main__.py`` through the Python language host (``pulumi-language-python``, built by
+tests/cluster/build; docs/e2e.md says which host and how it differs from a current one), in the
+virtualenv that ``Pulumi.yaml``'s ``virtualenv: .venv`` names, with nothing activated.
+
+The dev quickstart's shell block is read from README.md and run as it is, with two changes only:
+the kind cluster is the local one (its ``kind create cluster`` line is left out), and the dev
+stack's context is pointed at it by ``pulumi config set`` before ``pulumi up``. The CLI runs
+without a terminal, so ``PULUMI_SKIP_CONFIRMATIONS=true`` answers its "perform this update?"
+prompt, as a user types "yes". Then, in order on that one stack: a preview with
+``--expect-no-changes``; a changed image list rolled out by a second ``pulumi up``; bad input (a
+stack file, and the component in a user's own program) failing with our one-line message and no
+Python traceback, registering nothing; the policy pack as the README runs it; ``pulumi destroy``.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from cluster_env import CONTEXT, LOCAL, ROOT, kubectl, marks, unreachable
+from test_e2e import (
+    GATED_POOL,
+    POOL_LABEL,
+    assert_pool_has_images,
+    expected_images,
+    gate_taint,
+    labelled_objects,
+    node_taints,
+    nodes_with,
+    retaint_gated_nodes,
+    wait_for,
+)
+
+STACK = "dev"
+ADDED_IMAGE = "docker.io/library/alpine:3.21"
+QUICKSTART_HEADING = "### dev: a local kind cluster"
+POLICY_HEADING = "## Policy pack"
+# What the language host prints for an exception that is not a pulumi.RunError.
+TRACEBACK_MARKERS = ("Traceback (most recent call last)", "Program failed with an unhandled exception")
+
+pytestmark = [
+    *marks(unreachable(("pulumi", "pulumi-language-python", "kubectl", "git"))),
+    pytest.mark.skipif(not LOCAL, reason="needs the local cluster (tests/cluster/up DIR, then . DIR/env): the README is run against it"),
+]
+
+
+def readme_block(heading: str) -> list:
+    """The command lines of the first ```bash block after ``heading`` in README.md (comments kept: bash ignores them)."""
+    text = (ROOT / "README.md").read_text()
+    after = text[text.index(heading):]
+    block = re.search(r"```bash\n(.*?)```", after, re.S)
+    assert block, f"README.md: no bash block after {heading!r}"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def clean_copy(dest: Path) -> Path:
+    """The files git would check out (tracked, plus new files not ignored): no .venv, no state, no built venvs."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def user_environment() -> dict:
+    """This process's environment as a user's shell has it: no virtualenv active, no backend or passphrase preset."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PYTHONPATH")}
+    venv_bins = {str(Path(sys.prefix) / "bin"), str(ROOT / ".venv" / "bin")}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p not in venv_bins)
+    env["PULUMI_SKIP_CONFIRMATIONS"] = "true"  # the "yes" a user types at the prompt
+    return env
+
+
+class Project:
+    """The clean copy, driven with shell commands as a user types them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = clean_copy(path)
+        self.env = user_environment()
+
+    def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
+        """``script`` run by bash in the copy (errexit), stdout and stderr together."""
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=self.path, env=self.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=1800)
+        if check:
+            assert done.returncode == 0, f"{script}\n--- exit {done.returncode}:\n{done.stdout[-6000:]}"
+        return done
+
+    def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """One pulumi command with the README's passphrase (``export PULUMI_CONFIG_PASSPHRASE=``)."""
+        return self.sh("export PULUMI_CONFIG_PASSPHRASE= && pulumi " + " ".join(args) + " --color never", check=check)
+
+    def resource_types(self, stack: str) -> list:
+        state = json.loads(self.pulumi("stack", "export", "--stack", stack).stdout)
+        return sorted(r["type"] for r in state["deployment"].get("resources") or [])
+
+
+def dev_spec(project: Project):
+    from prepull.cli import stack_config
+    from prepull.pools import load_stack
+
+    return load_stack(stack_config(project.path / "stacks" / f"Pulumi.{STACK}.yaml"))
+
+
+def quickstart_script() -> str:
+    """The README's dev quickstart, against the local cluster: its kind line left out, its context set before `pulumi up`."""
+    lines = []
+    for line in readme_block(QUICKSTART_HEADING):
+        if line.startswith("kind create cluster"):
+            continue
+        if line.startswith(f"pulumi up --stack {STACK}"):
+            lines.append(f"pulumi config set --stack {STACK} prepull:kubeContext {CONTEXT}")
+        lines.append(line)
+    assert any(line.startswith(f"pulumi up --stack {STACK}") for line in lines), lines
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The dev stack deployed by the README's quickstart through the CLI; destroyed afterwards whatever happened."""
+    project = Project(tmp_path_factory.mktemp("readme") / "prepull")
+    # Without the project's .venv, `python3` has no pulumi: the run below proves the host used .venv.
+    assert project.sh("python3 -c 'import pulumi'", check=False).returncode != 0, "python3 on PATH has pulumi: the test would prove nothing"
+    retaint_gated_nodes(dev_spec(project))
+    state = {"project": project, "destroyed": False}
+    try:
+        state["up"] = project.sh(quickstart_script())
+        yield state
+    finally:
+        if not state["destroyed"]:
+            project.pulumi("destroy", "--stack", STACK, "--yes", check=False)
+
+
+def assert_no_traceback(output: str) -> None:
+    for marker in TRACEBACK_MARKERS:
+        assert marker not in output, output[-4000:]
+
+
+def test_the_readme_quickstart_deploys_the_dev_stack_through_the_cli(project):
+    p = project["project"]
+    assert (p.path / ".venv" / "bin" / "python").exists()
+    spec = dev_spec(p)
+    images = expected_images(spec)
+    for pool in spec.pools:
+        assert_pool_has_images(spec, pool.name, images[pool.name])
+    outputs = json.loads(p.pulumi("stack", "output", "--stack", STACK, "--json").stdout)
+    assert sorted(outputs) == sorted(pool.name for pool in spec.pools)
+    assert all(outputs[pool.name]["ready"] is True for pool in spec.pools), outputs
+    key = gate_taint(spec)["key"]
+    for node in nodes_with(f"{POOL_LABEL}={GATED_POOL}"):
+        assert not any(t["key"] == key for t in node_taints(node)), f"{node} still has the startup taint"
+
+
+def test_a_second_preview_expects_no_changes(project):
+    out = project["project"].pulumi("preview", "--stack", STACK, "--expect-no-changes").stdout
+    assert_no_traceback(out)
+
+
+def test_a_changed_image_list_rolls_out_with_a_second_up(project):
+    p = project["project"]
+    count = len(yaml.safe_load((p.path / "stacks" / f"Pulumi.{STACK}.yaml").read_text())["config"]["prepull:images"])
+    p.pulumi("config", "set", "--path", "--stack", STACK, f"'prepull:images[{count}]'", ADDED_IMAGE)
+    p.pulumi("up", "--stack", STACK)
+    spec = dev_spec(p)
+    images = expected_images(spec)
+    for pool in spec.pools:
+        assert ADDED_IMAGE in images[pool.name]
+        assert_pool_has_images(spec, pool.name, images[pool.name])
+    p.pulumi("preview", "--stack", STACK, "--expect-no-changes")
+
+
+def bad_stack(p: Project, name: str) -> str:
+    """Stack ``name``: the dev stack's file with the batch pool's taint effect misspelt; returns our expected message."""
+    config = yaml.safe_load((p.path / "stacks" / f"Pulumi.{STACK}.yaml").read_text())
+    pools = config["config"]["prepull:nodePools"]
+    index = next(i for i, pool in enumerate(pools) if pool.get("taints"))
+    pools[index]["taints"][0]["effect"] = "NoRun"
+    (p.path / "stacks" / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return f"nodePools[{index}].taints[0].effect: must be one of NoSchedule, PreferNoSchedule, NoExecute (got 'NoRun')"
+
+
+@pytest.mark.parametrize("command", ["preview", "up"])
+def test_a_bad_stack_file_fails_with_one_line_and_registers_nothing(project, command):
+    p = project["project"]
+    name = f"bad-{command}"
+    message = bad_stack(p, name)
+    p.pulumi("stack", "select", "--create", name)
+    try:
+        done = p.pulumi(command, "--stack", name, check=False)
+        assert done.returncode != 0
+        assert message in done.stdout, done.stdout[-4000:]
+        assert_no_traceback(done.stdout)
+        assert [t for t in p.resource_types(name) if t != "pulumi:pulumi:Stack"] == []
+    finally:
+        p.pulumi("stack", "rm", name, "--yes", "--force", check=False)
+        p.pulumi("stack", "select", STACK, check=False)
+
+
+USER_PROGRAM = '''\
+import pulumi_kubernetes as k8s
+import pulumi
+from prepull import ImagePrePuller
+
+provider = k8s.Provider("k8s", context={context!r})
+ImagePrePuller("cache", {{"images": ["docker.io/library/busybox:1.37.0-musl", "busybox:1.37.0-musl"]}},
+               opts=pulumi.ResourceOptions(providers=[provider]))
+'''
+
+
+def test_the_component_in_a_users_own_program_fails_with_one_line(project, tmp_path):
+    """A user's program (its own project and venv with prepull installed) with a duplicate image: our line, no traceback."""
+    p = project["project"]
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "Pulumi.yaml").write_text(yaml.safe_dump({
+        "name": "user-program", "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}},
+        "backend": {"url": "file://./state"},
+    }))
+    (user / "__main__.py").write_text(USER_PROGRAM.format(context=CONTEXT))
+    (user / "state").mkdir()
+    # The user installs prepull (here from the copy, as `pip install "prepull @ git+..."` would from the repository).
+    p.sh(f"cd {user} && python3 -m venv venv && venv/bin/pip install -q -r {p.path}/requirements.txt {p.path}")
+    done = p.sh(f"cd {user} && export PULUMI_CONFIG_PASSPHRASE= && pulumi stack init dev && pulumi up --stack dev --color never",
+                check=False)
+    assert done.returncode != 0
+    assert "images[1]: duplicate of images[0]" in done.stdout, done.stdout[-4000:]
+    assert_no_traceback(done.stdout)
+    state = json.loads(p.sh(f"cd {user} && PULUMI_CONFIG_PASSPHRASE= pulumi stack export --stack dev").stdout)
+    assert [r["type"] for r in state["deployment"].get("resources") or [] if r["type"] != "pulumi:pulumi:Stack"] == []
+
+
+def test_the_policy_pack_runs_as_the_readme_says(project):
+    """The README's two policy lines, through the real host's RunPlugin: the dev stack passes the dev config."""
+    p = project["project"]
+    script = "export PULUMI_CONFIG_PASSPHRASE=\n" + "\n".join(readme_block(POLICY_HEADING))
+    done = p.sh(script)
+    assert "Policies:" in done.stdout or "policy" in done.stdout.lower(), done.stdout[-3000:]
+    assert_no_traceback(done.stdout)
+
+
+def test_destroy_leaves_nothing_of_ours(project):
+    p = project["project"]
+    namespace = dev_spec(p).namespace
+    p.pulumi("destroy", "--stack", STACK)
+    project["destroyed"] = True
+    wait_for(f"namespace {namespace} to be deleted",
+             lambda: [] if "NotFound" in kubectl("get", "namespace", namespace, check=False).stderr else [f"{namespace} still exists"])
+    assert [t for t in p.resource_types(STACK) if t != "pulumi:pulumi:Stack"] == []
+    assert labelled_objects() == []
