@@ -6,9 +6,21 @@ Configuration: the `prepull:*` keys of stacks/Pulumi.<stack>.yaml (typed in Pulu
 import sys
 from pathlib import Path
 
+import pulumi
+
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "components"))
 
+from prepull.run_error import PrePullRunError  # noqa: E402
 from prepull.stack import main  # noqa: E402
 
-main(stacks_dir=Path(__file__).resolve().parent / "stacks")  # Pulumi.yaml stackConfigDir: the lock files sit beside the stack files
+# The language host's exit code for "the user was already shown an actionable message".
+SHOWN_TO_USER = 32
+
+try:
+    main(stacks_dir=Path(__file__).resolve().parent / "stacks")  # Pulumi.yaml stackConfigDir: the lock files sit beside the stack files
+except PrePullRunError as err:
+    # A bad stack config, found before anything is registered: our one line and nothing else. (Raised
+    # on, the host would add "program exited with non-zero exit code: 1" below it.)
+    pulumi.log.error(str(err))
+    sys.exit(SHOWN_TO_USER)

@@ -10,7 +10,6 @@ has one (the Go module cache or the cluster tier's build).
 import asyncio
 import json
 import os
-import runpy
 import subprocess
 import sys
 import traceback
@@ -54,6 +53,13 @@ def shown_by_the_cli(program, config=None, preview=False) -> tuple[str, BaseExce
     return "", None, Run(monitor, mocks)
 
 
+def stack_program() -> None:
+    """What __main__.py runs. (__main__.py itself logs a PrePullRunError and exits 32: the real exec script test below.)"""
+    from prepull.stack import main
+
+    main(stacks_dir=ROOT / "stacks")
+
+
 def registered(run: Run) -> list[str]:
     return [r.type for r in run.requests if r.type != "pulumi:pulumi:Stack"]
 
@@ -82,7 +88,7 @@ def test_any_other_exception_is_shown_with_a_traceback():
 
 
 def test_a_good_stack_config_shows_nothing():
-    shown, error, run = shown_by_the_cli(lambda: runpy.run_path(str(MAIN)), pool_config())
+    shown, error, run = shown_by_the_cli(stack_program, pool_config())
     assert (shown, error) == ("", None)
     assert TYPE in registered(run)
 
@@ -92,7 +98,7 @@ def test_a_good_stack_config_shows_nothing():
 
 def test_a_bad_taint_effect_in_the_stack_config_is_one_line():
     config = pool_config(taints=[{"key": "dedicated", "value": "batch", "effect": "NoRun"}])
-    shown, error, run = shown_by_the_cli(lambda: runpy.run_path(str(MAIN)), config)
+    shown, error, run = shown_by_the_cli(stack_program, config)
     assert shown.startswith("nodePools.batch.taints[0].effect: must be one of ") and shown.endswith(" (got 'NoRun')")
     assert_one_line(shown, error, shown)
     assert registered(run) == []
@@ -100,7 +106,7 @@ def test_a_bad_taint_effect_in_the_stack_config_is_one_line():
 
 def test_a_bad_pool_setting_for_the_component_is_one_line_in_camel_case():
     # Errors of the pool's pre-puller inputs are respelled as the stack file writes them.
-    shown, error, run = shown_by_the_cli(lambda: runpy.run_path(str(MAIN)), pool_config(maxUnavailable=0))
+    shown, error, run = shown_by_the_cli(stack_program, pool_config(maxUnavailable=0))
     assert shown.startswith("nodePools.batch.maxUnavailable: ") and shown.endswith(" (got 0)")
     assert_one_line(shown, error, shown)
     assert registered(run) == []
@@ -117,7 +123,7 @@ def test_an_unusable_lock_file_is_one_line(tmp_path):
 def test_a_bad_cloud_pool_setting_is_one_line():
     gke = {"cluster": "prod", "location": "europe-west4", "machineType": "g2-standard-8", "minNodes": 5, "maxNodes": 4}
     config = pool_config(provider="gke", gke=gke)
-    shown, error, run = shown_by_the_cli(lambda: runpy.run_path(str(MAIN)), config)
+    shown, error, run = shown_by_the_cli(stack_program, config)
     assert_one_line(shown, error, "nodePools.batch.gke.minNodes: must not exceed maxNodes (4) (got 5)")
     assert registered(run) == []
 
@@ -268,8 +274,9 @@ def test_the_real_exec_script_prints_one_line(run_exec_script, tmp_path, script)
     program.write_text("from prepull import ImagePrePuller\nImagePrePuller('x', {'images': []})\n")
     assert run_exec_script(script, program) == (1, "error: images: must be a non-empty list of image references (got [])\n", [])
 
+    # The stack program logs the line itself and exits 32, the host's "already shown" code: no extra line from the host.
     code, stderr, types = run_exec_script(script, MAIN, pool_config(taints=[{"key": "k", "effect": "NoRun"}]))
-    assert (code, types) == (1, []) and stderr.startswith("error: nodePools.batch.taints[0].effect: must be one of "), stderr
+    assert (code, types) == (32, []) and stderr.startswith("error: nodePools.batch.taints[0].effect: must be one of "), stderr
     assert stderr.endswith(" (got 'NoRun')\n") and stderr.count("\n") == 1
 
     program.write_text("import pulumi\nfrom prepull import ImagePrePuller\nImagePrePuller('x', {'images': [pulumi.Output.from_input('NGINX::1')]})\n")

@@ -1,16 +1,11 @@
 """The component from another language through the real pulumi CLI: examples/yaml-consumer, deployed.
 
-The CLI runs the YAML program with ``pulumi-language-yaml`` (built by tests/cluster/build) and
-asks the component provider for ``prepull:index:ImagePrePuller``. Two things differ from a
-user's machine, both because the Python language host cannot be built here (docs/e2e.md):
-
-- the provider is ``tests/cluster/shims/pulumi-resource-prepull`` on ``PATH``, which runs
-  ``components/__main__.py`` with ``components/venv`` as the host's ``RunPlugin`` would, so the
-  example's ``packages:`` entry (which asks the host to do that) is removed from the copy;
-- the copy's Kubernetes provider uses the cluster's context instead of ``kind-prepull``.
-
-Everything else is the example file as committed. TypeScript is not run: its language host
-(``pulumi-language-nodejs``) is an untagged nested module the proxy refuses, like Python's.
+The CLI runs the YAML program with ``pulumi-language-yaml`` and, for the example's ``packages:``
+entry (``prepull: ../../components``), starts the component provider from source through the
+Python language host's RunPlugin (``pulumi-language-python``; both built by tests/cluster/build,
+docs/e2e.md), in ``components/venv``. One thing differs from the committed file: the copy's
+``packages:`` path is absolute (the copy lives elsewhere), and its Kubernetes provider uses the
+cluster's context instead of ``kind-prepull``. TypeScript: tests/e2e/test_typescript.py.
 """
 
 import json
@@ -26,8 +21,8 @@ EXAMPLE = ROOT / "examples" / "yaml-consumer" / "Pulumi.yaml"
 COMPONENTS = ROOT / "components"
 # Only the local cluster's PATH carries the shim and the YAML host: skipped elsewhere even where the tier is required.
 pytestmark = [
-    *marks(unreachable(("pulumi", "pulumi-language-yaml", "pulumi-resource-prepull", "kubectl"))),
-    pytest.mark.skipif(not LOCAL, reason="needs the local cluster (tests/cluster/up DIR, then . DIR/env): its PATH has the plugin shim"),
+    *marks(unreachable(("pulumi", "pulumi-language-yaml", "pulumi-language-python", "kubectl"))),
+    pytest.mark.skipif(not LOCAL, reason="needs the local cluster (tests/cluster/up DIR, then . DIR/env): its PATH has the hosts"),
 ]
 
 
@@ -42,7 +37,7 @@ class Project:
 
     def __init__(self, path: Path, edit=None, resources=None) -> None:
         program = yaml.safe_load(EXAMPLE.read_text())
-        del program["packages"]
+        program["packages"]["prepull"] = str((EXAMPLE.parent / program["packages"]["prepull"]).resolve())
         program["resources"]["k8s"]["properties"]["context"] = CONTEXT
         program["resources"].update(resources or {})
         if edit:

@@ -1,14 +1,14 @@
-"""The policy pack through the real pulumi CLI: `pulumi preview --policy-pack ... --policy-pack-config ...`.
+"""The policy pack through the real pulumi CLI: `pulumi preview --policy-pack policies --policy-pack-config ...`.
 
-The dev stack runs inline through the Automation API (no Python language host here, docs/e2e.md),
-and the CLI loads ``policies/`` as an analyzer plugin. Without the Python language host it cannot
-start a pack folder itself, so it is given ``tests/cluster/shims/python-policy-pack``, an
-executable the CLI runs as a binary analyzer plugin: it runs the pack in ``policies/`` with the
-python of ``policies/venv`` (tests/cluster/shims/README.md). The engine, the analyzer protocol,
-``--policy-pack-config``, enforcement levels and remediation are the CLI's own.
+The dev stack runs inline through the Automation API; the CLI starts the pack folder itself
+through the Python language host's RunPlugin (``pulumi-language-python``, built by
+tests/cluster/build: docs/e2e.md, "The language hosts"), with the python of ``policies/venv``
+(PulumiPolicy.yaml). The engine, the analyzer protocol, ``--policy-pack-config``, enforcement
+levels and remediation are the CLI's own.
 
-The pack's virtualenv is created the way the CLI's pip toolchain creates it: from its own folder,
-``python3 -m venv venv`` and ``pip install -r requirements.txt`` run in ``policies/``.
+The pack's virtualenv is made as the README says: ``python3 -m venv policies/venv`` and
+``policies/venv/bin/pip install -e . -r policies/requirements.txt`` (the pack pins the prepull
+release of this version, which is not on PyPI yet: the checkout's own satisfies the pin).
 """
 
 import json
@@ -21,20 +21,20 @@ from pulumi import automation as auto
 
 STACK = "dev"
 PACK = ROOT / "policies"
-SHIM = ROOT / "tests" / "cluster" / "shims" / "python-policy-pack"
 DISALLOWED = "quay.io/evil/miner:1.0"
 MIRROR = "mirror.example.com/cache"
-pytestmark = marks(unreachable(("pulumi", "kubectl")))
+pytestmark = marks(unreachable(("pulumi", "pulumi-language-python", "kubectl")))
 
 
 @pytest.fixture(scope="module")
 def pack_venv() -> Path:
-    """policies/venv, made by the shim as the CLI's pip toolchain would, plus this checkout's prepull.
-
-    The pack pins the prepull release of this version, which is not on PyPI yet (docs/policies.md).
-    """
-    subprocess.run([str(SHIM), "--venv"], check=True, timeout=600)
-    return PACK / "venv"
+    """policies/venv, made by the README's command when missing (kept when it exists)."""
+    venv = PACK / "venv"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run(["python3", "-m", "venv", "policies/venv"], cwd=ROOT, check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-e", ".", "-r", "policies/requirements.txt"], cwd=ROOT,
+                       check=True, timeout=600)
+    return venv
 
 
 def stack_with(tmp_path: Path, extra_image: str = None) -> auto.Stack:
@@ -45,7 +45,7 @@ def stack_with(tmp_path: Path, extra_image: str = None) -> auto.Stack:
     (tmp_path / "state").mkdir()
     project = copy_project(tmp_path / "project", STACK, tmp_path / "state", add_image if extra_image else None)
     env = {"PULUMI_CONFIG_PASSPHRASE": "prepull-e2e", "PULUMI_BACKEND_URL": (tmp_path / "state").as_uri(),
-           "PULUMI_SKIP_UPDATE_CHECK": "true", "PREPULL_POLICY_PACK": str(PACK)}
+           "PULUMI_SKIP_UPDATE_CHECK": "true"}
     stack = auto.create_or_select_stack(STACK, project_name="prepull", program=stack_program,
                                         opts=auto.LocalWorkspaceOptions(work_dir=str(project), env_vars=env))
     stack.set_config("prepull:kubeContext", auto.ConfigValue(CONTEXT))
@@ -53,7 +53,7 @@ def stack_with(tmp_path: Path, extra_image: str = None) -> auto.Stack:
 
 
 def preview(stack: auto.Stack, config: Path, events: list = None) -> auto.PreviewResult:
-    return stack.preview(policy_packs=[str(SHIM)], policy_pack_configs=[str(config)], color="never",
+    return stack.preview(policy_packs=[str(PACK)], policy_pack_configs=[str(config)], color="never",
                          on_event=events.append if events is not None else None)
 
 

@@ -184,10 +184,10 @@ def bad_stack(p: Project, name: str) -> str:
     """Stack ``name``: the dev stack's file with the batch pool's taint effect misspelt; returns our expected message."""
     config = yaml.safe_load((p.path / "stacks" / f"Pulumi.{STACK}.yaml").read_text())
     pools = config["config"]["prepull:nodePools"]
-    index = next(i for i, pool in enumerate(pools) if pool.get("taints"))
-    pools[index]["taints"][0]["effect"] = "NoRun"
+    pool = next(pool for pool in pools if pool.get("taints"))
+    pool["taints"][0]["effect"] = "NoRun"
     (p.path / "stacks" / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return f"nodePools[{index}].taints[0].effect: must be one of NoSchedule, PreferNoSchedule, NoExecute (got 'NoRun')"
+    return f"nodePools.{pool['name']}.taints[0].effect: must be one of 'NoSchedule', 'PreferNoSchedule', 'NoExecute' (got 'NoRun')"
 
 
 @pytest.mark.parametrize("command", ["preview", "up"])
@@ -199,7 +199,9 @@ def test_a_bad_stack_file_fails_with_one_line_and_registers_nothing(project, com
     try:
         done = p.pulumi(command, "--stack", name, check=False)
         assert done.returncode != 0
-        assert message in done.stdout, done.stdout[-4000:]
+        # Our line, once per place the CLI lists errors (the live view and Diagnostics), and no other error.
+        errors = [line.strip() for line in done.stdout.splitlines() if "error:" in line]
+        assert errors and all(line.endswith(f"error: {message}") for line in errors), done.stdout[-4000:]
         assert_no_traceback(done.stdout)
         assert [t for t in p.resource_types(name) if t != "pulumi:pulumi:Stack"] == []
     finally:
@@ -241,11 +243,15 @@ def test_the_component_in_a_users_own_program_fails_with_one_line(project, tmp_p
 
 
 def test_the_policy_pack_runs_as_the_readme_says(project):
-    """The README's two policy lines, through the real host's RunPlugin: the dev stack passes the dev config."""
+    """The README's two policy lines (make the pack's venv, preview with the pack), the pack started by the host's RunPlugin.
+
+    The dev stack passes the dev config; test_policy_cli.py shows the same route denying and remediating.
+    """
     p = project["project"]
     script = "export PULUMI_CONFIG_PASSPHRASE=\n" + "\n".join(readme_block(POLICY_HEADING))
     done = p.sh(script)
-    assert "Policies:" in done.stdout or "policy" in done.stdout.lower(), done.stdout[-3000:]
+    # The CLI lists each pack it ran, with where it came from: the folder, started by the host.
+    assert "✅ prepull-policies@v0.1.0 (local: policies)" in done.stdout, done.stdout[-3000:]
     assert_no_traceback(done.stdout)
 
 

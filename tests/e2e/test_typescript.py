@@ -1,12 +1,15 @@
-"""The component from a TypeScript program through the real CLI: the generated SDK, the Node.js host, @pulumi/pulumi from npm.
+"""The component from a TypeScript program through the real CLI: a generated SDK, the Node.js host, @pulumi/pulumi from npm.
 
-``pulumi package gen-sdk components --language nodejs`` asks the component provider for its
-schema (the CLI starts it through the Python language host's RunPlugin, in ``components/venv``)
-and writes the TypeScript SDK, which is compiled with ``tsc`` as its own package.json says. A
-small program (``index.ts``) depends on it and on ``@pulumi/pulumi`` from the npm registry; the
-CLI runs it with ``pulumi-language-nodejs`` (built by tests/cluster/build from the same tagged
-module as the Python host; docs/e2e.md) and calls the provider's ``construct`` for the component.
-The Kubernetes provider is the default one (the cluster's kubeconfig, context prepull-local).
+1. ``pulumi package get-schema components``: the CLI starts the component provider from source
+   through the Python language host's RunPlugin, in ``components/venv``, and prints its schema.
+2. ``sdkgen-nodejs`` writes the TypeScript SDK from it with the code generator of the CLI's own
+   version (``pkg/v3/codegen/nodejs``): what ``pulumi package gen-sdk --language nodejs`` does
+   through a current Node.js host; the v3.68.0 host built here lacks that method (docs/e2e.md).
+   The SDK is compiled with ``tsc`` as its package.json says and packed with ``npm pack``.
+3. A small program (``index.ts``, its ``Pulumi.yaml`` naming the package's folder under
+   ``packages:``) installs it with ``@pulumi/pulumi``, ``typescript`` and ``ts-node`` from the npm
+   registry, pinned; ``pulumi up`` runs it with ``pulumi-language-nodejs`` and calls the provider's
+   ``construct``. Its Kubernetes provider is the default one (the cluster's kubeconfig).
 """
 
 import json
@@ -21,7 +24,6 @@ from cluster_env import LOCAL, ROOT, kubectl, marks, toolchain_venv, unreachable
 NPM_PACKAGES = {"@pulumi/pulumi": "3.276.0", "typescript": "5.9.3", "ts-node": "10.9.2", "@types/node": "20.19.43"}
 NAMESPACE = "prepull-ts"
 PROGRAM = """\
-import * as pulumi from "@pulumi/pulumi";
 import * as prepull from "@pulumi/prepull";
 
 const cache = new prepull.ImagePrePuller("ts-cache", {
@@ -35,14 +37,15 @@ export const images = cache.images;
 """
 
 pytestmark = [
-    *marks(unreachable(("pulumi", "pulumi-language-nodejs", "pulumi-language-python", "npm", "kubectl"))),
+    *marks(unreachable(("pulumi", "pulumi-language-nodejs", "pulumi-language-python", "sdkgen-nodejs", "npm", "kubectl"))),
     pytest.mark.skipif(not LOCAL, reason="needs the local cluster (tests/cluster/up DIR, then . DIR/env)"),
 ]
 
 
-def run(argv: list, cwd: Path, env: dict) -> str:
-    done = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
-    assert done.returncode == 0, f"{' '.join(argv)} (exit {done.returncode}):\n{done.stdout[-5000:]}"
+def run(argv: list, cwd: Path, env: dict, stdout_only: bool = False) -> str:
+    done = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE if stdout_only else subprocess.STDOUT,
+                          text=True, timeout=900)
+    assert done.returncode == 0, f"{' '.join(argv)} (exit {done.returncode}):\n{done.stdout[-5000:]}\n{done.stderr or ''}"
     return done.stdout
 
 
@@ -55,30 +58,31 @@ def env(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def sdk(env) -> Path:
-    """The generated TypeScript SDK, compiled (its bin/ is the npm package)."""
+    """The generated TypeScript SDK, compiled and packed: a tarball npm installs like a published package."""
+    base = Path(env["BASE"])
     toolchain_venv(ROOT / "components")  # the plugin's virtualenv, as `pulumi install` would make it
-    out = Path(env["BASE"]) / "sdk"
-    run(["pulumi", "package", "gen-sdk", str(ROOT / "components"), "--language", "nodejs", "--out", str(out)], Path(env["BASE"]), env)
-    nodejs = out / "nodejs"
+    (base / "schema.json").write_text(run(["pulumi", "package", "get-schema", str(ROOT / "components")], base, env, stdout_only=True))
+    run(["sdkgen-nodejs", "schema.json", "sdk"], base, env)
+    sdk = base / "sdk"
+    assert json.loads((sdk / "package.json").read_text())["name"] == "@pulumi/prepull"
     run(["npm", "install", "--no-audit", "--no-fund", f"typescript@{NPM_PACKAGES['typescript']}",
-         f"@pulumi/pulumi@{NPM_PACKAGES['@pulumi/pulumi']}", f"@types/node@{NPM_PACKAGES['@types/node']}"], nodejs, env)
-    run(["npx", "tsc"], nodejs, env)
-    for extra in ("package.json", "README.md"):
-        if (nodejs / extra).exists() and not (nodejs / "bin" / extra).exists():
-            (nodejs / "bin" / extra).write_text((nodejs / extra).read_text())
-    return nodejs / "bin"
+         f"@types/node@{NPM_PACKAGES['@types/node']}", f"@pulumi/pulumi@{NPM_PACKAGES['@pulumi/pulumi']}"], sdk, env)
+    run(["npx", "tsc"], sdk, env)
+    for name in ("package.json", "README.md"):  # the compiled folder is the package
+        (sdk / "bin" / name).write_text((sdk / name).read_text())
+    run(["npm", "pack", "--pack-destination", str(base)], sdk / "bin", env)
+    return base / "pulumi-prepull-0.1.0.tgz"
 
 
 def program(env: dict, sdk: Path, max_unavailable: str) -> Path:
     path = Path(env["BASE"]) / f"program-{max_unavailable.replace('-', 'minus')}"
     path.mkdir()
-    (path / "Pulumi.yaml").write_text("name: ts-consumer\nruntime: nodejs\n")
+    (path / "Pulumi.yaml").write_text(f"name: ts-consumer\nruntime: nodejs\npackages:\n  prepull: {ROOT / 'components'}\n")
     (path / "index.ts").write_text(PROGRAM % (NAMESPACE, max_unavailable))
-    dependencies = {**{k: v for k, v in NPM_PACKAGES.items()}, "@pulumi/prepull": f"file:{sdk}"}
+    dependencies = {**NPM_PACKAGES, "@pulumi/prepull": f"file:{sdk}"}
     (path / "package.json").write_text(json.dumps({"name": "ts-consumer", "main": "index.ts", "dependencies": dependencies}))
-    (path / "tsconfig.json").write_text(json.dumps({"compilerOptions": {"strict": True, "target": "es2020", "module": "commonjs"}}))
     run(["npm", "install", "--no-audit", "--no-fund"], path, env)
-    run(["pulumi", "stack", "init", "dev"], path, env)
+    run(["pulumi", "stack", "init", path.name], path, env)  # one backend: a stack per program
     return path
 
 

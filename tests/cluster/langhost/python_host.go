@@ -6,6 +6,8 @@
 //     requests; the v3.68 host reads them only from its -virtualenv flag, which the CLI no longer
 //     passes, so it ran `python3` from PATH. init() reads the option from the project file in
 //     the working directory (the CLI starts the host there) and passes the flag, as older CLIs did.
+//     Runtime options this host does not know (toolchain, typechecker), which the CLI passes as
+//     flags when it starts the host for a plugin, are dropped.
 //  2. RunPlugin (policy packs, source-based component providers). A current CLI describes the
 //     plugin in the request's `info` (field 5: root and program directories, runtime options)
 //     and `kind` (field 6), both unknown to the v3.68 protocol types, and leaves `program` empty:
@@ -26,13 +28,23 @@ import (
 )
 
 func init() {
+	args, explicit := []string{os.Args[0]}, false
 	for _, arg := range os.Args[1:] {
-		if strings.HasPrefix(strings.TrimLeft(arg, "-"), "virtualenv") {
-			return // given explicitly: keep it
+		name := strings.SplitN(strings.TrimLeft(arg, "-"), "=", 2)[0]
+		switch {
+		case !strings.HasPrefix(arg, "-"):
+		case name == "virtualenv":
+			explicit = true // given explicitly: keep it
+		case name == "toolchain" || name == "typechecker":
+			// Options newer than this host, passed as flags when the CLI starts it for a plugin:
+			// unknown flags would stop it. Its toolchain is pip (what prepull's files name).
+			continue
 		}
+		args = append(args, arg)
 	}
+	os.Args = args
 	cwd, err := os.Getwd()
-	if err != nil {
+	if explicit || err != nil {
 		return
 	}
 	if venv := projectVirtualenv(cwd); venv != "" {
