@@ -20,7 +20,9 @@ SHOWN_TO_USER = 32
 try:
     main(stacks_dir=Path(__file__).resolve().parent / "stacks")  # Pulumi.yaml stackConfigDir: the lock files sit beside the stack files
 except PrePullRunError as err:
-    # A bad stack config, found before anything is registered: our one line and nothing else. (Raised
-    # on, the host would add "program exited with non-zero exit code: 1" below it.)
+    if __name__ != "__main__":  # run by a test or a tool (runpy's default name): the error as it is
+        raise
+    # Run by the language host: a bad stack config, found before anything is registered, shown as our
+    # one line and nothing else (raised on, the host would add "program exited with non-zero exit code: 1").
     pulumi.log.error(str(err))
     sys.exit(SHOWN_TO_USER)
