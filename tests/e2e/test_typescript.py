@@ -62,6 +62,8 @@ def sdk(env) -> Path:
     base = Path(env["BASE"])
     toolchain_venv(ROOT / "components")  # the plugin's virtualenv, as `pulumi install` would make it
     (base / "schema.json").write_text(run(["pulumi", "package", "get-schema", str(ROOT / "components")], base, env, stdout_only=True))
+    # The CLI had the host install the plugin's dependencies: into components/venv, not the folder itself.
+    assert not (ROOT / "components" / "pyvenv.cfg").exists()
     run(["sdkgen-nodejs", "schema.json", "sdk"], base, env)
     sdk = base / "sdk"
     assert json.loads((sdk / "package.json").read_text())["name"] == "@pulumi/prepull"

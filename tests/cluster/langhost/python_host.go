@@ -13,9 +13,13 @@
 //     and `kind` (field 6), both unknown to the v3.68 protocol types, and leaves `program` empty:
 //     the v3.68 host then ran the stack program. RunPlugin reads those fields from the request's
 //     unknown bytes and runs the plugin in its own folder, with its own virtualenv.
+//  3. InstallDependencies, which the CLI calls for a plugin folder before it runs it: the v3.68
+//     host used its own (empty) virtualenv setting and made the folder itself a virtualenv. It
+//     now takes the virtualenv from the request's `info` (field 3), and refuses when there is none.
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,9 +87,9 @@ type pluginProgram struct {
 	options                map[string]any
 }
 
-// pluginProgramOf decodes fields 5 (info) and 6 (kind) from the request's unknown bytes; false
-// when the request carries no info (an older CLI, which sets `program` instead).
-func pluginProgramOf(req *pulumirpc.RunPluginRequest) (*pluginProgram, bool) {
+// pluginProgramOf decodes a ProgramInfo (field infoField) and a kind (field kindField, 0 for
+// none) from a request's unknown bytes; false when the request carries no info (an older CLI).
+func pluginProgramOf(req proto.Message, infoField, kindField protowire.Number) (*pluginProgram, bool) {
 	p, found := &pluginProgram{}, false
 	raw := req.ProtoReflect().GetUnknown()
 	for len(raw) > 0 {
@@ -107,9 +111,9 @@ func pluginProgramOf(req *pulumirpc.RunPluginRequest) (*pluginProgram, bool) {
 		}
 		raw = raw[n:]
 		switch num {
-		case 5:
+		case infoField:
 			found = p.decodeInfo(value)
-		case 6:
+		case kindField:
 			p.kind = string(value)
 		}
 	}
@@ -156,13 +160,11 @@ func (p *pluginProgram) decodeInfo(raw []byte) bool {
 func (host *pythonLanguageHost) RunPlugin(
 	req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer,
 ) error {
-	p, ok := pluginProgramOf(req)
+	p, ok := pluginProgramOf(req, 5, 6)
 	if !ok {
 		return host.runPluginV368(req, server)
 	}
-	plugin := *host
-	plugin.virtualenv, _ = p.options["virtualenv"].(string)
-	plugin.virtualenvPath = resolveVirtualEnvironmentPath(p.root, plugin.virtualenv)
+	plugin := host.withVirtualenvOf(p)
 	if err := plugin.prepareVirtualEnvironment(server.Context(), p.dir); err != nil {
 		return err
 	}
@@ -178,4 +180,28 @@ func (host *pythonLanguageHost) RunPlugin(
 		run.Pwd, run.Program, run.Args = p.dir, "-m", append(append([]string{"pulumi.policy"}, req.Args...), program)
 	}
 	return plugin.runPluginV368(run, server)
+}
+
+// withVirtualenvOf: a copy of the host using the virtualenv that the program's runtime options name.
+func (host *pythonLanguageHost) withVirtualenvOf(p *pluginProgram) *pythonLanguageHost {
+	other := *host
+	other.virtualenv, _ = p.options["virtualenv"].(string)
+	other.virtualenvPath = resolveVirtualEnvironmentPath(p.root, other.virtualenv)
+	return &other
+}
+
+// InstallDependencies installs into the virtualenv of the program the request describes; with no
+// virtualenv named anywhere it installs nothing (the v3.68 host would make the folder a virtualenv).
+func (host *pythonLanguageHost) InstallDependencies(
+	req *pulumirpc.InstallDependenciesRequest, server pulumirpc.LanguageRuntime_InstallDependenciesServer,
+) error {
+	deps := host
+	if p, ok := pluginProgramOf(req, 3, 0); ok {
+		deps = host.withVirtualenvOf(p)
+		req = &pulumirpc.InstallDependenciesRequest{Directory: p.dir, IsTerminal: req.IsTerminal}
+	}
+	if deps.virtualenvPath == "" {
+		return fmt.Errorf("%s: its project file names no virtualenv (runtime.options.virtualenv): nothing installed", req.Directory)
+	}
+	return deps.installDependenciesV368(req, server)
 }
