@@ -172,7 +172,9 @@ def test_a_bad_output_value_is_one_line_when_it_resolves(make_args, field, value
     assert isinstance(error, PrePullInputError) and (error.field, error.value) == (field, value)
     assert_one_line(shown, error, str(error))
     assert shown.startswith(f"{field}: ")
-    assert registered(run) == [TYPE]  # the component, none of its children
+    # None of its children. The component itself may or may not reach the monitor: the failed Output ends the run
+    # as soon as a registration awaits it, and which registration gets there first is not fixed.
+    assert set(registered(run)) <= {TYPE}
 
 
 def test_a_bad_image_found_by_images_from_is_one_line():
@@ -184,7 +186,8 @@ def test_a_bad_image_found_by_images_from_is_one_line():
     shown, error, run = shown_by_the_cli(program)
     assert shown.startswith("images_from(Deployment 'api': containers['web']): ") and shown.endswith(" (got 'Bad::Ref')")
     assert_one_line(shown, error, shown)
-    assert registered(run) == ["kubernetes:apps/v1:Deployment", TYPE]  # the workload; the component, none of its children
+    types = registered(run)  # the workload, and none of the component's children (the component itself: see above)
+    assert "kubernetes:apps/v1:Deployment" in types and set(types) <= {"kubernetes:apps/v1:Deployment", TYPE}
 
 
 def test_an_unknown_output_value_at_preview_is_not_checked_yet():
