@@ -4,11 +4,11 @@ cluster_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/cluster/versions
 . "$cluster_dir/versions"
 
-# The Python host's cache key: its pin and the content of the file compiled beside it, so a change
-# to langhost/python_host.go rebuilds the host.
-python_host_key() { echo "$PULUMI_HOSTS_VERSION-$(sha256sum "$cluster_dir/langhost/python_host.go" | cut -c1-12)"; }
-
-sdkgen_key() { echo "$PULUMI_VERSION-$(sha256sum "$cluster_dir/langhost/sdkgen_nodejs.go" | cut -c1-12)"; }
+# source_key VERSION FILE: the cache key of a piece compiled with a file of ours (langhost/): its
+# pin and the file's content, so a change to the file rebuilds the piece.
+source_key() { echo "$1-$(sha256sum "$cluster_dir/langhost/$2" | cut -c1-12)"; }
+python_host_key() { source_key "$PULUMI_HOSTS_VERSION" python_host.go; }
+sdkgen_key() { source_key "$PULUMI_VERSION" sdkgen_nodejs.go; }
 
 # Every built piece as "NAME VERSION", one a line.
 cluster_pieces() {
