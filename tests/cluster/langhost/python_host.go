@@ -87,53 +87,52 @@ type pluginProgram struct {
 	options                map[string]any
 }
 
-// pluginProgramOf decodes a ProgramInfo (field infoField) and a kind (field kindField, 0 for
-// none) from a request's unknown bytes; false when the request carries no info (an older CLI).
-func pluginProgramOf(req proto.Message, infoField, kindField protowire.Number) (*pluginProgram, bool) {
-	p, found := &pluginProgram{}, false
-	raw := req.ProtoReflect().GetUnknown()
+// bytesFields calls visit with each length-delimited field of a message's wire bytes (the only
+// kind ProgramInfo and the fields read here use; others are skipped); false on malformed bytes or
+// when visit returns false.
+func bytesFields(raw []byte, visit func(num protowire.Number, value []byte) bool) bool {
 	for len(raw) > 0 {
 		num, typ, n := protowire.ConsumeTag(raw)
 		if n < 0 {
-			return nil, false
+			return false
 		}
 		raw = raw[n:]
 		if typ != protowire.BytesType {
 			if n = protowire.ConsumeFieldValue(num, typ, raw); n < 0 {
-				return nil, false
+				return false
 			}
 			raw = raw[n:]
 			continue
 		}
 		value, n := protowire.ConsumeBytes(raw)
-		if n < 0 {
-			return nil, false
+		if n < 0 || !visit(num, value) {
+			return false
 		}
 		raw = raw[n:]
+	}
+	return true
+}
+
+// pluginProgramOf decodes a ProgramInfo (field infoField) and a kind (field kindField, 0 for
+// none) from a request's unknown bytes; false when the request carries no info (an older CLI).
+func pluginProgramOf(req proto.Message, infoField, kindField protowire.Number) (*pluginProgram, bool) {
+	p, found := &pluginProgram{}, false
+	ok := bytesFields(req.ProtoReflect().GetUnknown(), func(num protowire.Number, value []byte) bool {
 		switch num {
 		case infoField:
 			found = p.decodeInfo(value)
 		case kindField:
 			p.kind = string(value)
 		}
-	}
-	return p, found && p.dir != ""
+		return true
+	})
+	return p, ok && found && p.dir != ""
 }
 
 // decodeInfo reads a ProgramInfo: root_directory (1), program_directory (2), entry_point (3),
 // options (4, a google.protobuf.Struct).
 func (p *pluginProgram) decodeInfo(raw []byte) bool {
-	for len(raw) > 0 {
-		num, typ, n := protowire.ConsumeTag(raw)
-		if n < 0 || typ != protowire.BytesType {
-			return false
-		}
-		raw = raw[n:]
-		value, n := protowire.ConsumeBytes(raw)
-		if n < 0 {
-			return false
-		}
-		raw = raw[n:]
+	return bytesFields(raw, func(num protowire.Number, value []byte) bool {
 		switch num {
 		case 1:
 			p.root = string(value)
@@ -148,8 +147,8 @@ func (p *pluginProgram) decodeInfo(raw []byte) bool {
 			}
 			p.options = options.AsMap()
 		}
-	}
-	return true
+		return true
+	})
 }
 
 // RunPlugin starts a plugin as a current host does: a policy pack through the SDK's policy entry

@@ -23,7 +23,9 @@ type noPackages struct{}
 
 var errNoPackages = errors.New("the schema refers to another package; sdkgen-nodejs loads none")
 
-func (noPackages) LoadPackage(string, *semver.Version) (*schema.Package, error) { return nil, errNoPackages }
+func (noPackages) LoadPackage(string, *semver.Version) (*schema.Package, error) {
+	return nil, errNoPackages
+}
 func (noPackages) LoadPackageV2(context.Context, *schema.PackageDescriptor) (*schema.Package, error) {
 	return nil, errNoPackages
 }
