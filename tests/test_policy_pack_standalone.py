@@ -14,34 +14,18 @@ reason; it never skips. Warm pip cache: about 10 s.
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 import tomllib
 from pathlib import Path
 
+from checkout import copy_tracked
+
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 # What building the prepull wheel reads: the build config, the readme it names, the package.
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "components/prepull")
-
-
-def copy_tracked(paths: tuple, dest: Path, strip: str = "") -> list:
-    """Copy the files git tracks (or would: untracked, not ignored) under ``paths`` to ``dest``, minus the ``strip`` prefix.
-
-    Returns the copied names, relative to ``dest``.
-    """
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *paths],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split()
-    files = [f for f in listed if (ROOT / f).is_file()]  # a file deleted but not yet staged is still listed
-    for name in files:
-        target = dest / name.removeprefix(strip)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
-    return [name.removeprefix(strip) for name in files]
 
 
 def run(cmd: list, what: str, **kwargs) -> subprocess.CompletedProcess:

@@ -18,13 +18,13 @@ Python traceback, registering nothing; the policy pack as the README runs it; ``
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from checkout import copy_tracked
 from cluster_env import CONTEXT, LOCAL, ROOT, kubectl, marks, unreachable
 from test_e2e import (
     GATED_POOL,
@@ -61,18 +61,6 @@ def readme_block(heading: str) -> list:
     return [line for line in block.group(1).splitlines() if line.strip()]
 
 
-def clean_copy(dest: Path) -> Path:
-    """The files git would check out (tracked, plus new files not ignored): no .venv, no state, no built venvs."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout.split("\0")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    return dest
-
-
 def user_environment() -> dict:
     """This process's environment as a user's shell has it: no virtualenv active, no backend or passphrase preset."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PYTHONPATH")}
@@ -86,7 +74,8 @@ class Project:
     """The clean copy, driven with shell commands as a user types them."""
 
     def __init__(self, path: Path) -> None:
-        self.path = clean_copy(path)
+        copy_tracked((), path)  # the files a clone has: no .venv, no state, no built venvs
+        self.path = path
         self.env = user_environment()
 
     def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
