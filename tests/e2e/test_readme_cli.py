@@ -30,6 +30,7 @@ from test_e2e import (
     GATED_POOL,
     POOL_LABEL,
     assert_pool_has_images,
+    current_spec,
     expected_images,
     gate_taint,
     labelled_objects,
@@ -95,13 +96,6 @@ class Project:
         return sorted(r["type"] for r in state["deployment"].get("resources") or [])
 
 
-def dev_spec(project: Project):
-    from prepull.cli import stack_config
-    from prepull.pools import load_stack
-
-    return load_stack(stack_config(project.path / "stacks" / f"Pulumi.{STACK}.yaml"))
-
-
 def quickstart_script() -> str:
     """The README's dev quickstart, against the local cluster: its kind line left out, its context set before `pulumi up`."""
     lines = []
@@ -121,7 +115,7 @@ def project(tmp_path_factory):
     project = Project(tmp_path_factory.mktemp("readme") / "prepull")
     # Without the project's .venv, `python3` has no pulumi: the run below proves the host used .venv.
     assert project.sh("python3 -c 'import pulumi'", check=False).returncode != 0, "python3 on PATH has pulumi: the test would prove nothing"
-    retaint_gated_nodes(dev_spec(project))
+    retaint_gated_nodes(current_spec(project.path))
     state = {"project": project, "destroyed": False}
     try:
         state["up"] = project.sh(quickstart_script())
@@ -139,7 +133,7 @@ def assert_no_traceback(output: str) -> None:
 def test_the_readme_quickstart_deploys_the_dev_stack_through_the_cli(project):
     p = project["project"]
     assert (p.path / ".venv" / "bin" / "python").exists()
-    spec = dev_spec(p)
+    spec = current_spec(p.path)
     images = expected_images(spec)
     for pool in spec.pools:
         assert_pool_has_images(spec, pool.name, images[pool.name])
@@ -161,7 +155,7 @@ def test_a_changed_image_list_rolls_out_with_a_second_up(project):
     count = len(yaml.safe_load((p.path / "stacks" / f"Pulumi.{STACK}.yaml").read_text())["config"]["prepull:images"])
     p.pulumi("config", "set", "--path", "--stack", STACK, f"'prepull:images[{count}]'", ADDED_IMAGE)
     p.pulumi("up", "--stack", STACK)
-    spec = dev_spec(p)
+    spec = current_spec(p.path)
     images = expected_images(spec)
     for pool in spec.pools:
         assert ADDED_IMAGE in images[pool.name]
@@ -246,7 +240,7 @@ def test_the_policy_pack_runs_as_the_readme_says(project):
 
 def test_destroy_leaves_nothing_of_ours(project):
     p = project["project"]
-    namespace = dev_spec(p).namespace
+    namespace = current_spec(p.path).namespace
     p.pulumi("destroy", "--stack", STACK)
     project["destroyed"] = True
     wait_for(f"namespace {namespace} to be deleted",
