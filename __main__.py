@@ -12,7 +12,7 @@ import pulumi
 sys.path.insert(0, str(Path(__file__).resolve().parent / "components"))
 
 from prepull.run_error import PrePullRunError  # noqa: E402
-from prepull.stack import main  # noqa: E402
+from prepull.program import main  # noqa: E402
 
 # The language host's exit code for "the user was already shown an actionable message".
 SHOWN_TO_USER = 32

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Run from a checkout without installing the package (as the stack's __main__.py does).
 sys.path.insert(0, str(ROOT / "components"))
 
-from prepull.pools import load_stack, stack_manifests  # noqa: E402
+from prepull.stack.pools import load_stack, stack_manifests  # noqa: E402
 
 IMAGE_COUNTS = (1, 10, 100, 500)
 LANES = (1, 2, 4)
@@ -243,8 +243,8 @@ def component_program(config: Mapping) -> Callable[[], None]:
     """This project's stack program: validate the config, then one ImagePrePuller per pool."""
 
     def program():
-        from prepull.checks import _parsed_image
-        from prepull.stack import deploy
+        from prepull.core.checks import _parsed_image
+        from prepull.program import deploy
 
         _parsed_image.cache_clear()  # a `pulumi up` runs the program once per process: no parse carries over between rounds
         deploy(load_stack(config))

@@ -7,7 +7,7 @@ A lane is one DaemonSet pod pulling its images one after another, so with parall
 node is ready when its largest lane is: its bytes are what to keep small. For each mix of
 compressed image sizes (fixed seeds: the output is the same on every run) and each lane count,
 the table gives the largest lane for round-robin (lanes without a lock file) and for size-aware
-assignment (prepull.lanes.by_size, with the sizes a lock file records), each against the lower
+assignment (prepull.core.lanes.by_size, with the sizes a lock file records), each against the lower
 bound no assignment can beat: max(total / lanes, largest image). Target: size-aware within 4/3
 of the bound on every mix. Pure arithmetic, no cluster: it says nothing about pull speed itself.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "components"))
 
-from prepull.lanes import by_size, largest_lane, lower_bound, round_robin  # noqa: E402
+from prepull.core.lanes import by_size, largest_lane, lower_bound, round_robin  # noqa: E402
 
 MB = 10**6
 GB = 10**9

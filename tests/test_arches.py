@@ -1,10 +1,10 @@
-"""A pool's node architectures, from its settings where they leave no doubt (prepull.arches)."""
+"""A pool's node architectures, from its settings where they leave no doubt (prepull.stack.arches)."""
 
 import pytest
 
 from prepull import PrePullInputError
-from prepull.arches import implied_arches, pool_arches
-from prepull.pools import load_stack
+from prepull.stack.arches import implied_arches
+from prepull.stack.pools import load_stack
 
 ARCH = "kubernetes.io/arch"
 
@@ -54,9 +54,9 @@ def _pool(**extra):
 
 
 def test_declared_platforms_win_and_say_so():
-    known = pool_arches(_pool(platforms=["linux/arm64", "linux/amd64", "linux/arm64"]))
+    known = _pool(platforms=["linux/arm64", "linux/amd64", "linux/arm64"]).node_arches()
     assert known.arches == ("amd64", "arm64") and known.source == "platforms"
-    assert pool_arches(_pool()) is None
+    assert _pool().node_arches() is None
 
 
 @pytest.mark.parametrize(

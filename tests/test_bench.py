@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import prepull
-from prepull.pools import load_stack, stack_manifests
+from prepull.stack.pools import load_stack, stack_manifests
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")

@@ -1,11 +1,11 @@
-"""The path-aware checks (prepull.checks): one wording per kind of value, wherever the value comes from."""
+"""The path-aware checks (prepull.core.checks): one wording per kind of value, wherever the value comes from."""
 
 import enum
 
 import pytest
 
 from prepull import PrePullInputError
-from prepull.checks import (
+from prepull.core.checks import (
     Path,
     check_bool,
     check_choice,
@@ -20,9 +20,9 @@ from prepull.checks import (
     check_string_map,
     check_taint,
 )
-from prepull.names import check_dns_label, check_label_value, check_qualified_name
-from prepull.pools import load_stack
-from prepull.plan import build_plan
+from prepull.core.names import check_dns_label, check_label_value, check_qualified_name
+from prepull.stack.pools import load_stack
+from prepull.core.plan import build_plan
 
 
 def error(check, *args) -> PrePullInputError:
@@ -149,7 +149,7 @@ def test_one_mapping_between_python_and_schema_names_covers_every_schema_propert
     import json
     from pathlib import Path as FilePath
 
-    from prepull.checks import INPUT_NAMES, PYTHON_NAMES
+    from prepull.core.checks import INPUT_NAMES, PYTHON_NAMES
     from prepull.errors import camel_case
 
     schema = json.loads((FilePath(__file__).resolve().parent.parent / "components" / "schema.json").read_text())
@@ -160,7 +160,7 @@ def test_one_mapping_between_python_and_schema_names_covers_every_schema_propert
 
 
 def test_an_image_is_parsed_once_per_string_and_a_bad_one_is_named_where_it_is():
-    from prepull.checks import check_image
+    from prepull.core.checks import check_image
 
     assert check_image("nginx:1.27", "images[0]") is check_image("nginx:1.27", "nodePools.a.images[3]")
     for field in ("images[0]", "nodePools.a.images[1]"):

@@ -11,7 +11,7 @@ import yaml
 
 import prepull
 from golden import regen
-from prepull.cli import check_objects, supported_versions
+from prepull.cli.check import check_objects, supported_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ROOT / "stacks"
@@ -132,7 +132,7 @@ def test_render_ignores_other_namespaces_and_decodes_json_strings(tmp_path):
 def test_render_does_not_import_the_pulumi_sdk():
     # GitOps pipelines render without the Pulumi SDK: it must not even be imported.
     code = (
-        "import sys, io, contextlib; from prepull.cli import main\n"
+        "import sys, io, contextlib; from prepull.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()): rc = main(['render', '--stack', 'prod'])\n"
         "assert rc == 0, rc\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_kubernetes', 'grpc')))"
@@ -360,7 +360,7 @@ def test_version_flag():
 def test_render_out_writes_every_file_even_when_stdout_is_closed(tmp_path, monkeypatch):
     # `render --out DIR | head -1`: the reader going away must neither stop the render half way nor be
     # reported as "cannot write to DIR".
-    from prepull.cli import main
+    from prepull.cli.main import main
 
     class ClosedPipe:
         def write(self, text):
@@ -392,7 +392,7 @@ def test_check_server_says_when_the_server_does_not_answer(down_kubeconfig):
 
 
 def test_server_warnings_are_read_as_the_text_the_api_server_sent():
-    from prepull.server_check import _warning_text
+    from prepull.cluster.server_check import _warning_text
 
     assert _warning_text('299 - "would violate PodSecurity \\"restricted:latest\\": privileged"') == (
         'would violate PodSecurity "restricted:latest": privileged'
@@ -428,7 +428,7 @@ class _Namespaces:
 def test_check_server_asks_namespaces_by_name_when_it_may_not_list_them():
     from types import SimpleNamespace
 
-    from prepull.server_check import existing_namespaces
+    from prepull.cluster.server_check import existing_namespaces
 
     resource = _Namespaces(existing={"prepull", "hidden"}, readable={"prepull", "missing"})
     client = SimpleNamespace(resources=SimpleNamespace(get=lambda **_: resource))

@@ -27,7 +27,7 @@ from pulumi.runtime.proto import resource_pb2, resource_pb2_grpc
 
 import prepull
 from prepull import PrePullInputError
-from prepull.stack import main as stack_main
+from prepull.program import main as stack_main
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
@@ -55,7 +55,7 @@ def shown_by_the_cli(program, config=None, preview=False) -> tuple[str, BaseExce
 
 def stack_program() -> None:
     """What __main__.py runs. (__main__.py itself logs a PrePullRunError and exits 32: the real exec script test below.)"""
-    from prepull.stack import main
+    from prepull.program import main
 
     main(stacks_dir=ROOT / "stacks")
 

@@ -23,7 +23,7 @@ from stack_helpers import run_main_expecting_error
 import yaml
 
 from prepull import PrePullInputError
-from prepull.pools import AUTOSCALER_GATE_KEY, PROVIDER_FIELDS, Provider
+from prepull.stack.pools import AUTOSCALER_GATE_KEY, PROVIDER_FIELDS, PoolProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_POOL_TYPES = {
@@ -220,7 +220,7 @@ def test_prepuller_tolerates_the_cloud_gate(run_program, provider):
 # --- bad configuration ---------------------------------------------------------------------------------------
 
 
-REQUIRED = [(p.value, key) for p in (Provider.EKS, Provider.GKE, Provider.AKS) for key in PROVIDER_FIELDS[p].required]
+REQUIRED = [(p.value, key) for p in (PoolProvider.EKS, PoolProvider.GKE, PoolProvider.AKS) for key in PROVIDER_FIELDS[p].required]
 
 
 @pytest.mark.parametrize("provider, key", REQUIRED, ids=[f"{p}-{k}" for p, k in REQUIRED])
@@ -280,8 +280,8 @@ def test_aks_gate_api_version_must_be_a_preview_version(run_program):
 def test_create_node_pool_refuses_a_pool_no_cloud_manages():
     # docs/providers.md tells programs to call create_node_pool themselves: given a non-cloud pool, the error
     # names the field instead of failing on a missing adapter.
-    from prepull import clouds
-    from prepull.pools import load_stack
+    from prepull.stack import clouds
+    from prepull.stack.pools import load_stack
 
     (pool,) = load_stack({"images": ["nginx:1.27"], "nodePools": [{"name": "web", "provider": "existing", "labels": {"pool": "web"}}]}).pools
     with pytest.raises(PrePullInputError) as exc:
@@ -302,7 +302,7 @@ def test_aks_argument_names_are_the_typed_agent_pools():
     """The table from API names to pulumi-azure-native's Python argument names matches the installed SDK."""
     import inspect
 
-    from prepull import clouds
+    from prepull.stack import clouds
 
     containerservice = importlib.import_module("pulumi_azure_native.containerservice")
     parameters = set(inspect.signature(containerservice.AgentPool._internal_init).parameters)
@@ -312,8 +312,8 @@ def test_aks_argument_names_are_the_typed_agent_pools():
 def test_cloud_settings_are_frozen_dataclasses_with_their_defaults():
     import dataclasses
 
-    from prepull import clouds
-    from prepull.pools import validate_stack
+    from prepull.stack import clouds
+    from prepull.stack.pools import validate_stack
 
     pools = [cloud_pool("eks", name="e", minSize=1.0), cloud_pool("gke", name="g"), cloud_pool("aks", name="a")]
     eks, gke, aks = (clouds.validate_node_pool(p) for p in validate_stack({"images": ["nginx:1"], "nodePools": pools}).pools)

@@ -12,7 +12,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 import prepull
 from prepull import Method, PullPolicy, TaintEffect, TolerationOperator
-from prepull.images import parse_image
+from prepull.core.images import parse_image
 
 TYPE = "prepull:index:ImagePrePuller"
 K8S_TYPES = {

@@ -1,4 +1,4 @@
-"""Registry credentials found as docker and crane find them (prepull.credentials), and the pure HTTP helpers of prepull.registry."""
+"""Registry credentials found as docker and crane find them (prepull.lock.credentials), and the pure HTTP helpers of prepull.lock.registry."""
 
 import base64
 import json
@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from prepull.credentials import CredentialError, DockerCredentials, config_path
-from prepull.registry import is_loopback, parse_challenge, registry_message, scheme_for, why
+from prepull.lock.credentials import CredentialError, DockerCredentials, config_path
+from prepull.lock.registry import is_loopback, parse_challenge, registry_message, scheme_for, why
 
 
 def b64(text: str) -> str:
@@ -96,7 +96,7 @@ def test_an_unreadable_config_is_an_error(tmp_path):
         DockerCredentials({"DOCKER_CONFIG": str(tmp_path)}).get("reg.example", "a")
 
 
-# ---------------------------------------------------------------- prepull.registry's pure helpers
+# ---------------------------------------------------------------- prepull.lock.registry's pure helpers
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import pytest
 
 from prepull.errors import PrePullInputError
-from prepull.images import parse_image, parse_platform
+from prepull.core.images import parse_image, parse_platform
 
 DIGEST = "sha256:" + "ab" * 32
 

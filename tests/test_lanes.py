@@ -6,7 +6,7 @@ import random
 import pytest
 
 from prepull import PrePullInputError, manifests
-from prepull.lanes import assign, by_size, largest_lane, lower_bound, round_robin
+from prepull.core.lanes import assign, by_size, largest_lane, lower_bound, round_robin
 
 GB = 10**9
 MB = 10**6

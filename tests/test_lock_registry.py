@@ -20,8 +20,8 @@ import yaml
 import registry_helpers
 from registry_helpers import LocalRegistry, SilentServer, blob, build_layout, descriptor, layers_size, require_tools
 
-import prepull.lock_command as lock_command
-from prepull.cli import main
+import prepull.cli.lock as lock_command
+from prepull.cli.main import main
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 

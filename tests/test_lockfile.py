@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from prepull import PrePullInputError
-from prepull.cli import main
-from prepull.lockfile import (
+from prepull.cli.main import main
+from prepull.lock.file import (
     Lock,
     LockEntry,
     LockedPlatform,
@@ -22,7 +22,7 @@ from prepull.lockfile import (
     lock_file_name,
     parse_lock,
 )
-from prepull.pools import load_stack, prepuller_args, stack_manifests, validate_stack, with_prepullers
+from prepull.stack.pools import load_stack, prepuller_args, stack_manifests, validate_stack, with_prepullers
 
 D = {name: "sha256:" + ch * 64 for name, ch in (("index", "a"), ("amd", "b"), ("arm", "c"), ("app", "d"), ("other", "e"))}
 MULTI = "docker.io/library/python:3.13-slim"
@@ -277,7 +277,7 @@ def _program_config() -> dict:
 
 
 def test_the_stack_program_deploys_the_locked_digests(run_program, tmp_path):
-    from prepull.stack import main as program
+    from prepull.program import main as program
 
     (tmp_path / "prepull.dev.lock.yaml").write_text(dump_lock(LOCK, "dev"))
     run = run_program(lambda: program(stacks_dir=tmp_path), config=_program_config(), stack="dev")
@@ -287,7 +287,7 @@ def test_the_stack_program_deploys_the_locked_digests(run_program, tmp_path):
 
 
 def test_the_stack_program_refuses_a_stale_lock_before_registering_anything(run_program, tmp_path):
-    from prepull.stack import main as program
+    from prepull.program import main as program
 
     (tmp_path / "prepull.prod.lock.yaml").write_text(dump_lock(Lock({MULTI: LOCK.images[MULTI]}), "prod"))
     seen = {}

@@ -18,7 +18,7 @@ import yaml
 
 import prepull
 from prepull import Method, PullPolicy, TaintEffect, TolerationOperator
-from prepull.images import KNOWN_ARCHES, parse_image
+from prepull.core.images import KNOWN_ARCHES, parse_image
 
 ROOT = Path(__file__).resolve().parent.parent
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -1,11 +1,11 @@
-"""Manifests, indexes and configs as registries serve them (prepull.oci): parsed, or refused with the reason."""
+"""Manifests, indexes and configs as registries serve them (prepull.lock.oci): parsed, or refused with the reason."""
 
 import hashlib
 import json
 
 import pytest
 
-from prepull.oci import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, MalformedManifest, config_platform, digest_of, parse_manifest
+from prepull.lock.oci import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, MalformedManifest, config_platform, digest_of, parse_manifest
 
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
 

@@ -10,7 +10,7 @@ from mock_helpers import RecordingMocks, RecordingMonitor, output
 
 import prepull
 from prepull import PrePullInputError
-from prepull.plan import build_plan
+from prepull.core.plan import build_plan
 
 TYPE = "prepull:index:ImagePrePuller"
 

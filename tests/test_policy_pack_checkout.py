@@ -9,7 +9,6 @@ import copy
 import json
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -42,8 +41,9 @@ def pins(path: Path) -> dict:
 
 
 def test_the_pack_pins_the_prepull_release_of_this_checkout():
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert pins(PACK / "requirements.txt")["prepull"] == version
+    from prepull.version import __version__
+
+    assert pins(PACK / "requirements.txt")["prepull"] == __version__
 
 
 def test_the_pack_pins_the_versions_the_repository_tests_with():
@@ -131,7 +131,7 @@ def test_the_doc_check_finds_a_changed_file_and_an_unlabelled_block():
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_each_stack_passes_its_example_config(env):
-    from prepull.pools import load_stack, stack_manifests
+    from prepull.stack.pools import load_stack, stack_manifests
 
     raw = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{env}.yaml").read_text())["config"]
     objects = stack_manifests(load_stack({k.split(":", 1)[1]: v for k, v in raw.items()}))

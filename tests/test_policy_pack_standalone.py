@@ -17,13 +17,13 @@ import re
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 from checkout import copy_tracked
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+# The package version's one home (pyproject.toml reads it from there too).
+VERSION = re.search(r'__version__ = "([^"]+)"', (ROOT / "components/prepull/version.py").read_text())[1]
 # What building the prepull wheel reads: the build config, the readme it names, the package.
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "components/prepull")
 

@@ -75,7 +75,7 @@ def test_analyzer_still_produces_the_golden_schema_byte_for_byte():
     # In a fresh interpreter, as the plugin infers it (see tests/test_schema.py's schema fixture).
     assert GOLDEN.read_bytes().endswith(b"}\n")
     env = {"PYTHONPATH": str(COMPONENTS), "PATH": "/usr/bin:/bin"}
-    code = "from prepull.cli import schema_text; import sys; sys.stdout.write(schema_text())"
+    code = "from prepull.cli.main import schema_text; import sys; sys.stdout.write(schema_text())"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout == GOLDEN.read_text(encoding="utf-8"), f"the public schema changed: review, then run `{REGENERATE}`"
 

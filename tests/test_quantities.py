@@ -11,7 +11,7 @@ import pytest
 
 import prepull
 from prepull import PrePullInputError
-from prepull.checks import check_quantity, quantity_value
+from prepull.core.checks import check_quantity, quantity_value
 
 IMAGES = ["nginx:1.27"]
 

@@ -7,7 +7,7 @@ from pulumi.errors import InputPropertyError
 
 import prepull
 from prepull import PrePullInputError
-from prepull.pools import load_stack
+from prepull.stack.pools import load_stack
 
 IMAGES = ["nginx:1.27"]
 RULE = "must be a whole number, at least {0}, or a percentage from {0}% to 100% such as '10%'"

@@ -1,5 +1,5 @@
 """checkov on the rendered manifests: no failed check, and every skip is one the package carries
-(``prepull.manifests.CHECKOV_SKIPS``) with its written reason.
+(``prepull.core.manifests.CHECKOV_SKIPS``) with its written reason.
 
 checkov lives in its own virtualenv (its pins conflict with pulumi's); point PREPULL_CHECKOV at
 its executable. In CI (env CI set) a missing checkov is an error, elsewhere the tests are skipped.
@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import prepull
-from prepull.manifests import CHECKOV_SKIPS
+from prepull.core.manifests import CHECKOV_SKIPS
 
 DIGEST = "sha256:" + "ab" * 32
 CASES = {

@@ -12,8 +12,8 @@ from stack_helpers import run_main_expecting_error
 import yaml
 
 from prepull import PrePullInputError
-from prepull.images import parse_image
-from prepull.pools import AUTOSCALER_GATE_KEY, KARPENTER_GATE_KEY
+from prepull.core.images import parse_image
+from prepull.stack.pools import AUTOSCALER_GATE_KEY, KARPENTER_GATE_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
@@ -203,7 +203,7 @@ def test_bad_configuration_names_pool_and_field_and_registers_nothing(run_progra
 
 
 def test_daemonset_names_may_not_collide_across_pools():
-    from prepull.pools import load_stack
+    from prepull.stack.pools import load_stack
 
     pools = [{**GOOD, "name": "gpu", "lanes": 2, "images": ["b:1"]}, {**GOOD, "name": "gpu-l1"}]
     with pytest.raises(PrePullInputError) as exc:
@@ -213,7 +213,7 @@ def test_daemonset_names_may_not_collide_across_pools():
 
 
 def test_prepuller_block_errors_use_the_stack_file_spelling():
-    from prepull.pools import load_stack
+    from prepull.stack.pools import load_stack
 
     with pytest.raises(PrePullInputError) as exc:
         load_stack({"images": ["nginx:1"], "nodePools": [{**GOOD, "prepuller": {"maxSurge": 2, "maxUnavailable": 3}}]})
@@ -222,7 +222,7 @@ def test_prepuller_block_errors_use_the_stack_file_spelling():
 
 
 def test_prepuller_block_errors_spell_nested_inputs_as_the_stack_file_does():
-    from prepull.pools import load_stack
+    from prepull.stack.pools import load_stack
 
     with pytest.raises(PrePullInputError) as exc:
         load_stack({"images": ["nginx:1"], "nodePools": [{**GOOD, "prepuller": {"resources": {"cpuRequest": "500m"}}}]})
@@ -231,7 +231,7 @@ def test_prepuller_block_errors_spell_nested_inputs_as_the_stack_file_does():
 
 
 def test_kube_settings_must_be_strings():
-    from prepull.pools import load_stack
+    from prepull.stack.pools import load_stack
 
     with pytest.raises(PrePullInputError) as exc:
         load_stack({"images": ["nginx:1"], "nodePools": [GOOD], "kubeContext": 3})
@@ -254,7 +254,7 @@ def test_prepuller_block_reaches_the_daemon_sets(run_program):
 
 
 def test_pool_with_no_images_at_all_is_rejected():
-    from prepull.pools import load_stack
+    from prepull.stack.pools import load_stack
 
     with pytest.raises(PrePullInputError) as exc:
         load_stack({"nodePools": [GOOD]})
@@ -262,7 +262,7 @@ def test_pool_with_no_images_at_all_is_rejected():
 
 
 def test_gate_error_on_existing_pool_says_how_to_add_the_taint():
-    from prepull.pools import load_stack
+    from prepull.stack.pools import load_stack
 
     with pytest.raises(PrePullInputError, match="register-with-taints"):
         load_stack({"images": ["nginx:1"], "nodePools": [{**GOOD, "startupGate": True}]})
@@ -270,12 +270,12 @@ def test_gate_error_on_existing_pool_says_how_to_add_the_taint():
 
 def _count_calls(monkeypatch, counts: dict) -> None:
     """Count build_plan and render calls wherever the stack and render paths import them."""
-    import prepull.cli
+    import prepull.cli.common
     import prepull.component
-    import prepull.manifests
-    import prepull.pools
+    import prepull.core.manifests
+    import prepull.stack.pools
 
-    for module in (prepull.pools, prepull.component, prepull.manifests, prepull.cli):
+    for module in (prepull.stack.pools, prepull.component, prepull.core.manifests, prepull.cli.common):
         for name in ("build_plan", "render"):
             real = getattr(module, name, None)
             if real is not None:
@@ -293,7 +293,7 @@ def test_each_pools_plan_is_built_and_rendered_once_on_the_stack_path(monkeypatc
 
 
 def test_each_pools_plan_is_built_and_rendered_once_on_the_render_path(monkeypatch, capsys):
-    from prepull.cli import main
+    from prepull.cli.main import main
 
     counts: dict = {}
     _count_calls(monkeypatch, counts)
@@ -305,9 +305,9 @@ def test_each_pools_plan_is_built_and_rendered_once_on_the_render_path(monkeypat
 def test_every_prepuller_key_maps_back_to_an_input_by_the_schemas_rule():
     """The stack file's camelCase is the provider schema's: one rule (errors.camel_case), inverted exactly."""
     from prepull.args import KNOWN_FIELDS
-    from prepull.checks import PYTHON_NAMES
+    from prepull.core.checks import PYTHON_NAMES
     from prepull.errors import camel_case
-    from prepull.pools import PREPULLER_KEYS
+    from prepull.stack.pools import PREPULLER_KEYS
 
     assert all(PYTHON_NAMES[key] in KNOWN_FIELDS and camel_case(PYTHON_NAMES[key]) == key for key in PREPULLER_KEYS)
     schema = json.loads((ROOT / "components" / "schema.json").read_text())

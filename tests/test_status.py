@@ -15,14 +15,15 @@ import yaml
 
 import prepull
 
-from prepull import status_cli
-from prepull.cli import main
-from prepull.gate import removed_taint, untaint_container
-from prepull.server_check import Unreachable
-from prepull.status import FAILED, NOT_SCHEDULED, PRESENT, PULLING, Snapshot, classify
-from prepull.status_api import MANAGED_BY, ClusterReader
-from prepull.status_times import CACHED, DERIVED, EVENT, go_duration_seconds, parse_pulled
-from prepull.status_view import duration, report_json, size, table
+from prepull.cli import status as status_cli
+from prepull.cli.main import main
+from prepull.core.gate import removed_taint, untaint_container
+from prepull.cluster.server_check import Unreachable
+from prepull.status.report import FAILED, NOT_SCHEDULED, PRESENT, PULLING, Snapshot, classify
+from prepull.cluster.reader import ClusterReader
+from prepull.core.labels import MANAGED_BY_SELECTOR as MANAGED_BY
+from prepull.status.times import CACHED, DERIVED, EVENT, go_duration_seconds, parse_pulled
+from prepull.status.view import duration, report_json, size, table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -436,7 +437,7 @@ def test_a_thousand_nodes_take_five_calls():
 
 
 def test_no_daemonset_stops_after_one_call():
-    from prepull.status_api import NotFound
+    from prepull.cluster.reader import NotFound
 
     api = so.FakeApi()
     reader = ClusterReader(api, api, "elsewhere")
@@ -464,7 +465,7 @@ def test_api_errors_become_unreachable_with_the_servers_message():
 
 def run_status(monkeypatch, capsys, api, *argv):
     """``python -m prepull status ARGV`` against the fake client; (exit code, stdout, stderr)."""
-    monkeypatch.setattr("prepull.status_api.connect_reader",
+    monkeypatch.setattr("prepull.cluster.reader.connect_reader",
                         lambda kubeconfig, context, namespace: ClusterReader(api, api, namespace, context))
     code = main(["status", *argv])
     out, err = capsys.readouterr()
@@ -496,7 +497,7 @@ def test_exit_3_when_no_daemonset_or_no_cluster(monkeypatch, capsys):
     def unreachable(kubeconfig, context, namespace):
         raise Unreachable("cannot reach the cluster of context 'gone': MaxRetryError: connection refused")
 
-    monkeypatch.setattr("prepull.status_api.connect_reader", unreachable)
+    monkeypatch.setattr("prepull.cluster.reader.connect_reader", unreachable)
     assert main(["status", "--context", "gone"]) == 3
     assert "cannot reach the cluster of context 'gone'" in capsys.readouterr().err
 
@@ -569,7 +570,7 @@ def test_bad_options_name_the_option_and_the_value(monkeypatch, capsys, argv, me
 
 
 def args_for(*argv):
-    from prepull.cli import parser
+    from prepull.cli.main import parser
 
     return parser().parse_args(["status", *argv])
 

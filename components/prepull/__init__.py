@@ -7,7 +7,7 @@ lazily so the pure core works without the Pulumi SDKs loaded.
 
 from typing import TYPE_CHECKING
 
-from .args import (
+from prepull.args import (
     ContainerResources,
     CustomTimeouts,
     ImageEntry,
@@ -19,24 +19,24 @@ from .args import (
     Toleration,
     TolerationOperator,
 )
-from .errors import PrePullInputError
-from .manifests import manifests
+from prepull.errors import PrePullInputError
+from prepull.core.manifests import manifests
+from prepull.version import __version__ as __version__  # explicit re-export
 
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     # Type checkers see the real names (a module __getattr__ would make them, and every misspelt name, Any).
-    from .component import ImagePrePuller
-    from .workload_images import images_from
+    from prepull.component import ImagePrePuller
+    from prepull.workload_images import images_from
 else:
 
     def __getattr__(attr: str) -> object:
         if attr == "ImagePrePuller":
-            from .component import ImagePrePuller
+            from prepull.component import ImagePrePuller
 
             return ImagePrePuller
         if attr == "images_from":
-            from .workload_images import images_from
+            from prepull.workload_images import images_from
 
             return images_from
         raise AttributeError(attr)

@@ -1,7 +1,7 @@
-"""``python -m prepull``: see :mod:`prepull.cli`."""
+"""``python -m prepull``: see :mod:`prepull.cli.main`."""
 
 import sys
 
-from .cli import main
+from prepull.cli.main import main
 
 sys.exit(main())

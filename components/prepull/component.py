@@ -5,11 +5,11 @@ from typing import Any, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .args import ImagePrePullerArgs
-from .deferred import has_outputs, plain_containers, shape_args
-from .manifests import render
-from .plan import Plan, build_plan
-from .run_error import PrePullRunError, reported_plainly
+from prepull.args import ImagePrePullerArgs
+from prepull.outputs import has_outputs, plain_containers, shape_args
+from prepull.core.manifests import render
+from prepull.core.plan import Plan, build_plan
+from prepull.run_error import PrePullRunError, reported_plainly
 
 TYPE_TOKEN = "prepull:index:ImagePrePuller"
 Manifest = dict[str, Any]  # one Kubernetes object, camelCase wire format

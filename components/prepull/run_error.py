@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pulumi
 
-from .errors import PrePullInputError
+from prepull.errors import PrePullInputError
 
 
 class PrePullRunError(PrePullInputError, pulumi.RunError):

@@ -1,7 +1,7 @@
 """``images_from``: the images a program's own workloads run, as one Output for ``images``.
 
 So the pre-pulled list follows what the program deploys, with no list kept by hand. Where each
-kind keeps its pod template comes from the one table, :mod:`prepull.workloads`.
+kind keeps its pod template comes from the one table, :mod:`prepull.core.workloads`.
 """
 
 from collections.abc import Mapping
@@ -10,11 +10,11 @@ from typing import Any
 import pulumi
 from pulumi._types import is_output_type, output_type_to_dict
 
-from .errors import camel_case
-from .checks import check_image, is_list
-from .plan import LABEL_DAEMONSET
-from .run_error import reported_plainly
-from .workloads import POD_SPEC_PATHS, iter_images, kind_of, pod_spec
+from prepull.errors import camel_case
+from prepull.core.checks import check_image, is_list
+from prepull.core.labels import LABEL_DAEMONSET
+from prepull.run_error import reported_plainly
+from prepull.core.workloads import POD_SPEC_PATHS, iter_images, kind_of, pod_spec
 
 Found = list[tuple[object, str]]  # (image as found, where it was found), in order
 

@@ -14,7 +14,7 @@ judgement over an already read :class:`~prepull_policies.reading.Workload`.
 Imports run one way: ``patterns`` is used by ``config`` and ``reading``, and
 all three by this module; the image parser and the table of where each
 workload kind keeps its pod template come from the installed ``prepull``
-package (``prepull.images``, ``prepull.workloads``), never from a copy.
+package (``prepull.core.images``, ``prepull.core.workloads``), never from a copy.
 
 Importable without side effects. It is also the pack's public face:
 ``__all__`` re-exports the config and reading names the tests and other packs
@@ -34,8 +34,8 @@ from pulumi_policy import (
 )
 
 from prepull.errors import PrePullInputError
-from prepull.images import ImageRef, parse_image
-from prepull.workloads import CONTAINER_LISTS, kind_of, pod_spec
+from prepull.core.images import ImageRef, parse_image
+from prepull.core.workloads import CONTAINER_LISTS, kind_of, pod_spec
 
 from .config import (
     DEFAULTS,

@@ -1,7 +1,7 @@
 """The image pattern grammar of the ``allowedImages`` setting and the mirror layout.
 
 Patterns are normalised with the same distribution-reference code as images
-(``prepull.images.parse_image``), so ``nginx:*`` means
+(``prepull.core.images.parse_image``), so ``nginx:*`` means
 ``docker.io/library/nginx:*`` and a registry is never confused with a path.
 The grammar is documented in docs/policies.md ("Pattern grammar"); in short::
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from prepull.errors import PrePullInputError
-from prepull.images import ImageRef, parse_image
+from prepull.core.images import ImageRef, parse_image
 
 # Stand-ins for the wildcards while the repository part goes through the
 # reference parser: valid path-component text that no real pattern contains.

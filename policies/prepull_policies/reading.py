@@ -4,8 +4,8 @@ A resource arrives as the SDK's property proxies, possibly with values that
 are unknown during preview and in any shape a program can write. This module
 turns it into a :class:`Workload` (its images, hostPath volumes, shape
 problems and unknown values) without ever raising, so the policies only judge
-and never parse. Pod templates are found through ``prepull.workloads`` and
-images parsed by ``prepull.images.parse_image``, so the pack and the component
+and never parse. Pod templates are found through ``prepull.core.workloads`` and
+images parsed by ``prepull.core.images.parse_image``, so the pack and the component
 agree on what a workload and an image are.
 """
 
@@ -18,8 +18,8 @@ from pulumi_policy import ResourceValidationArgs, Secret, proxy
 from pulumi_policy.proxy import UnknownValueError
 
 from prepull.errors import PrePullInputError
-from prepull.images import parse_image
-from prepull.workloads import CONTAINER_LISTS, POD_SPEC_PATHS, iter_images, kind_of
+from prepull.core.images import parse_image
+from prepull.core.workloads import CONTAINER_LISTS, POD_SPEC_PATHS, iter_images, kind_of
 
 from .patterns import shorten, shown
 

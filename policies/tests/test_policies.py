@@ -21,7 +21,7 @@ from prepull_policies import patterns
 DIGEST = "sha256:" + "ab" * 32
 OTHER_DIGEST = "sha256:" + "cd" * 32
 
-# Where each kind keeps its PodSpec, written out here independently of prepull.workloads.
+# Where each kind keeps its PodSpec, written out here independently of prepull.core.workloads.
 KINDS = {
     "kubernetes:core/v1:Pod": lambda spec: {"spec": spec},
     "kubernetes:core/v1:PodTemplate": lambda spec: {"template": {"spec": spec}},

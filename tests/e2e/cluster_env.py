@@ -64,7 +64,7 @@ def toolchain_venv(folder: Path) -> Path:
 
 def stack_program() -> None:
     """The stack program, run inline by the Automation API: what __main__.py runs."""
-    from prepull.stack import main
+    from prepull.program import main
 
     main()
 

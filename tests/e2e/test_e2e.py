@@ -152,14 +152,14 @@ def assert_pool_has_images(spec, pool_name: str, images: list) -> None:
 
 def expected_images(spec) -> dict:
     """Pool name -> normalised images, as the core computes them (what the init containers must pull)."""
-    from prepull.images import parse_image
+    from prepull.core.images import parse_image
 
     return {p.name: [parse_image(i, "image").canonical for i in p.images] for p in spec.pools}
 
 
 def current_spec(project: Path):
-    from prepull.cli import stack_config
-    from prepull.pools import load_stack
+    from prepull.cli.common import stack_config
+    from prepull.stack.pools import load_stack
 
     return load_stack(stack_config(project / "stacks" / f"Pulumi.{STACK}.yaml"))
 

@@ -21,8 +21,8 @@ import pytest
 from cluster_env import CONTEXT, as_list, kubectl, marks, unreachable
 
 from prepull import manifests
-from prepull.cli import stack_config
-from prepull.pools import load_stack, stack_manifests
+from prepull.cli.common import stack_config
+from prepull.stack.pools import load_stack, stack_manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = marks(unreachable())
@@ -132,7 +132,7 @@ def test_check_server_names_what_it_could_not_check():
 
 
 def test_check_server_reports_rejections_and_warnings():
-    from prepull.server_check import check_on_server, connect
+    from prepull.cluster.server_check import check_on_server, connect
 
     client = connect(None, CONTEXT)
     objects = manifests(namespaced(SCENARIOS["docker-socket"], "server-check"), "dry")

@@ -69,7 +69,7 @@ def stack_names() -> List[str]:
 
 def render_stack(stack: str) -> str:
     """What ``python -m prepull render --stack <stack>`` prints (same entry point, run in this process)."""
-    from prepull.cli import main
+    from prepull.cli.main import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -86,8 +86,8 @@ def eks_stack_config(scenario: str) -> dict:
 
 def eks_user_data(scenario: str) -> str:
     """The nodeadm user data of the scenario pool's launch template, as text (the template gets it base64-encoded)."""
-    from prepull import clouds
-    from prepull.pools import load_stack
+    from prepull.stack import clouds
+    from prepull.stack.pools import load_stack
 
     (pool,) = load_stack(eks_stack_config(scenario)).pools
     return clouds.nodeadm_user_data(clouds._taints(pool))

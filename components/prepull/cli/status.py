@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 import yaml
 
-from .errors import PrePullInputError
-from .names import check_dns_label
-from .server_check import Kubeconfig, Unreachable
-from .status import FAILED, PRESENT, PULLING, Report, Snapshot, classify
-from .status_times import go_duration_seconds
-from .status_view import report_json
+from prepull.cli.common import EXIT_UNREACHABLE, UsageError, default_stacks_dir, stack_config, stack_file
+from prepull.errors import PrePullInputError
+from prepull.core.names import check_dns_label
+from prepull.cluster.server_check import Kubeconfig, Unreachable
+from prepull.status.report import FAILED, PRESENT, PULLING, Report, Snapshot, classify
+from prepull.status.times import go_duration_seconds
+from prepull.status.view import report_json
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 EXIT_CODES = {PRESENT: 0, FAILED: 1, PULLING: 2}
-EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
 DEFAULT_NAMESPACE = "prepull"
 DEFAULT_TIMEOUT = "10m"
@@ -51,17 +51,11 @@ class SnapshotSource(Protocol):
         ...
 
 
-def _usage_error(message: str) -> Exception:
-    from .cli import UsageError
-
-    return UsageError(message)
-
-
 def parse_duration(option: str, text: str) -> float:
     """Seconds in ``90``, ``90s``, ``10m`` or ``1h30m``; a UsageError naming ``option`` otherwise."""
     seconds = float(text) if text.replace(".", "", 1).isdigit() else go_duration_seconds(text)
     if seconds is None or seconds <= 0:
-        raise _usage_error(f"{option}: must be a positive duration such as 90, 90s, 10m or 1h30m (got {text!r})")
+        raise UsageError(f"{option}: must be a positive duration such as 90, 90s, 10m or 1h30m (got {text!r})")
     return seconds
 
 
@@ -72,9 +66,9 @@ def kubeconfig_value(value: Optional[str]) -> Kubeconfig:
     try:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError as err:
-        raise _usage_error(f"prepull:kubeconfig: is neither a path nor a kubeconfig document ({err.__class__.__name__})") from None
+        raise UsageError(f"prepull:kubeconfig: is neither a path nor a kubeconfig document ({err.__class__.__name__})") from None
     if not isinstance(parsed, dict):
-        raise _usage_error(f"prepull:kubeconfig: a kubeconfig document must be a mapping (got {type(parsed).__name__})")
+        raise UsageError(f"prepull:kubeconfig: a kubeconfig document must be a mapping (got {type(parsed).__name__})")
     return parsed
 
 
@@ -82,8 +76,6 @@ def resolve_target(args: argparse.Namespace) -> Target:
     """Options first, then the stack's config (``--stack``), then the defaults: namespace ``prepull``, kubectl's kubeconfig."""
     config: dict[str, Any] = {}
     if args.stack:
-        from .cli import default_stacks_dir, stack_config, stack_file
-
         path = stack_file(Path(args.stacks_dir) if args.stacks_dir else default_stacks_dir(), args.stack)
         encrypted: list[str] = []
         config = stack_config(path, encrypted)
@@ -96,7 +88,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
     try:
         check_dns_label(namespace, "--namespace" if args.namespace else "prepull:namespace")
     except PrePullInputError as err:
-        raise _usage_error(str(err)) from None
+        raise UsageError(str(err)) from None
     kubeconfig = args.kubeconfig or kubeconfig_value(config.get("kubeconfig"))
     return Target(namespace, kubeconfig, args.context or config.get("kubeContext"))
 
@@ -118,7 +110,7 @@ def _console() -> "Console":
     try:
         from rich.console import Console
     except ImportError:
-        raise _usage_error(RICH_HINT) from None
+        raise UsageError(RICH_HINT) from None
     return Console()
 
 
@@ -132,7 +124,7 @@ def _run(reader: SnapshotSource, args: argparse.Namespace) -> Report:
     interval = parse_duration("--interval", args.interval)
     if args.output == "json":
         return watch(take, lambda r: None, timeout, interval) if args.watch else take()
-    from .status_view import table
+    from prepull.status.view import table
 
     console = _console()
     if args.watch and console.is_terminal:
@@ -147,10 +139,10 @@ def _run(reader: SnapshotSource, args: argparse.Namespace) -> Report:
 
 def status_command(args: argparse.Namespace) -> int:
     """Read the cluster, show the report, and exit 0 / 1 / 2 / 3 (module docstring)."""
-    from .status_api import NotFound, connect_reader
+    from prepull.cluster.reader import NotFound, connect_reader
 
     if args.timeout and not args.watch:
-        raise _usage_error(f"--timeout: only used with --watch (got {args.timeout!r})")
+        raise UsageError(f"--timeout: only used with --watch (got {args.timeout!r})")
     target = resolve_target(args)
     if args.output != "json":
         _console()  # fail on a missing rich before any request

@@ -34,9 +34,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import pulumi
 
-from .checks import Path, check_bool, check_choice, check_int, check_list, check_str
-from .errors import PrePullInputError
-from .pools import CLOUD_PROVIDERS, Pool, Provider
+from prepull.core.checks import Path, check_bool, check_choice, check_int, check_list, check_str
+from prepull.errors import PrePullInputError
+from prepull.stack.pools import CLOUD_PROVIDERS, Pool, PoolProvider
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,9 @@ class CloudSdk:
 
 
 SDKS = {
-    Provider.EKS: CloudSdk("eks", "pulumi-aws", "pulumi_aws"),
-    Provider.GKE: CloudSdk("gke", "pulumi-gcp", "pulumi_gcp"),
-    Provider.AKS: CloudSdk("aks", "pulumi-azure-native", "pulumi_azure_native"),
+    PoolProvider.EKS: CloudSdk("eks", "pulumi-aws", "pulumi_aws"),
+    PoolProvider.GKE: CloudSdk("gke", "pulumi-gcp", "pulumi_gcp"),
+    PoolProvider.AKS: CloudSdk("aks", "pulumi-azure-native", "pulumi_azure_native"),
 }
 
 # Kubernetes taint effect -> the cloud API's spelling (EKS and GKE share it; AKS uses the Kubernetes one).
@@ -431,12 +431,12 @@ _AKS_ARGUMENTS = {
 # --- dispatch -------------------------------------------------------------------------------------------------
 
 Adapter = Callable[[Pool, Sequence[pulumi.Resource], Optional[pulumi.ResourceOptions]], pulumi.Resource]
-ADAPTERS: Mapping[Provider, Adapter] = {
-    Provider.EKS: eks_node_group,
-    Provider.GKE: gke_node_pool,
-    Provider.AKS: aks_agent_pool,
+ADAPTERS: Mapping[PoolProvider, Adapter] = {
+    PoolProvider.EKS: eks_node_group,
+    PoolProvider.GKE: gke_node_pool,
+    PoolProvider.AKS: aks_agent_pool,
 }
-SETTINGS: Mapping[Provider, Callable[[Pool], CloudSettings]] = {Provider.EKS: eks_settings, Provider.GKE: gke_settings, Provider.AKS: aks_settings}
+SETTINGS: Mapping[PoolProvider, Callable[[Pool], CloudSettings]] = {PoolProvider.EKS: eks_settings, PoolProvider.GKE: gke_settings, PoolProvider.AKS: aks_settings}
 assert set(ADAPTERS) == set(SETTINGS) == set(CLOUD_PROVIDERS)
 
 

@@ -18,12 +18,10 @@ are unknown and nothing is checked. In order of precedence:
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import Any, Mapping, Optional
 
-if TYPE_CHECKING:
-    from .pools import Pool  # pools imports this module: for type checkers only
+from prepull.core.labels import ARCH_LABEL
 
-ARCH_LABEL = "kubernetes.io/arch"
 
 # GKE machine series by architecture. Only series whose architecture is documented and
 # single; a series missing here (a new one) leaves the pool's architectures unknown.
@@ -49,7 +47,7 @@ class KnownArches:
 Settings = Mapping[str, Any]
 
 
-def _karpenter(settings: Settings) -> Optional[KnownArches]:
+def _karpenter_arches(settings: Settings) -> Optional[KnownArches]:
     allowed: Optional[set[str]] = None
     excluded: set[str] = set()
     sources = []
@@ -67,7 +65,7 @@ def _karpenter(settings: Settings) -> Optional[KnownArches]:
     return KnownArches(tuple(sorted(allowed - excluded)), ", ".join(sources))
 
 
-def _eks(settings: Settings) -> Optional[KnownArches]:
+def _eks_arches(settings: Settings) -> Optional[KnownArches]:
     ami = settings.get("amiType")
     if not isinstance(ami, str):
         return None
@@ -78,13 +76,13 @@ def _eks(settings: Settings) -> Optional[KnownArches]:
     return None  # CUSTOM, Windows: not ours to guess
 
 
-def _gke(settings: Settings) -> Optional[KnownArches]:
+def _gke_arches(settings: Settings) -> Optional[KnownArches]:
     machine = settings.get("machineType")
     arch = GKE_SERIES.get(machine.split("-", 1)[0]) if isinstance(machine, str) else None
     return KnownArches((arch,), "gke.machineType") if arch else None
 
 
-def _aks(settings: Settings) -> Optional[KnownArches]:
+def _aks_arches(settings: Settings) -> Optional[KnownArches]:
     size = settings.get("vmSize")
     match = AKS_SIZE.match(size) if isinstance(size, str) else None
     if not match:
@@ -92,7 +90,7 @@ def _aks(settings: Settings) -> Optional[KnownArches]:
     return KnownArches(("arm64",) if "p" in match.group(1) else ("amd64",), "aks.vmSize")
 
 
-_BY_PROVIDER = {"karpenter": _karpenter, "eks": _eks, "gke": _gke, "aks": _aks}
+_BY_PROVIDER = {"karpenter": _karpenter_arches, "eks": _eks_arches, "gke": _gke_arches, "aks": _aks_arches}
 
 
 def implied_arches(provider: str, settings: Settings, labels: Mapping[str, str]) -> Optional[KnownArches]:
@@ -103,11 +101,4 @@ def implied_arches(provider: str, settings: Settings, labels: Mapping[str, str])
     return rule(settings) if rule else None
 
 
-def pool_arches(pool: "Pool") -> Optional[KnownArches]:
-    """A pool's node architectures: its ``platforms`` if given, else :func:`implied_arches`; None if unknown."""
-    if pool.platforms:
-        return KnownArches(tuple(sorted({p.arch for p in pool.platforms})), "platforms")
-    return implied_arches(pool.provider.value, pool.settings, dict(pool.labels))
-
-
-__all__ = ["ARCH_LABEL", "KnownArches", "implied_arches", "pool_arches"]
+__all__ = ["KnownArches", "implied_arches"]

@@ -6,8 +6,9 @@ so a pre-pull container and the untaint container cannot drift apart on security
 
 from typing import Iterable, Mapping, Optional
 
-from .kobject import KubeObject
-from .plan import LABEL_INSTANCE, LABEL_NAME, Plan
+from prepull.core.kobject import KubeObject
+from prepull.core.labels import APP, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME
+from prepull.core.plan import Plan
 
 # The static busybox the copy step puts in an emptyDir, for containers of images without one.
 HELPER_MOUNT = "/.prepull"
@@ -37,7 +38,7 @@ def security_context(read_only_root: bool = True) -> KubeObject:
 
 
 def object_labels(plan: Plan, extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
-    labels = {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name, "app.kubernetes.io/managed-by": "prepull"}
+    labels = {LABEL_NAME: APP, LABEL_INSTANCE: plan.base_name, LABEL_MANAGED_BY: APP}
     labels.update(extra or {})
     labels.update(pairs(plan.labels))
     return labels

@@ -2,7 +2,7 @@
 
 import re
 
-from .errors import PrePullInputError
+from prepull.errors import PrePullInputError
 
 # Matched with fullmatch: a `$` anchor would also accept a trailing newline, which the API server rejects.
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")

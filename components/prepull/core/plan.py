@@ -1,7 +1,7 @@
 """Validate :class:`ImagePrePullerArgs` into a :class:`Plan`.
 
 Every input is checked here, before any resource is registered, with the
-checks of :mod:`prepull.checks` and :mod:`prepull.names`, which raise
+checks of :mod:`prepull.core.checks` and :mod:`prepull.core.names`, which raise
 :class:`PrePullInputError` naming the field and the value. The rest of the
 package only ever sees a valid, normalised Plan.
 """
@@ -9,8 +9,8 @@ package only ever sees a valid, normalised Plan.
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from .args import DEFAULTS, KNOWN_FIELDS, Method, PullPolicy, TaintEffect, TolerationOperator
-from .checks import (
+from prepull.args import DEFAULTS, KNOWN_FIELDS, Method, PullPolicy, TaintEffect, TolerationOperator
+from prepull.core.checks import (
     IntOrPercent,
     Path,
     amount,
@@ -28,17 +28,14 @@ from .checks import (
     check_taint,
     quantity_value,
 )
-from .errors import PrePullInputError
-from .images import ImageRef, Platform, parse_platform
-from .lanes import assign as assign_lanes
-from .names import DNS1123_LABEL_MAX, check_dns_label, check_dns_subdomain, check_label_value, check_qualified_name
+from prepull.errors import PrePullInputError
+from prepull.core.images import ImageRef, Platform, parse_platform
+from prepull.core.labels import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, OS_LABEL
+from prepull.core.lanes import assign as assign_lanes
+from prepull.core.names import DNS1123_LABEL_MAX, check_dns_label, check_dns_subdomain, check_label_value, check_qualified_name
 
-# Labels the component owns: the DaemonSet selectors are built from them and
-# must never change (a selector change forces a DaemonSet replacement).
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_INSTANCE = "app.kubernetes.io/instance"
-LABEL_DAEMONSET = "prepull.dev/daemonset"
-RESERVED_LABELS = (LABEL_NAME, LABEL_INSTANCE, LABEL_DAEMONSET, "app.kubernetes.io/managed-by")
+# Labels the component owns (core.labels): a user's labels may not override them.
+RESERVED_LABELS = (LABEL_NAME, LABEL_INSTANCE, LABEL_DAEMONSET, LABEL_MANAGED_BY)
 # Annotation prefixes the component writes or that change how tools treat the objects
 # (pulumi.com/skipAwait would bypass the skip_await checks; checkov.io/skipN its written reasons).
 RESERVED_ANNOTATION_PREFIXES = ("prepull.dev/", "pulumi.com/", "checkov.io/")
@@ -47,8 +44,6 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # One DaemonSet and its ControllerRevision must each fit etcd's 1.5 MiB request limit (~0.5 KiB per image).
 MAX_IMAGES_PER_DAEMONSET = 1000
 MAX_ANNOTATIONS_BYTES = 256 * 1024
-OS_LABEL = "kubernetes.io/os"
-ARCH_LABEL = "kubernetes.io/arch"
 MAX_LANES = 32
 OTHER_ARCHES = "other"
 
@@ -250,7 +245,7 @@ def _groups(
     """Split images into DaemonSets: per architecture where platforms are given, then per lane.
 
     Lanes are balanced by ``sizes`` ({canonical: bytes}) when every image has one, else
-    round-robin (prepull.lanes). With the gate, nodes of an architecture no image is for
+    round-robin (prepull.core.lanes). With the gate, nodes of an architecture no image is for
     still need a pod: one that pulls nothing and only removes the startup taint (lanes is 1 then).
     """
     sizes = sizes or {}

@@ -6,12 +6,12 @@ from typing import Any, Mapping, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .component import ImagePrePuller
-from .lockfile import lock_stack
-from .pools import (
+from prepull.component import ImagePrePuller
+from prepull.lock.file import lock_stack
+from prepull.stack.pools import (
     CLOUD_PROVIDERS,
     STACK_KEYS,
-    Provider,
+    PoolProvider,
     StackSpec,
     built,
     karpenter_node_pool,
@@ -19,7 +19,7 @@ from .pools import (
     validate_stack,
     with_prepullers,
 )
-from .run_error import reported_plainly
+from prepull.run_error import reported_plainly
 
 
 def read_config(config: Optional[pulumi.Config] = None) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[
     """Declare the namespace, then per pool its pre-puller and (where managed) the node pool after it."""
     cloud_pools = [p for p in spec.pools if p.provider in CLOUD_PROVIDERS]
     if cloud_pools:
-        from . import clouds  # the cloud SDKs are optional extras: imported only for cloud pools
+        from prepull.stack import clouds  # the cloud SDKs are optional extras: imported only for cloud pools
 
         for pool in cloud_pools:  # fail before anything is registered, the provider included
             clouds.validate_node_pool(pool)
@@ -59,7 +59,7 @@ def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[
         )
         # The node pool depends on its pre-puller: the DaemonSets exist before any node registers.
         after = pulumi.ResourceOptions(providers=[provider], depends_on=[prepuller])
-        if pool.provider is Provider.KARPENTER:
+        if pool.provider is PoolProvider.KARPENTER:
             obj = karpenter_node_pool(pool)
             k8s.apiextensions.CustomResource(
                 f"nodepool-{pool.name}", api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"], spec=obj["spec"], opts=after

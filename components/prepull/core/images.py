@@ -15,7 +15,7 @@ from typing import Optional
 from docker_image.digest import InvalidDigest
 from docker_image.reference import InvalidReference, Reference
 
-from .errors import PrePullInputError
+from prepull.errors import PrePullInputError
 
 # The values the kubelet reports in the `kubernetes.io/arch` node label for
 # Linux nodes (GOARCH names). Windows nodes are never selected (see manifests).

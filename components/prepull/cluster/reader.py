@@ -4,21 +4,21 @@ One snapshot is five requests: our DaemonSets and our pods in the namespace (by 
 object we create carries), every node (one call; node selectors differ per DaemonSet), and the
 namespace's pod events of reasons ``Pulled`` and ``Failed`` (two calls: a field selector cannot say
 "either"). Lists are not paginated, so 1,000 nodes are still one call each. Responses are parsed as
-plain JSON (``_preload_content=False``): the pure core (:mod:`prepull.status`) reads the objects
+plain JSON (``_preload_content=False``): the pure core (:mod:`prepull.status.report`) reads the objects
 exactly as the API returns them, and thousands of objects skip the client's slow model classes.
 """
 
 import json
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .kobject import KubeView
-from .server_check import Kubeconfig, Unreachable, api_client, api_message, cannot_reach
-from .status import Snapshot
+from prepull.core.kobject import KubeView
+from prepull.core.labels import MANAGED_BY_SELECTOR
+from prepull.cluster.server_check import Kubeconfig, Unreachable, api_client, api_message, cannot_reach
+from prepull.status.report import Snapshot
 
 if TYPE_CHECKING:
     from kubernetes.client import AppsV1Api, CoreV1Api
 
-MANAGED_BY = "app.kubernetes.io/managed-by=prepull"
 PULL_EVENTS = ("involvedObject.kind=Pod,reason=Pulled", "involvedObject.kind=Pod,reason=Failed")
 # Seconds to wait for one response: an unreachable server fails the command instead of hanging it.
 REQUEST_TIMEOUT = 30
@@ -57,11 +57,11 @@ class ClusterReader:
         """DaemonSets, pods, nodes and pull events now; NotFound if the namespace has none of our DaemonSets."""
         ns = self.namespace
         self.snapshots += 1
-        daemon_sets = self._list(f"DaemonSets in namespace {ns!r}", self.apps.list_namespaced_daemon_set, ns, label_selector=MANAGED_BY)
+        daemon_sets = self._list(f"DaemonSets in namespace {ns!r}", self.apps.list_namespaced_daemon_set, ns, label_selector=MANAGED_BY_SELECTOR)
         if not daemon_sets:
-            raise NotFound(f"no DaemonSet labelled {MANAGED_BY} in namespace {ns!r}: is --namespace (or the stack's "
+            raise NotFound(f"no DaemonSet labelled {MANAGED_BY_SELECTOR} in namespace {ns!r}: is --namespace (or the stack's "
                            "prepull:namespace) right, is --context the right cluster, and was the stack deployed?")
-        pods = self._list(f"pods in namespace {ns!r}", self.core.list_namespaced_pod, ns, label_selector=MANAGED_BY)
+        pods = self._list(f"pods in namespace {ns!r}", self.core.list_namespaced_pod, ns, label_selector=MANAGED_BY_SELECTOR)
         nodes = self._list("nodes", self.core.list_node)
         events = [e for selector in PULL_EVENTS
                   for e in self._list(f"events in namespace {ns!r}", self.core.list_namespaced_event, ns, field_selector=selector)]

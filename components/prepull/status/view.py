@@ -5,8 +5,8 @@ rich is imported only by :func:`table`, so the JSON output and the component its
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from .status import FAILED, NOT_SCHEDULED, PRESENT, PULLING, DaemonSetStatus, ImageStatus, ImageSummary, NodeStatus, Report
-from .status_times import CACHED, DERIVED
+from prepull.status.report import FAILED, NOT_SCHEDULED, PRESENT, PULLING, DaemonSetStatus, ImageStatus, ImageSummary, NodeStatus, Report
+from prepull.status.times import CACHED, DERIVED
 
 if TYPE_CHECKING:
     from rich.console import Group, RenderableType

@@ -9,13 +9,14 @@ import hashlib
 import json
 from typing import Mapping, Optional
 
-from .args import ImagePrePullerArgs, Method
-from .gate import gate_objects, gate_taint, service_account_name, untaint_container, untaint_volumes
-from .images import ImageRef
-from .kobject import KubeObject, KubeView
-from .names import container_name
-from .plan import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME, Group, Plan, build_plan
-from .pod import BUSYBOX, HELPER_MOUNT, HELPER_VOLUME, NOOP, helper_mount_read_only, object_labels, object_meta, pairs, security_context
+from prepull.args import ImagePrePullerArgs, Method
+from prepull.core.gate import gate_objects, gate_taint, service_account_name, untaint_container, untaint_volumes
+from prepull.core.images import ImageRef
+from prepull.core.kobject import KubeObject, KubeView
+from prepull.core.names import container_name
+from prepull.core.labels import APP, ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME
+from prepull.core.plan import Group, Plan, build_plan
+from prepull.core.metadata import BUSYBOX, HELPER_MOUNT, HELPER_VOLUME, NOOP, helper_mount_read_only, object_labels, object_meta, pairs, security_context
 
 ANNOTATION_IMAGES_HASH = "prepull.dev/images-hash"  # users cannot set prepull.dev/ keys (plan.py)
 # The first init container, which copies the static busybox (``status`` tells it from the pulls by this name).
@@ -50,7 +51,7 @@ def _resources(plan: Plan) -> KubeObject:
 
 
 def _selector_labels(plan: Plan, group: Group) -> dict[str, str]:
-    return {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name, LABEL_DAEMONSET: group.name}
+    return {LABEL_NAME: APP, LABEL_INSTANCE: plan.base_name, LABEL_DAEMONSET: group.name}
 
 
 def _affinity(group: Group) -> Optional[KubeObject]:
@@ -246,7 +247,7 @@ def network_policy_manifest(plan: Plan) -> KubeObject:
         "kind": "NetworkPolicy",
         "metadata": object_meta(plan, plan.base_name, plan.namespace),
         "spec": {
-            "podSelector": {"matchLabels": {LABEL_NAME: "prepull", LABEL_INSTANCE: plan.base_name}},
+            "podSelector": {"matchLabels": {LABEL_NAME: APP, LABEL_INSTANCE: plan.base_name}},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [],
             "egress": egress,

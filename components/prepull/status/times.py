@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Optional, Tuple
 
-from .kobject import KubeView
+from prepull.core.kobject import KubeView
 
 EVENT = "event"
 DERIVED = "derived"

@@ -22,11 +22,11 @@ import statistics
 from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Optional, Tuple
 
-from .gate import UNTAINT_CONTAINER, removed_taint
-from .kobject import KubeView
-from .manifests import HELPER_CONTAINER
-from .status_scheduling import pick_pod, pod_node, selects, untolerated_taints
-from .status_times import CACHED, DERIVED, EVENT, EventIndex, derived_seconds, index_events, pod_key
+from prepull.core.gate import UNTAINT_CONTAINER, removed_taint
+from prepull.core.kobject import KubeView
+from prepull.core.manifests import HELPER_CONTAINER
+from prepull.status.scheduling import pick_pod, pod_node, selects, untolerated_taints
+from prepull.status.times import CACHED, DERIVED, EVENT, EventIndex, derived_seconds, index_events, pod_key
 
 PRESENT, PULLING, FAILED, NOT_SCHEDULED = "present", "pulling", "failed", "not-scheduled"
 # A node's state is the worst of its images'.

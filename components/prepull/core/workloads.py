@@ -6,7 +6,7 @@ A path is the list of keys from the object root to the PodSpec.
 
 from typing import Iterator, Mapping, Optional
 
-from .kobject import KubeView
+from prepull.core.kobject import KubeView
 
 POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
     "Pod": ("spec",),

@@ -8,7 +8,7 @@ tolerate gets no pod (the controller leaves it out).
 
 from typing import Iterable, List, Mapping, Optional
 
-from .kobject import KubeView
+from prepull.core.kobject import KubeView
 
 # Tolerations the DaemonSet controller adds to every DaemonSet pod (pkg/controller/daemon/util).
 DAEMONSET_TOLERATIONS = tuple(

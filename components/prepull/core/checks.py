@@ -6,7 +6,7 @@ and raises :class:`PrePullInputError` naming the path, the reason and the value.
 by :class:`Path` only, so a field, a list item and a map entry read the same in every message.
 
 Also here: the one mapping between the inputs' Python names and their schema (camelCase) names.
-Kubernetes naming rules (DNS labels, qualified names, label values) are in :mod:`prepull.names`.
+Kubernetes naming rules (DNS labels, qualified names, label values) are in :mod:`prepull.core.names`.
 """
 
 import enum
@@ -15,10 +15,10 @@ import re
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_UP, Context, Decimal, InvalidOperation, localcontext
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeGuard, TypeVar, Union
 
-from .args import ContainerResources, CustomTimeouts, ImagePrePullerArgs, StartupTaint, TaintEffect, Toleration
-from .errors import PrePullInputError, camel_case
-from .images import ImageRef, parse_image
-from .names import check_label_value, check_qualified_name
+from prepull.args import ContainerResources, CustomTimeouts, ImagePrePullerArgs, StartupTaint, TaintEffect, Toleration
+from prepull.errors import PrePullInputError, camel_case
+from prepull.core.images import ImageRef, parse_image
+from prepull.core.names import check_label_value, check_qualified_name
 
 E = TypeVar("E", bound=enum.Enum)
 IntOrPercent = Union[int, str]
@@ -241,7 +241,7 @@ def _parsed_image(value: str) -> ImageRef:
 
 
 def check_image(value: object, field: str) -> ImageRef:
-    """An image reference, parsed by :func:`prepull.images.parse_image`, once per distinct string.
+    """An image reference, parsed by :func:`prepull.core.images.parse_image`, once per distinct string.
 
     The stack path meets each image many times (the global list, every pool, every pool's plan);
     an ImageRef is immutable and a function of the string alone, so the first parse is reused. A

@@ -13,8 +13,8 @@ from typing import Any
 
 from pulumi import Output
 
-from .errors import PrePullInputError
-from .checks import check_image, is_list
+from prepull.errors import PrePullInputError
+from prepull.core.checks import check_image, is_list
 
 # Inputs that only set values inside the objects (ImagePrePullerArgs' "Accepts an Output" fields).
 VALUE_INPUTS = (

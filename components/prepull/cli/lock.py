@@ -1,7 +1,7 @@
 """``python -m prepull lock --stack <env> [--check]``: resolve every stack image and write the lock file.
 
 Every image of the stack (global and per pool) is resolved through its
-registry (prepull.registry). Only when *all* of them resolved is the lock file
+registry (prepull.lock.registry). Only when *all* of them resolved is the lock file
 written, in one ``os.replace``: a registry that is down, slow, denies access,
 lacks a tag or serves a malformed manifest leaves the existing file exactly as
 it was, and the command exits 3 with one line per image that failed.
@@ -18,15 +18,15 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional
 
-from .cli import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, UsageError, load_spec, prefixed
-from .errors import PrePullInputError
-from .images import ImageRef, parse_image
-from .lockfile import Lock, LockEntry, LockError, apply_lock, dump_lock, lock_changes, lock_file_name, parse_lock
-from .pools import StackSpec
+from prepull.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, UsageError, load_spec, prefixed
+from prepull.errors import PrePullInputError
+from prepull.core.images import ImageRef, parse_image
+from prepull.lock.file import Lock, LockEntry, LockError, apply_lock, dump_lock, lock_changes, lock_file_name, parse_lock
+from prepull.stack.pools import StackSpec
 
 if TYPE_CHECKING:
     # requests (the `lock` extra) is imported only when the command runs.
-    from .registry import RegistryClient, RegistryError
+    from prepull.lock.registry import RegistryClient, RegistryError
 
 LOCK_EXTRA_HINT = "lock needs requests: pip install 'prepull[lock]'"
 # Faults that say the whole registry is gone: its other images are not tried (each would wait for the timeout again).
@@ -63,7 +63,7 @@ def resolve_all(
     client: "RegistryClient", refs: Mapping[str, ImageRef], previous: Optional[Lock]
 ) -> tuple[dict[str, LockEntry], list["RegistryError"]]:
     """({canonical: LockEntry}, [RegistryError]): every image tried, except on a registry already found down or slow."""
-    from .registry import RegistryError, resolve
+    from prepull.lock.registry import RegistryError, resolve
 
     entries: dict[str, LockEntry] = {}
     errors: list[RegistryError] = []
@@ -99,7 +99,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def _client(args: argparse.Namespace) -> "RegistryClient":
     try:
-        from .registry import RegistryClient
+        from prepull.lock.registry import RegistryClient
     except ImportError:
         raise UsageError(LOCK_EXTRA_HINT) from None
     if args.timeout <= 0:

@@ -10,7 +10,7 @@ used). What it does:
   (its size is the sum of its layers); a single manifest's platform comes from
   its config blob;
 - authentication when a registry answers 401: ``Basic`` with the user's
-  credentials (prepull.credentials), or ``Bearer`` tokens from the realm the
+  credentials (prepull.lock.credentials), or ``Bearer`` tokens from the realm the
   challenge names (with those credentials, or anonymous);
 - plain HTTP only for loopback registries and hosts given with ``--plain-http``;
   HTTPS with certificate verification otherwise;
@@ -32,10 +32,10 @@ from typing import Any, Collection, Mapping, Optional, Protocol, Tuple
 
 import requests
 
-from .credentials import Credential, CredentialError, DockerCredentials
-from .images import ImageRef
-from .lockfile import LockedPlatform, LockEntry
-from .oci import ACCEPT, MalformedManifest, Manifest, config_platform, digest_of, parse_manifest
+from prepull.lock.credentials import Credential, CredentialError, DockerCredentials
+from prepull.core.images import ImageRef
+from prepull.lock.file import LockedPlatform, LockEntry
+from prepull.lock.oci import ACCEPT, MalformedManifest, Manifest, config_platform, digest_of, parse_manifest
 
 DEFAULT_TIMEOUT = 30.0
 MAX_MANIFEST_BYTES = 4 * 2**20  # the distribution registry refuses larger manifests

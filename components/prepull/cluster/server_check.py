@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .kobject import KubeView
-from .manifests import object_id
+from prepull.core.kobject import KubeView
+from prepull.core.manifests import object_id
 
 if TYPE_CHECKING:
     # The kubernetes client is the optional `check` / `status` extra: imported where it is used.

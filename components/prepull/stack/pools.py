@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
-from .arches import implied_arches
-from .checks import (
+from prepull.stack.arches import KnownArches, implied_arches
+from prepull.core.checks import (
     INPUT_NAMES,
     PYTHON_NAMES,
     Path,
@@ -29,14 +29,15 @@ from .checks import (
     check_string_map,
     check_taint,
 )
-from .errors import PrePullInputError, camel_case
-from .images import Platform, parse_platform
-from .manifests import namespace_object, render
-from .names import check_dns_label, check_label_value, check_qualified_name
-from .plan import Pairs, Plan, build_plan
+from prepull.errors import PrePullInputError, camel_case
+from prepull.core.images import Platform, parse_platform
+from prepull.core.labels import APP, LABEL_MANAGED_BY, LABEL_NAME, OS_LABEL
+from prepull.core.manifests import namespace_object, render
+from prepull.core.names import check_dns_label, check_label_value, check_qualified_name
+from prepull.core.plan import Pairs, Plan, build_plan
 
 
-class Provider(str, enum.Enum):
+class PoolProvider(str, enum.Enum):
     """Who manages a pool's nodes."""
 
     EXISTING = "existing"
@@ -73,20 +74,20 @@ class ProviderFields:
 
 
 PROVIDER_FIELDS = {
-    Provider.EXISTING: ProviderFields(optional=("nodesRegisterWithTaint", "taintKey")),
-    Provider.KARPENTER: ProviderFields(required=("nodeClassRef",), optional=("requirements", "limits", "disruption", "weight")),
-    Provider.EKS: ProviderFields(
+    PoolProvider.EXISTING: ProviderFields(optional=("nodesRegisterWithTaint", "taintKey")),
+    PoolProvider.KARPENTER: ProviderFields(required=("nodeClassRef",), optional=("requirements", "limits", "disruption", "weight")),
+    PoolProvider.EKS: ProviderFields(
         required=("clusterName", "nodeRoleArn", "subnetIds", "instanceTypes", "minSize", "maxSize"),
         optional=("desiredSize", "amiType", "diskSize", "capacityType"),
     ),
-    Provider.GKE: ProviderFields(
+    PoolProvider.GKE: ProviderFields(
         required=("cluster", "location", "machineType", "minNodes", "maxNodes"), optional=("project", "diskSizeGb", "spot", "serviceAccount")
     ),
-    Provider.AKS: ProviderFields(
+    PoolProvider.AKS: ProviderFields(
         required=("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), optional=("agentPoolName", "osSku", "gateApiVersion")
     ),
 }
-POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller", "platforms") + tuple(p.value for p in Provider)
+POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller", "platforms") + tuple(p.value for p in PoolProvider)
 # ImagePrePuller inputs a pool may set in its `prepuller` block, and their keys there (camelCase, as in the
 # schema). The pool itself decides images, namespace, base name, node selection, tolerations and the gate.
 PREPULLER_INPUTS = (
@@ -98,7 +99,7 @@ PREPULLER_KEYS = tuple(camel_case(name) for name in PREPULLER_INPUTS)
 KARPENTER_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
 KARPENTER_REQUIREMENT_KEYS = ("key", "operator", "values", "minValues")
 STACK_KEYS = ("images", "namespace", "nodePools", "kubeconfig", "kubeContext")
-CLOUD_PROVIDERS = (Provider.EKS, Provider.GKE, Provider.AKS)
+CLOUD_PROVIDERS = (PoolProvider.EKS, PoolProvider.GKE, PoolProvider.AKS)
 POOL_NAME_MAX = 40  # leaves room for "-<arch>" and the untaint suffixes in derived names
 # Field paths: the stack's own settings are Pulumi config keys (`prepull:kubeContext`); a pool's
 # fields are named after the pool once its name is known (`nodePools.gpu.taints[0].effect`).
@@ -111,7 +112,7 @@ class Pool:
     """One validated node pool."""
 
     name: str
-    provider: Provider
+    provider: PoolProvider
     labels: Pairs  # sorted
     taints: tuple[Mapping[str, str], ...]  # of {key, value?, effect}
     images: tuple[str, ...]  # global + pool-specific, deduplicated, as written
@@ -127,6 +128,12 @@ class Pool:
     def path(self) -> Path:
         """Where the pool's fields are in the stack config (``nodePools.<name>``)."""
         return POOLS.child(self.name)
+
+    def node_arches(self) -> Optional[KnownArches]:
+        """The pool's node architectures: its ``platforms`` if given, else what its labels or settings imply; None if unknown."""
+        if self.platforms:
+            return KnownArches(tuple(sorted({p.arch for p in self.platforms})), "platforms")
+        return implied_arches(self.provider.value, self.settings, dict(self.labels))
 
 
 @dataclass(frozen=True)
@@ -162,7 +169,7 @@ def _prepuller_block(raw: Any, path: Path) -> dict[str, Any]:
     return out
 
 
-def _karpenter(settings: Mapping[str, Any], path: Path) -> dict[str, Any]:
+def _check_karpenter(settings: Mapping[str, Any], path: Path) -> dict[str, Any]:
     """The karpenter block, shape-checked so mistakes fail at preview and not when Karpenter rejects them (weight an int)."""
     ref = settings["nodeClassRef"]
     if not isinstance(ref, Mapping) or set(ref) != {"group", "kind", "name"} or not all(isinstance(v, str) and v for v in ref.values()):
@@ -204,7 +211,7 @@ def _taints(raw: Any, path: Path) -> tuple[dict[str, str], ...]:
     return tuple(check_taint(t, path.at(i)) for i, t in enumerate(check_list(raw, path, "{key, value, effect}")))
 
 
-def _platforms(raw: Any, path: Path, provider: Provider, settings: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[Platform, ...]:
+def _platforms(raw: Any, path: Path, provider: PoolProvider, settings: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[Platform, ...]:
     """The pool's declared node platforms; they must agree with what its labels or node settings imply."""
     if raw is None:
         return ()
@@ -233,10 +240,10 @@ def _merge_images(global_images: tuple[str, ...], pool_images: Any, path: Path) 
     return tuple(merged)
 
 
-def _gate_taint(provider: Provider, settings: Mapping[str, Any], path: Path) -> dict[str, str]:
-    if provider is Provider.KARPENTER:
+def _gate_taint(provider: PoolProvider, settings: Mapping[str, Any], path: Path) -> dict[str, str]:
+    if provider is PoolProvider.KARPENTER:
         return {"key": KARPENTER_GATE_KEY, "effect": GATE_EFFECT}
-    if provider is Provider.EXISTING:
+    if provider is PoolProvider.EXISTING:
         if settings.get("nodesRegisterWithTaint") is not True:
             raise PrePullInputError(
                 path.child("startupGate"),
@@ -250,7 +257,7 @@ def _gate_taint(provider: Provider, settings: Mapping[str, Any], path: Path) -> 
     # Cloud pools (docs/providers.md): the kubelet or the cloud registers the taint once, at node
     # creation, and nothing re-adds it after the pre-puller removed it. The value is there because
     # GKE's and AKS's taint formats take one (key=value:effect).
-    if provider is Provider.EKS:
+    if provider is PoolProvider.EKS:
         # MNG `taints` are applied by eks:node-manager and race with the pre-puller; the gate is
         # registered by the kubelet itself (nodeadm NodeConfig in a launch template): AL2023 only.
         ami = settings.get("amiType")
@@ -263,7 +270,7 @@ def _gate_taint(provider: Provider, settings: Mapping[str, Any], path: Path) -> 
                 "managed-node-group taints are applied after registration and race with the pre-puller; for Bottlerocket "
                 "or AL2 nodes use a karpenter pool (startupTaints) instead",
             )
-    if provider is Provider.AKS and settings.get("gateApiVersion") is not None:
+    if provider is PoolProvider.AKS and settings.get("gateApiVersion") is not None:
         version = settings["gateApiVersion"]
         if not (isinstance(version, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}-preview", version)):
             raise PrePullInputError(
@@ -290,9 +297,9 @@ def _labels(raw: Any, path: Path) -> Pairs:
     return check_string_map(raw, path, check_label_value)
 
 
-def _settings(raw: Mapping[str, Any], provider: Provider, path: Path) -> Mapping[str, Any]:
+def _settings(raw: Mapping[str, Any], provider: PoolProvider, path: Path) -> Mapping[str, Any]:
     """The provider's block (required keys present, no unknown ones); no other provider's block may be set."""
-    for other in Provider:
+    for other in PoolProvider:
         if other is not provider and raw.get(other.value) is not None:
             raise PrePullInputError(path.child(other.value), raw[other.value], f"belongs to provider {other.value!r}, not {provider.value!r}")
     block = path.child(provider.value)
@@ -307,12 +314,12 @@ def _pool(raw: Any, index: int, global_images: tuple[str, ...], names: dict[str,
     name = _pool_name(raw, index, names)
     path = POOLS.child(name)
     check_keys(raw, POOL_KEYS, path)
-    provider = check_enum(Provider, raw.get("provider"), path.child("provider"))
+    provider = check_enum(PoolProvider, raw.get("provider"), path.child("provider"))
     labels = _labels(raw.get("labels"), path.child("labels"))
     settings = _settings(raw, provider, path)
     gate = check_bool(raw.get("startupGate", False), path.child("startupGate"))
-    if provider is Provider.KARPENTER:
-        settings = _karpenter(settings, path.child(provider.value))
+    if provider is PoolProvider.KARPENTER:
+        settings = _check_karpenter(settings, path.child(provider.value))
     return Pool(
         name=name,
         provider=provider,
@@ -422,7 +429,7 @@ def karpenter_node_pool(pool: Pool) -> dict[str, Any]:
     s = pool.settings
     template_spec: dict[str, Any] = {
         "nodeClassRef": dict(s["nodeClassRef"]),
-        "requirements": list(s.get("requirements") or [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]),
+        "requirements": list(s.get("requirements") or [{"key": OS_LABEL, "operator": "In", "values": ["linux"]}]),
     }
     if pool.taints:
         template_spec["taints"] = [dict(t) for t in pool.taints]
@@ -435,14 +442,14 @@ def karpenter_node_pool(pool: Pool) -> dict[str, Any]:
     return {
         "apiVersion": "karpenter.sh/v1",
         "kind": "NodePool",
-        "metadata": {"name": pool.name, "labels": {"app.kubernetes.io/managed-by": "prepull"}},
+        "metadata": {"name": pool.name, "labels": {LABEL_MANAGED_BY: APP}},
         "spec": spec,
     }
 
 
 def namespace_for(spec: StackSpec) -> dict[str, Any]:
     """The stack's shared namespace."""
-    return namespace_object(spec.namespace, False, {"app.kubernetes.io/name": "prepull", "app.kubernetes.io/managed-by": "prepull"})
+    return namespace_object(spec.namespace, False, {LABEL_NAME: APP, LABEL_MANAGED_BY: APP})
 
 
 def stack_manifests(spec: StackSpec) -> list[dict[str, Any]]:
@@ -451,6 +458,6 @@ def stack_manifests(spec: StackSpec) -> list[dict[str, Any]]:
     objects = [namespace_for(spec)]
     for pool in spec.pools:
         objects.extend(spec.prepullers[pool.name].objects)
-        if pool.provider is Provider.KARPENTER:
+        if pool.provider is PoolProvider.KARPENTER:
             objects.append(karpenter_node_pool(pool))
     return objects

@@ -6,7 +6,7 @@
 is a one-entry diff); :func:`apply_lock` turns a stack's references into
 ``repo:tag@digest``, checks that the lock matches the stack and that each
 image exists for its pool's architectures, and gives lanes the sizes. The
-network side (resolving tags) is in :mod:`prepull.registry`.
+network side (resolving tags) is in :mod:`prepull.lock.registry`.
 """
 
 import dataclasses
@@ -17,11 +17,11 @@ from typing import Any, Mapping, Optional, Sequence, TypeVar
 
 import yaml
 
-from .arches import KnownArches, pool_arches
-from .errors import PrePullInputError
-from .images import ImageRef, parse_image
-from .oci import DIGEST
-from .pools import Pool, StackSpec
+from prepull.stack.arches import KnownArches
+from prepull.errors import PrePullInputError
+from prepull.core.images import ImageRef, parse_image
+from prepull.lock.oci import DIGEST
+from prepull.stack.pools import Pool, StackSpec
 
 _T = TypeVar("_T")
 
@@ -206,7 +206,7 @@ def check_platforms(pool: Pool, known: KnownArches, refs: Sequence[tuple[str, Im
 
 def _locked_pool(pool: Pool, lock: Lock) -> Pool:
     """The pool with ``repo:tag@digest`` images (and imagePlatforms keys) and the images' sizes."""
-    known = pool_arches(pool)
+    known = pool.node_arches()
     refs = [(image, parse_image(image, "images")) for image in pool.images]
     if known is not None:
         check_platforms(pool, known, refs, lock)
