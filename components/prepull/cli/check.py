@@ -11,7 +11,8 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Tuple
 
 from prepull.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, UsageError, load_objects
-from prepull.cluster.server_check import Unreachable, check_on_server, connect
+from prepull.cluster.client import Unreachable
+from prepull.cluster.server_check import check_on_server, connect
 from prepull.core.kobject import KubeView
 from prepull.core.gate import NODE_NAME_EXTRA
 from prepull.core.manifests import object_id

@@ -19,10 +19,11 @@ import yaml
 from prepull.cli.common import EXIT_UNREACHABLE, UsageError, default_stacks_dir, stack_config, stack_file
 from prepull.errors import PrePullInputError
 from prepull.core.names import check_dns_label
-from prepull.cluster.server_check import Kubeconfig, Unreachable
+from prepull.cluster.reader import NotFound, connect_reader
+from prepull.cluster.client import Kubeconfig, Unreachable
 from prepull.status.report import FAILED, PRESENT, PULLING, Report, Snapshot, classify
 from prepull.status.times import go_duration_seconds
-from prepull.status.view import report_json
+from prepull.status.view import report_json, table
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -124,8 +125,6 @@ def _run(reader: SnapshotSource, args: argparse.Namespace) -> Report:
     interval = parse_duration("--interval", args.interval)
     if args.output == "json":
         return watch(take, lambda r: None, timeout, interval) if args.watch else take()
-    from prepull.status.view import table
-
     console = _console()
     if args.watch and console.is_terminal:
         from rich.live import Live
@@ -139,8 +138,6 @@ def _run(reader: SnapshotSource, args: argparse.Namespace) -> Report:
 
 def status_command(args: argparse.Namespace) -> int:
     """Read the cluster, show the report, and exit 0 / 1 / 2 / 3 (module docstring)."""
-    from prepull.cluster.reader import NotFound, connect_reader
-
     if args.timeout and not args.watch:
         raise UsageError(f"--timeout: only used with --watch (got {args.timeout!r})")
     target = resolve_target(args)

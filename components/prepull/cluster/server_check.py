@@ -14,26 +14,18 @@ kubectl does (``--kubeconfig``, else ``KUBECONFIG``, else ``~/.kube/config``; ``
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
+from prepull.cluster.client import api_client, api_message, cannot_reach
 from prepull.core.kobject import KubeView
 from prepull.core.manifests import object_id
 
 if TYPE_CHECKING:
     # The kubernetes client is the optional `check` / `status` extra: imported where it is used.
-    from kubernetes.client import ApiClient
-    from kubernetes.client.exceptions import ApiException
     from kubernetes.dynamic import DynamicClient
     from kubernetes.dynamic.resource import Resource
 
-# A kubeconfig as the commands take it: a path, the parsed document, or None for kubectl's default.
-Kubeconfig = Union[None, str, Mapping[str, Any]]
-
 FIELD_MANAGER = "prepull-check"
-
-
-class Unreachable(Exception):
-    """The cluster could not be reached or its kubeconfig not loaded: says which, and why."""
 
 
 @dataclass
@@ -46,32 +38,6 @@ class ServerReport:
     problems: List[Tuple[str, str]] = field(default_factory=list)
 
 
-def api_client(kubeconfig: Kubeconfig, context: Optional[str], needed_by: str = "`check --server`", extra: str = "check") -> "ApiClient":
-    """A kubernetes ApiClient for ``context`` of ``kubeconfig`` (a path, or the parsed file; default as kubectl), or Unreachable.
-
-    ``needed_by`` and ``extra`` name the command and the pip extra in the message shown when the client is not installed.
-    """
-    try:
-        from kubernetes import config
-    except ImportError:
-        raise Unreachable(f"{needed_by} needs the kubernetes client: pip install 'prepull[{extra}]'") from None
-    try:
-        client: ApiClient
-        if isinstance(kubeconfig, Mapping):
-            client = config.new_client_from_config_dict(dict(kubeconfig), context=context)
-        else:
-            client = config.new_client_from_config(config_file=kubeconfig, context=context)
-        return client
-    except Exception as err:  # noqa: BLE001 - a missing file, a bad context or bad credentials all mean "cannot reach"
-        raise cannot_reach(context, err) from None
-
-
-def cannot_reach(context: Optional[str], err: Exception) -> Unreachable:
-    """The one message for a cluster that cannot be reached: which context, and the client's own reason."""
-    where = f"context {context!r}" if context else "the current context"
-    return Unreachable(f"cannot reach the cluster of {where}: {type(err).__name__}: {_short(err)}")
-
-
 def connect(kubeconfig: Optional[str], context: Optional[str]) -> "DynamicClient":
     """A dynamic client for the cluster, after one discovery round trip (so an unreachable server fails here)."""
     api = api_client(kubeconfig, context)
@@ -81,11 +47,6 @@ def connect(kubeconfig: Optional[str], context: Optional[str]) -> "DynamicClient
         return dynamic.DynamicClient(api)
     except Exception as err:  # noqa: BLE001 - config, TLS, connection and HTTP errors all mean "cannot check"
         raise cannot_reach(context, err) from None
-
-
-def _short(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else ""
 
 
 def existing_namespaces(client: "DynamicClient", wanted: set[str]) -> set[str]:
@@ -162,12 +123,3 @@ def _warning_text(header: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
     return text
-
-
-def api_message(err: "ApiException") -> str:
-    """The API server's own message in an ApiException (its Status body), else the HTTP status."""
-    try:
-        message = json.loads(err.body or "").get("message")  # no body: ValueError, as for one that is not JSON
-        return message if isinstance(message, str) and message else f"HTTP {err.status}"
-    except (TypeError, ValueError):
-        return f"HTTP {err.status}: {err.reason}"
