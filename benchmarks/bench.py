@@ -58,7 +58,7 @@ _MEMORY_FACTORS = {
 }
 
 
-# ---------------------------------------------------------------- helpers (also used by tests/test_bench.py)
+# ---------------------------------------------------------------- helpers (also used by tests/contracts/test_bench.py)
 
 
 def cpu_millicores(quantity: str) -> float:
@@ -243,10 +243,8 @@ def component_program(config: Mapping) -> Callable[[], None]:
     """This project's stack program: validate the config, then one ImagePrePuller per pool."""
 
     def program():
-        from prepull.core.checks import _parsed_image
         from prepull.program import deploy
 
-        _parsed_image.cache_clear()  # a `pulumi up` runs the program once per process: no parse carries over between rounds
         deploy(load_stack(config))
 
     return program

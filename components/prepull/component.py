@@ -1,12 +1,12 @@
 """The ImagePrePuller ComponentResource: registers the objects of :func:`manifests`."""
 
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from prepull.args import ImagePrePullerArgs
-from prepull.outputs import has_outputs, plain_containers, shape_args
+from prepull.outputs import has_outputs, plain_containers, shape_args, with_parsed_images
 from prepull.core.manifests import render
 from prepull.core.plan import Plan, build_plan
 from prepull.run_error import PrePullRunError, reported_plainly
@@ -87,7 +87,9 @@ class ImagePrePuller(pulumi.ComponentResource):
         shape = build_plan(shape_args(args), name)
         shape_objects = render(shape)
         super().__init__(TYPE_TOKEN, name, {}, opts)
-        plan: pulumi.Output[Plan] = pulumi.Output.from_input(plain_containers(args)).apply(lambda resolved: _resolved_plan(resolved, name))
+        plan: pulumi.Output[Plan] = pulumi.Output.from_input(plain_containers(args)).apply(
+            lambda resolved: _resolved_plan(with_parsed_images(resolved, args, shape.images), name)
+        )
         objects: pulumi.Output[list[Manifest]] = plan.apply(lambda p: _same_shape(render(p), shape_objects))
         properties = [{key: _field_of(objects, i, field) for key, field in _fields(obj)} for i, obj in enumerate(shape_objects)]
         namespace, daemon_sets = self._children(name, shape, shape_objects, properties)
@@ -142,7 +144,7 @@ class ImagePrePuller(pulumi.ComponentResource):
         return (namespace[0] if namespace else None), daemon_sets
 
 
-def _resolved_plan(resolved: ImagePrePullerArgs, name: str) -> Plan:
+def _resolved_plan(resolved: Mapping[str, Any], name: str) -> Plan:
     """The plan of the resolved inputs (run in an apply).
 
     An exception in an apply faults the Output; the SDK re-raises that same object from ``run_in_stack``

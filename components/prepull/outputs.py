@@ -15,6 +15,7 @@ from pulumi import Output
 
 from prepull.errors import PrePullInputError
 from prepull.core.checks import check_image, is_list
+from prepull.core.images import ImageRef
 
 # Inputs that only set values inside the objects (ImagePrePullerArgs' "Accepts an Output" fields).
 VALUE_INPUTS = (
@@ -141,6 +142,24 @@ def _shape_entry(entry: Any, index: int) -> Any:
     return entry
 
 
+def with_parsed_images(resolved: Mapping[str, Any], args: Mapping[str, Any], parsed: tuple[ImageRef, ...]) -> Mapping[str, Any]:
+    """``resolved`` with each image given as a plain value replaced by its ImageRef in ``parsed``.
+
+    ``parsed`` is the shape plan's images, in the order of ``args["images"]`` (shape_args keeps
+    order and plain values): a plain image was parsed there, and is not parsed again.
+    """
+    images, values = args.get("images"), resolved.get("images")
+    if not is_list(images) or not is_list(values) or len(values) != len(parsed):
+        return resolved
+    out = list(values)
+    for i, entry in enumerate(images):
+        if isinstance(entry, str):
+            out[i] = parsed[i]
+        elif isinstance(entry, Mapping) and isinstance(entry.get("image"), str) and isinstance(out[i], Mapping):
+            out[i] = {**out[i], "image": parsed[i]}
+    return {**resolved, "images": out}
+
+
 def _check_platform_keys(args: Mapping[str, Any], shaped: list[Any]) -> None:
     """``image_platforms`` may name only images given as plain values (an Output's image is not known yet)."""
     extra = args.get("image_platforms")
@@ -159,4 +178,4 @@ def _check_platform_keys(args: Mapping[str, Any], shaped: list[Any]) -> None:
             )
 
 
-__all__ = ["VALUE_INPUTS", "OutputValue", "check_plain", "has_outputs", "is_output", "plain_containers", "shape_args"]
+__all__ = ["VALUE_INPUTS", "OutputValue", "check_plain", "has_outputs", "is_output", "plain_containers", "shape_args", "with_parsed_images"]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Mapping, Optional
 
 from prepull.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, UsageError, load_spec, prefixed
 from prepull.errors import PrePullInputError
-from prepull.core.images import ImageRef, parse_image
+from prepull.core.images import ImageRef
 from prepull.lock.file import Lock, LockEntry, LockError, apply_lock, dump_lock, lock_changes, lock_file_name, parse_lock
 from prepull.stack.pools import StackSpec
 
@@ -42,8 +42,7 @@ def stack_images(spec: StackSpec) -> dict[str, ImageRef]:
     """{canonical reference: ImageRef} of every image of every pool, sorted by reference."""
     refs: dict[str, ImageRef] = {}
     for pool in spec.pools:
-        for image in pool.images:
-            ref = parse_image(image, f"nodePools.{pool.name}.images")
+        for ref in pool.images:
             refs.setdefault(ref.canonical, ref)
     return dict(sorted(refs.items()))
 

@@ -10,7 +10,6 @@ Kubernetes naming rules (DNS labels, qualified names, label values) are in :mod:
 """
 
 import enum
-import functools
 import re
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_UP, Context, Decimal, InvalidOperation, localcontext
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeGuard, TypeVar, Union
@@ -235,24 +234,18 @@ def check_taint(value: object, field: str, default_effect: Optional[TaintEffect]
 # --- images -------------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8192)
-def _parsed_image(value: str) -> ImageRef:
-    return parse_image(value, "")
-
-
 def check_image(value: object, field: str) -> ImageRef:
-    """An image reference, parsed by :func:`prepull.core.images.parse_image`, once per distinct string.
+    """An image reference: parsed by :func:`prepull.core.images.parse_image`, or one parsed already.
 
-    The stack path meets each image many times (the global list, every pool, every pool's plan);
-    an ImageRef is immutable and a function of the string alone, so the first parse is reused. A
-    bad reference is parsed again, to name ``field``.
+    Each reference is parsed once, where it is read; the stack config and the lock file hand on
+    their ImageRefs (``images``, ``image_platforms`` and ``image_sizes`` keys), which pass through.
     """
-    if isinstance(value, str):
-        try:
-            return _parsed_image(value)
-        except PrePullInputError:
-            pass
-    return parse_image(value, field)
+    return value if isinstance(value, ImageRef) else parse_image(value, field)
+
+
+def image_text(value: object) -> object:
+    """What the user wrote for an image (an ImageRef's original text, else ``value`` itself), for messages."""
+    return value.original if isinstance(value, ImageRef) else value
 
 
 # --- durations and quantities -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from prepull.core.checks import (
     amount,
     check_bool,
     check_image,
+    image_text,
     check_duration,
     check_enum,
     check_int,
@@ -29,7 +30,7 @@ from prepull.core.checks import (
     quantity_value,
 )
 from prepull.errors import PrePullInputError
-from prepull.core.images import ImageRef, Platform, parse_platform
+from prepull.core.images import ImageRef, Platform, parse_image, parse_platform
 from prepull.core.labels import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, OS_LABEL
 from prepull.core.lanes import assign as assign_lanes
 from prepull.core.names import DNS1123_LABEL_MAX, check_dns_label, check_dns_subdomain, check_label_value, check_qualified_name
@@ -132,7 +133,7 @@ def _images(args: Mapping[str, Any]) -> tuple[tuple[ImageRef, ...], dict[str, tu
             entry, field = entry.get("image"), field.child("image")
         ref = check_image(entry, field)
         if ref.identity in seen:
-            raise PrePullInputError(field, entry, f"duplicate of images[{seen[ref.identity]}] (both are {ref.identity})")
+            raise PrePullInputError(field, image_text(entry), f"duplicate of images[{seen[ref.identity]}] (both are {ref.identity})")
         seen[ref.identity] = i
         refs.append(ref)
         if entry_platforms is not None:
@@ -150,14 +151,14 @@ def _image_platforms(value: Any, refs: list[ImageRef], platform_lists: PlatformL
     if value is None:
         return
     for key, plats in check_mapping(value, "image_platforms").items():
-        field = Path("image_platforms").entry(key)
+        field = Path("image_platforms").entry(image_text(key))
         # A key may be written as in images or in any equivalent form ("nginx" for "nginx:latest").
         canonical = check_image(key, field).canonical
         ref = next((r for r in refs if r.canonical == canonical), None)
         if ref is None:
-            raise PrePullInputError(field, key, "names an image that is not in images")
+            raise PrePullInputError(field, image_text(key), "names an image that is not in images")
         if ref.canonical in platform_lists:
-            raise PrePullInputError(field, key, "platforms are already given for this image in its images entry")
+            raise PrePullInputError(field, image_text(key), "platforms are already given for this image in its images entry")
         platform_lists[ref.canonical] = (field, plats)
 
 
@@ -167,14 +168,14 @@ def _image_sizes(value: Any, images: tuple[ImageRef, ...]) -> dict[str, int]:
         return {}
     sizes: dict[str, int] = {}
     for key, size in check_mapping(value, "image_sizes").items():
-        field = Path("image_sizes").entry(key)
+        field = Path("image_sizes").entry(image_text(key))
         canonical = check_image(key, field).canonical
         if canonical not in {r.canonical for r in images}:
-            raise PrePullInputError(field, key, "names an image that is not in images")
+            raise PrePullInputError(field, image_text(key), "names an image that is not in images")
         sizes[canonical] = check_int(size, field, 0)
     for i, ref in enumerate(images):
         if ref.canonical not in sizes:
-            raise PrePullInputError("image_sizes", dict(value), f"has no size for images[{i}] ({ref.original!r}): give every image a size, or none")
+            raise PrePullInputError("image_sizes", {image_text(k): v for k, v in value.items()}, f"has no size for images[{i}] ({ref.original!r}): give every image a size, or none")
     return sizes
 
 
@@ -268,6 +269,50 @@ def _max_suffix_len(platforms: Mapping[str, tuple[Platform, ...]], lanes: int) -
     return arch_len + (len(f"-l{lanes}") if lanes > 1 else 0)
 
 
+@dataclass(frozen=True)
+class _Rollout:
+    lanes: int
+    max_unavailable: IntOrPercent
+    max_surge: IntOrPercent
+
+
+@dataclass(frozen=True)
+class _Naming:
+    base_name: str
+    namespace: str
+    create_namespace: bool
+
+
+@dataclass(frozen=True)
+class _Scheduling:
+    node_selector: Pairs
+    tolerations: tuple[dict[str, Any], ...]
+    startup_taint: Optional[Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class _Timeouts:
+    skip_await: bool
+    custom_timeouts: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class _Metadata:
+    labels: Pairs
+    annotations: Pairs
+    priority_class_name: Optional[str]
+
+
+@dataclass(frozen=True)
+class _OwnImages:
+    """The component's own images: pause always; helper, untaint and docker CLI where they are used."""
+
+    pause: ImageRef
+    helper: Optional[ImageRef]
+    untaint: Optional[ImageRef]
+    docker_cli: Optional[ImageRef]
+
+
 def build_plan(args: Optional[Mapping[str, Any]], name: str = "prepull") -> Plan:
     """Validate ``args`` (an ImagePrePullerArgs) and normalise them into a Plan.
 
@@ -276,28 +321,33 @@ def build_plan(args: Optional[Mapping[str, Any]], name: str = "prepull") -> Plan
     args = check_mapping({} if args is None else args, "args")
     check_keys(args, KNOWN_FIELDS, Path())
     get: Getter = lambda key: args.get(key) if args.get(key) is not None else DEFAULTS.get(key)  # noqa: E731
-
     images, platforms = _images(args)
-    f: dict[str, Any] = {"images": images, "platforms": platforms}
-    f["method"] = check_enum(Method, get("method"), "method")
-    f["pull_policy"] = check_enum(PullPolicy, get("pull_policy"), "pull_policy")
-    f.update(_rollout(args, get, len(images)))
-    f["run_as_user"] = check_int(get("run_as_user"), "run_as_user", 1)
-    f.update(_naming(args, get, name, platforms, f["lanes"]))
-    f.update(_scheduling(args, get))
-    f["image_pull_secrets"] = _pull_secrets(args, f["method"])
-    f["remove_startup_taint"] = check_bool(get("remove_startup_taint"), "remove_startup_taint")
-    _check_method_inputs(args, f)
-    f.update(_timeouts(args, get))
-    f["resources"] = _resources(args)
-    f.update(_metadata(args))
-    f.update(_component_images(get, f["method"], f["remove_startup_taint"]))
-    f["groups"] = _daemon_sets(args, f)
-    f["network_policy"] = check_bool(get("network_policy"), "network_policy")
-    return Plan(**f)
+    method = check_enum(Method, get("method"), "method")
+    pull_policy = check_enum(PullPolicy, get("pull_policy"), "pull_policy")
+    rollout = _rollout(args, get, len(images))
+    run_as_user = check_int(get("run_as_user"), "run_as_user", 1)
+    naming = _naming(args, get, name, platforms, rollout.lanes)
+    scheduling = _scheduling(args, get)
+    pull_secrets = _pull_secrets(args, method)
+    gate = check_bool(get("remove_startup_taint"), "remove_startup_taint")
+    _check_method_inputs(args, method, pull_policy, gate, rollout.lanes)
+    timeouts, resources, metadata = _timeouts(args, get), _resources(args), _metadata(args)
+    own = _component_images(args, method, gate)
+    groups = _daemon_sets(args, images, platforms, naming.base_name, rollout.lanes, scheduling.node_selector, gate)
+    return Plan(
+        base_name=naming.base_name, namespace=naming.namespace, create_namespace=naming.create_namespace,
+        images=images, platforms=platforms, groups=groups,
+        node_selector=scheduling.node_selector, tolerations=scheduling.tolerations, startup_taint=scheduling.startup_taint,
+        image_pull_secrets=pull_secrets, pull_policy=pull_policy, method=method,
+        pause_image=own.pause, helper_image=own.helper, docker_cli_image=own.docker_cli, untaint_image=own.untaint,
+        lanes=rollout.lanes, max_unavailable=rollout.max_unavailable, max_surge=rollout.max_surge,
+        priority_class_name=metadata.priority_class_name, labels=metadata.labels, annotations=metadata.annotations,
+        custom_timeouts=timeouts.custom_timeouts, skip_await=timeouts.skip_await, resources=resources,
+        run_as_user=run_as_user, remove_startup_taint=gate, network_policy=check_bool(get("network_policy"), "network_policy"),
+    )
 
 
-def _rollout(args: Mapping[str, Any], get: Getter, image_count: int) -> dict[str, Any]:
+def _rollout(args: Mapping[str, Any], get: Getter, image_count: int) -> _Rollout:
     """lanes, max_unavailable and max_surge (each a whole number, or a percentage as Kubernetes takes them).
 
     Exactly one of the two is non-zero in the DaemonSet, as Kubernetes requires: max_unavailable
@@ -310,24 +360,24 @@ def _rollout(args: Mapping[str, Any], get: Getter, image_count: int) -> dict[str
     max_surge = check_int_or_percent(get("max_surge"), "max_surge", 0)
     if amount(max_surge) and args.get("max_unavailable") is not None:
         raise PrePullInputError("max_unavailable", args["max_unavailable"], "conflicts with max_surge, which replaces pods without taking any away")
-    return {"lanes": lanes, "max_unavailable": max_unavailable, "max_surge": max_surge if amount(max_surge) else 0}
+    return _Rollout(lanes, max_unavailable, max_surge if amount(max_surge) else 0)
 
 
-def _naming(args: Mapping[str, Any], get: Getter, name: str, platforms: Mapping[str, tuple[Platform, ...]], lanes: int) -> dict[str, Any]:
+def _naming(args: Mapping[str, Any], get: Getter, name: str, platforms: Mapping[str, tuple[Platform, ...]], lanes: int) -> _Naming:
     """base_name (room left for the split suffixes), namespace and create_namespace."""
     base_field = "base_name" if args.get("base_name") is not None else "name"
-    base = args.get("base_name") if args.get("base_name") is not None else name
-    check_dns_label(base, base_field, max_len=DNS1123_LABEL_MAX - _max_suffix_len(platforms, lanes))
+    raw_base = args.get("base_name") if args.get("base_name") is not None else name
+    base = check_dns_label(raw_base, base_field, max_len=DNS1123_LABEL_MAX - _max_suffix_len(platforms, lanes))
     namespace = check_dns_label(get("namespace"), "namespace")
     create_namespace = check_bool(get("create_namespace"), "create_namespace")
     if create_namespace and namespace in SYSTEM_NAMESPACES:
         raise PrePullInputError(
             "namespace", namespace, "is a system namespace the component must not create (and delete on destroy): set create_namespace to false"
         )
-    return {"base_name": base, "namespace": namespace, "create_namespace": create_namespace}
+    return _Naming(base, namespace, create_namespace)
 
 
-def _scheduling(args: Mapping[str, Any], get: Getter) -> dict[str, Any]:
+def _scheduling(args: Mapping[str, Any], get: Getter) -> _Scheduling:
     """node_selector (always Linux), tolerations (the startup taint's added) and startup_taint."""
     node_selector = dict(check_string_map(args.get("node_selector") or {}, "node_selector", check_label_value))
     if node_selector.get(OS_LABEL, "linux") != "linux":
@@ -345,7 +395,7 @@ def _scheduling(args: Mapping[str, Any], get: Getter) -> dict[str, Any]:
         tol = {"key": startup_taint["key"], "operator": "Exists", "effect": startup_taint["effect"]}
         if tol not in tolerations and not tolerate_all:
             tolerations.append(tol)
-    return {"node_selector": tuple(sorted(node_selector.items())), "tolerations": tuple(tolerations), "startup_taint": startup_taint}
+    return _Scheduling(tuple(sorted(node_selector.items())), tuple(tolerations), startup_taint)
 
 
 def _pull_secrets(args: Mapping[str, Any], method: Method) -> tuple[str, ...]:
@@ -361,14 +411,13 @@ def _pull_secrets(args: Mapping[str, Any], method: Method) -> tuple[str, ...]:
     return tuple(secrets)
 
 
-def _check_method_inputs(args: Mapping[str, Any], f: Mapping[str, Any]) -> None:
+def _check_method_inputs(args: Mapping[str, Any], method: Method, pull_policy: PullPolicy, remove_taint: bool, lanes: int) -> None:
     """Inputs the chosen method or gate setting cannot honour, or does not use: each is an error, not ignored."""
-    method, remove_taint = f["method"], f["remove_startup_taint"]
     if remove_taint and args.get("startup_taint") is None:
         raise PrePullInputError("remove_startup_taint", True, "needs startup_taint: there is no taint to remove")
-    if remove_taint and f["lanes"] > 1:
+    if remove_taint and lanes > 1:
         raise PrePullInputError(
-            "lanes", f["lanes"], "must be 1 with remove_startup_taint: one pod must see every image of its node before it removes the taint"
+            "lanes", lanes, "must be 1 with remove_startup_taint: one pod must see every image of its node before it removes the taint"
         )
     if not remove_taint and args.get("untaint_image") is not None:
         raise PrePullInputError("untaint_image", args["untaint_image"], "is only used with remove_startup_taint")
@@ -376,7 +425,7 @@ def _check_method_inputs(args: Mapping[str, Any], f: Mapping[str, Any]) -> None:
         raise PrePullInputError("helper_image", args["helper_image"], f"is only used by method kubelet or remove_startup_taint, not {method.value}")
     if method is not Method.DOCKER_SOCKET and args.get("docker_cli_image") is not None:
         raise PrePullInputError("docker_cli_image", args["docker_cli_image"], f"is only used by method docker-socket, not {method.value}")
-    if method is Method.DOCKER_SOCKET and args.get("pull_policy") is not None and f["pull_policy"] is not PullPolicy.ALWAYS:
+    if method is Method.DOCKER_SOCKET and args.get("pull_policy") is not None and pull_policy is not PullPolicy.ALWAYS:
         raise PrePullInputError(
             "pull_policy", args["pull_policy"], "cannot be honoured by method docker-socket: `docker pull` always asks the registry (leave it unset or Always)"
         )
@@ -384,7 +433,7 @@ def _check_method_inputs(args: Mapping[str, Any], f: Mapping[str, Any]) -> None:
         raise PrePullInputError("run_as_user", args["run_as_user"], "cannot be honoured by method docker-socket: its pull step must run as root to reach the socket")
 
 
-def _timeouts(args: Mapping[str, Any], get: Getter) -> dict[str, Any]:
+def _timeouts(args: Mapping[str, Any], get: Getter) -> _Timeouts:
     """skip_await and custom_timeouts (which must not wait for a rollout nothing waits for)."""
     skip_await = check_bool(get("skip_await"), "skip_await")
     timeouts_raw = check_mapping(args.get("custom_timeouts") or {}, "custom_timeouts")
@@ -392,7 +441,7 @@ def _timeouts(args: Mapping[str, Any], get: Getter) -> dict[str, Any]:
     timeouts = {k: check_duration(timeouts_raw[k], Path("custom_timeouts").child(k)) for k in _TIMEOUT_KEYS if timeouts_raw.get(k) is not None}
     if skip_await and ({"create", "update"} & set(timeouts)):
         raise PrePullInputError("custom_timeouts", dict(timeouts_raw), "create/update timeouts conflict with skip_await: nothing waits for the rollout")
-    return {"skip_await": skip_await, "custom_timeouts": timeouts}
+    return _Timeouts(skip_await, timeouts)
 
 
 def _resources(args: Mapping[str, Any]) -> dict[str, str]:
@@ -407,7 +456,7 @@ def _resources(args: Mapping[str, Any]) -> dict[str, str]:
     return resources
 
 
-def _metadata(args: Mapping[str, Any]) -> dict[str, Any]:
+def _metadata(args: Mapping[str, Any]) -> _Metadata:
     """labels, annotations (none of ours overridden, within Kubernetes' size limit) and priority_class_name."""
     labels = check_string_map(args.get("labels") or {}, "labels", check_label_value)
     for key, _ in labels:
@@ -423,27 +472,43 @@ def _metadata(args: Mapping[str, Any]) -> dict[str, Any]:
     if size > MAX_ANNOTATIONS_BYTES:
         raise PrePullInputError("annotations", f"<{size} bytes>", f"exceed Kubernetes' {MAX_ANNOTATIONS_BYTES} bytes for all annotations of an object")
     priority = args.get("priority_class_name")
-    if priority is not None:
-        check_dns_subdomain(priority, "priority_class_name")
-    return {"labels": labels, "annotations": annotations, "priority_class_name": priority}
+    return _Metadata(labels, annotations, None if priority is None else check_dns_subdomain(priority, "priority_class_name"))
 
 
-def _component_images(get: Getter, method: Method, remove_taint: bool) -> dict[str, Optional[ImageRef]]:
-    """The component's own images: pause always; helper, untaint and docker CLI where they are used."""
-    return {
-        "pause_image": check_image(get("pause_image"), "pause_image"),
-        "helper_image": check_image(get("helper_image"), "helper_image") if method is Method.KUBELET or remove_taint else None,
-        "untaint_image": check_image(get("untaint_image"), "untaint_image") if remove_taint else None,
-        "docker_cli_image": check_image(get("docker_cli_image"), "docker_cli_image") if method is Method.DOCKER_SOCKET else None,
-    }
+# The component's own images when not given: parsed once, not once per plan (a stack builds one per pool).
+_DEFAULT_IMAGES: Mapping[str, ImageRef] = {
+    "pause_image": parse_image(DEFAULTS["pause_image"], "pause_image"),
+    "helper_image": parse_image(DEFAULTS["helper_image"], "helper_image"),
+    "untaint_image": parse_image(DEFAULTS["untaint_image"], "untaint_image"),
+    "docker_cli_image": parse_image(DEFAULTS["docker_cli_image"], "docker_cli_image"),
+}
 
 
-def _daemon_sets(args: Mapping[str, Any], f: Mapping[str, Any]) -> tuple[Group, ...]:
+def _own_image(args: Mapping[str, Any], key: str) -> ImageRef:
+    return _DEFAULT_IMAGES[key] if args.get(key) is None else check_image(args[key], key)
+
+
+def _component_images(args: Mapping[str, Any], method: Method, remove_taint: bool) -> _OwnImages:
+    return _OwnImages(
+        pause=_own_image(args, "pause_image"),
+        helper=_own_image(args, "helper_image") if method is Method.KUBELET or remove_taint else None,
+        untaint=_own_image(args, "untaint_image") if remove_taint else None,
+        docker_cli=_own_image(args, "docker_cli_image") if method is Method.DOCKER_SOCKET else None,
+    )
+
+
+def _daemon_sets(
+    args: Mapping[str, Any],
+    images: tuple[ImageRef, ...],
+    platforms: Mapping[str, tuple[Platform, ...]],
+    base_name: str,
+    lanes: int,
+    node_selector: Pairs,
+    gate: bool,
+) -> tuple[Group, ...]:
     """The DaemonSets (groups): per architecture, then per lane; none may exceed the object size limits."""
-    images = f["images"]
     sizes = _image_sizes(args.get("image_sizes"), images)
-    arch = dict(f["node_selector"]).get(ARCH_LABEL)
-    groups = _groups(f["base_name"], images, f["platforms"], f["lanes"], arch, gate=f["remove_startup_taint"], sizes=sizes)
+    groups = _groups(base_name, images, platforms, lanes, dict(node_selector).get(ARCH_LABEL), gate=gate, sizes=sizes)
     largest = max(len(g.images) for g in groups)
     if largest > MAX_IMAGES_PER_DAEMONSET:
         raise PrePullInputError(

@@ -156,9 +156,13 @@ def dump_lock(lock: Lock, stack: str) -> str:
 # ---------------------------------------------------------------- applying a lock to a stack
 
 
-def locked_reference(ref: ImageRef, entry: LockEntry) -> str:
-    """``repo:tag@digest`` (``repo@digest`` without a tag): the tag stays for readers, the runtime pulls the digest."""
-    return f"{ref.repository}{':' + ref.tag if ref.tag else ''}@{entry.digest}"
+def locked_reference(ref: ImageRef, entry: LockEntry) -> ImageRef:
+    """``repo:tag@digest`` (``repo@digest`` without a tag): the tag stays for readers, the runtime pulls the digest.
+
+    Built from ``ref``'s parts, not parsed again: what ``parse_image`` would make of that text.
+    """
+    text = f"{ref.repository}{':' + ref.tag if ref.tag else ''}@{entry.digest}"
+    return ImageRef(original=text, domain=ref.domain, path=ref.path, tag=ref.tag, digest=entry.digest)
 
 
 def _rerun(stack: str) -> str:
@@ -169,11 +173,10 @@ def check_matches(spec: StackSpec, lock: Lock, source: str, stack: str) -> None:
     """Every stack image has an entry, and every entry is a stack image: else an error naming them and the fix."""
     wanted: set[str] = set()
     for pool in spec.pools:
-        for image in pool.images:
-            canonical = parse_image(image, f"nodePools.{pool.name}.images").canonical
-            if canonical not in lock.images:
-                raise PrePullInputError(f"nodePools.{pool.name}.images", image, f"is not in the lock file {source}: {_rerun(stack)}")
-            wanted.add(canonical)
+        for ref in pool.images:
+            if ref.canonical not in lock.images:
+                raise PrePullInputError(f"nodePools.{pool.name}.images", ref.original, f"is not in the lock file {source}: {_rerun(stack)}")
+            wanted.add(ref.canonical)
     stale = sorted(set(lock.images) - wanted)
     if stale:
         raise LockError(
@@ -184,20 +187,22 @@ def check_matches(spec: StackSpec, lock: Lock, source: str, stack: str) -> None:
 
 def _restricted_arches(pool: Pool) -> dict[str, set[str]]:
     """{canonical: arches} of the images the pool's prepuller.imagePlatforms restricts."""
-    raw = pool.prepuller.get("image_platforms") or {}
-    return {parse_image(k, "imagePlatforms").canonical: {str(p).split("/")[1] for p in v} for k, v in raw.items()}
+    raw = pool.prepuller.get("image_platforms")
+    if not isinstance(raw, Mapping):
+        return {}  # none, or not a mapping: build_plan reports that
+    return {k.canonical: {str(p).split("/")[1] for p in v} for k, v in raw.items() if isinstance(k, ImageRef)}
 
 
-def check_platforms(pool: Pool, known: KnownArches, refs: Sequence[tuple[str, ImageRef]], lock: Lock) -> None:
+def check_platforms(pool: Pool, known: KnownArches, refs: Sequence[ImageRef], lock: Lock) -> None:
     """Each image must have a locked Linux manifest for every architecture of the pool it is pulled on."""
     restricted = _restricted_arches(pool)
-    for image, ref in refs:
+    for ref in refs:
         entry = lock.images[ref.canonical]
         needed = set(known.arches) & restricted.get(ref.canonical, set(known.arches))
         missing = sorted(needed - entry.linux_arches())
         if missing:
             raise PrePullInputError(
-                f"nodePools.{pool.name}.images", image,
+                f"nodePools.{pool.name}.images", ref.original,
                 f"has no {', '.join('linux/' + a for a in missing)} image (locked platforms: {', '.join(sorted(entry.platforms)) or 'none'}), but the pool's nodes "
                 f"are {', '.join(known.arches)} ({known.source}): it would fail to pull there; remove it from the pool, restrict it "
                 "with prepuller.imagePlatforms, or use an image built for that platform",
@@ -207,20 +212,22 @@ def check_platforms(pool: Pool, known: KnownArches, refs: Sequence[tuple[str, Im
 def _locked_pool(pool: Pool, lock: Lock) -> Pool:
     """The pool with ``repo:tag@digest`` images (and imagePlatforms keys) and the images' sizes."""
     known = pool.node_arches()
-    refs = [(image, parse_image(image, "images")) for image in pool.images]
     if known is not None:
-        check_platforms(pool, known, refs, lock)
-    locked = {ref.canonical: locked_reference(ref, lock.images[ref.canonical]) for _, ref in refs}
-    sizes = [(locked[ref.canonical], lock.images[ref.canonical].size_for(known.arches if known else None)) for _, ref in refs]
+        check_platforms(pool, known, pool.images, lock)
+    locked = {ref.canonical: locked_reference(ref, lock.images[ref.canonical]) for ref in pool.images}
+    sizes = [(locked[ref.canonical], lock.images[ref.canonical].size_for(known.arches if known else None)) for ref in pool.images]
     prepuller = dict(pool.prepuller)
-    if prepuller.get("image_platforms"):
-        prepuller["image_platforms"] = {locked[parse_image(k, "imagePlatforms").canonical]: v for k, v in prepuller["image_platforms"].items()}
-    known_sizes = [(image, size) for image, size in sizes if size is not None]
+    if isinstance(prepuller.get("image_platforms"), Mapping):
+        # A key naming no image of the pool stays as it is: build_plan reports it.
+        prepuller["image_platforms"] = {
+            locked.get(k.canonical, k) if isinstance(k, ImageRef) else k: v for k, v in prepuller["image_platforms"].items()
+        }
+    known_sizes = [(ref, size) for ref, size in sizes if size is not None]
     return dataclasses.replace(
         pool,
-        images=tuple(locked[ref.canonical] for _, ref in refs),
+        images=tuple(locked[ref.canonical] for ref in pool.images),
         # Every image's size, or none: lanes are never balanced on half the bytes.
-        image_sizes=tuple(sorted(known_sizes)) if len(known_sizes) == len(sizes) else (),
+        image_sizes=tuple(known_sizes) if len(known_sizes) == len(sizes) else (),
         prepuller=prepuller,
     )
 

@@ -30,7 +30,8 @@ from prepull.core.checks import (
     check_taint,
 )
 from prepull.errors import PrePullInputError, camel_case
-from prepull.core.images import Platform, parse_platform
+from prepull.args import DEFAULTS
+from prepull.core.images import ImageRef, Platform, parse_platform
 from prepull.core.labels import APP, LABEL_MANAGED_BY, LABEL_NAME, OS_LABEL
 from prepull.core.manifests import namespace_object, render
 from prepull.core.names import check_dns_label, check_label_value, check_qualified_name
@@ -115,14 +116,14 @@ class Pool:
     provider: PoolProvider
     labels: Pairs  # sorted
     taints: tuple[Mapping[str, str], ...]  # of {key, value?, effect}
-    images: tuple[str, ...]  # global + pool-specific, deduplicated, as written
+    images: tuple[ImageRef, ...]  # global + pool-specific, deduplicated, in order (parsed once, from the stack file)
     startup_gate: bool
     gate_taint: Optional[Mapping[str, str]]
     settings: Mapping[str, Any]  # the provider-specific block
     lanes: Any  # as written: build_plan checks it
     prepuller: Mapping[str, Any]  # extra ImagePrePuller inputs from the pool's `prepuller` block
     platforms: tuple[Platform, ...] = ()  # the node platforms the pool declares (checks only; selects nothing)
-    image_sizes: tuple[tuple[str, int], ...] = ()  # sorted (image as in `images`, bytes) pairs, from the lock file; balances lanes
+    image_sizes: tuple[tuple[ImageRef, int], ...] = ()  # (image of `images`, bytes) pairs, from the lock file; balances lanes
 
     @property
     def path(self) -> Path:
@@ -165,6 +166,9 @@ def _prepuller_block(raw: Any, path: Path) -> dict[str, Any]:
     for key, value in raw.items():
         if key == "resources" and isinstance(value, Mapping):
             value = {PYTHON_NAMES.get(k, k): v for k, v in value.items()}
+        if key == "imagePlatforms" and isinstance(value, Mapping):
+            # Parsed here, once: the lock file and build_plan take these ImageRefs as they are.
+            value = {check_image(k, path.child(key).entry(k)): v for k, v in value.items()}
         out[PYTHON_NAMES[key]] = value
     return out
 
@@ -226,15 +230,15 @@ def _platforms(raw: Any, path: Path, provider: PoolProvider, settings: Mapping[s
     return platforms
 
 
-def _merge_images(global_images: tuple[str, ...], pool_images: Any, path: Path) -> tuple[str, ...]:
+def _merge_images(global_images: tuple[ImageRef, ...], pool_images: Any, path: Path) -> tuple[ImageRef, ...]:
+    """The stack's images, then the pool's own (each parsed here, once), every image once."""
     pool_images = check_list([] if pool_images is None else pool_images, path, "image references")
-    merged, seen = [], set()
-    for i, image in enumerate(list(global_images) + pool_images):
-        where = Path("images").at(i) if i < len(global_images) else path.at(i - len(global_images))
-        identity = check_image(image, where).identity
-        if identity not in seen:  # a pool may repeat a global image: pulled once
-            seen.add(identity)
-            merged.append(image)
+    merged: list[ImageRef] = []
+    seen: set[str] = set()
+    for ref in list(global_images) + [check_image(image, path.at(i)) for i, image in enumerate(pool_images)]:
+        if ref.identity not in seen:  # a pool may repeat a global image: pulled once
+            seen.add(ref.identity)
+            merged.append(ref)
     if not merged:
         raise PrePullInputError(path, pool_images, "this pool has no images: set prepull:images or the pool's images")
     return tuple(merged)
@@ -310,7 +314,7 @@ def _settings(raw: Mapping[str, Any], provider: PoolProvider, path: Path) -> Map
     return settings
 
 
-def _pool(raw: Any, index: int, global_images: tuple[str, ...], names: dict[str, int]) -> Pool:
+def _pool(raw: Any, index: int, global_images: tuple[ImageRef, ...], names: dict[str, int]) -> Pool:
     name = _pool_name(raw, index, names)
     path = POOLS.child(name)
     check_keys(raw, POOL_KEYS, path)
@@ -347,13 +351,12 @@ def load_stack(config: Mapping[str, Any]) -> StackSpec:
 def validate_stack(config: Mapping[str, Any]) -> StackSpec:
     """The stack config validated, its pools' pre-pullers not built yet (see :func:`with_prepullers`)."""
     check_keys(config, STACK_KEYS, CONFIG)
-    images = check_list(config.get("images") or [], "images", "image references")
-    for i, image in enumerate(images):
-        check_image(image, Path("images").at(i))
-    namespace = check_dns_label(config.get("namespace") or "prepull", "namespace")
+    raw_images = check_list(config.get("images") or [], "images", "image references")
+    images = tuple(check_image(image, Path("images").at(i)) for i, image in enumerate(raw_images))
+    namespace = check_dns_label(config.get("namespace") or DEFAULTS["namespace"], "namespace")
     raw_pools = check_list(config.get("nodePools"), POOLS, "node pools", non_empty=True)
     names: dict[str, int] = {}
-    pools = tuple(_pool(p, i, tuple(images), names) for i, p in enumerate(raw_pools))
+    pools = tuple(_pool(p, i, images, names) for i, p in enumerate(raw_pools))
     kube = {key: check_str(config[key], CONFIG.child(key), empty=True) for key in ("kubeconfig", "kubeContext") if config.get(key) is not None}
     return StackSpec(namespace, pools, kube.get("kubeconfig") or None, kube.get("kubeContext") or None)
 
