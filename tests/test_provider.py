@@ -72,7 +72,7 @@ def component_def(provider):
 
 
 def test_analyzer_still_produces_the_golden_schema_byte_for_byte():
-    # In a fresh interpreter, as the plugin infers it (see tests/test_schema.py's schema fixture).
+    # In a fresh interpreter, as the plugin infers it (see tests/contracts/test_schema.py's schema fixture).
     assert GOLDEN.read_bytes().endswith(b"}\n")
     env = {"PYTHONPATH": str(COMPONENTS), "PATH": "/usr/bin:/bin"}
     code = "from prepull.cli.main import schema_text; import sys; sys.stdout.write(schema_text())"

@@ -4,7 +4,7 @@ No CLI runs here: analyzer_cli.py re-implements what the CLI does with a
 ``--policy-pack-config`` file, and the tests call ``Configure``, ``Remediate``,
 ``Analyze`` and ``AnalyzeStack`` on ``_PolicyAnalyzerServicer``. What ties the
 pack to the repository it comes from (the docs' examples, the stacks' configs,
-the prepull release pin) is tested there, in tests/test_policy_pack_checkout.py.
+the prepull release pin) is tested there, in tests/contracts/test_policy_pack_checkout.py.
 """
 
 import re

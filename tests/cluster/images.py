@@ -22,7 +22,7 @@ from pathlib import Path
 
 # What each stand-in is made of (a kind below). The first group is every image our component's
 # defaults name (prepull/args.py DEFAULTS); the second every image of stacks/Pulumi.dev.yaml and the
-# image the e2e test adds. tests/test_cluster_images.py keeps both groups complete.
+# image the e2e test adds. tests/contracts/test_cluster_images.py keeps both groups complete.
 STAND_INS = {
     "docker.io/library/busybox:1.37.0-musl": "busybox",
     "registry.k8s.io/pause:3.10.1": "pause",

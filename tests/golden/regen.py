@@ -9,7 +9,7 @@
   (decoded from the base64 the template receives), for the pools in ``EKS_SCENARIOS``.
 
 It imports prepull from this checkout's ``components/`` (never an installed copy), so the files
-always describe the source tree they are committed with. tests/test_golden.py compares with them.
+always describe the source tree they are committed with. tests/contracts/test_golden.py compares with them.
 """
 
 import argparse

@@ -18,7 +18,7 @@ import yaml
 
 from prepull.args import DEFAULTS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # test_e2e.py imports cluster_env
 import images  # noqa: E402

@@ -152,7 +152,7 @@ def test_one_mapping_between_python_and_schema_names_covers_every_schema_propert
     from prepull.core.checks import INPUT_NAMES, PYTHON_NAMES
     from prepull.errors import camel_case
 
-    schema = json.loads((FilePath(__file__).resolve().parent.parent / "components" / "schema.json").read_text())
+    schema = json.loads((FilePath(__file__).resolve().parents[2] / "components" / "schema.json").read_text())
     names = set(schema["resources"]["prepull:index:ImagePrePuller"]["inputProperties"])
     names |= {name for typ in schema["types"].values() for name in typ.get("properties", {})}
     assert names == set(PYTHON_NAMES)

@@ -13,7 +13,7 @@ import prepull
 from golden import regen
 from prepull.cli.check import check_objects, supported_versions
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STACKS = ROOT / "stacks"
 STACK_FILES = sorted(STACKS.glob("Pulumi.*.yaml"))
 STACK_NAMES = [p.name[len("Pulumi."):-len(".yaml")] for p in STACK_FILES]

@@ -9,7 +9,7 @@ from mock_helpers import RecordingMocks, RecordingMonitor
 
 pytest.importorskip("pulumi_docker_build", reason="pulumi-docker-build (requirements-dev.txt) is not installed")
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "built-image"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "built-image"
 DIGEST = "sha256:" + "ab" * 32
 
 

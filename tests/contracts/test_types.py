@@ -19,7 +19,7 @@ import pytest
 
 from prepull import args
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 QUICKSTART_HEADING = "### Your own program"
 
@@ -88,7 +88,7 @@ def readme_quickstart() -> str:
     """The first ```python block after the quickstart heading; fails loudly if the README changed shape."""
     text = README.read_text(encoding="utf-8")
     start = text.find(f"\n{QUICKSTART_HEADING}\n")
-    assert start >= 0, f"README.md has no {QUICKSTART_HEADING!r} heading: update tests/test_types.py to find the quickstart"
+    assert start >= 0, f"README.md has no {QUICKSTART_HEADING!r} heading: update tests/contracts/test_types.py to find the quickstart"
     block = re.search(r"^```python\n(.*?)^```$", text[start:], re.S | re.M)
     assert block, f"README.md has no ```python block after {QUICKSTART_HEADING!r}"
     program = block.group(1)

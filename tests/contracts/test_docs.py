@@ -7,7 +7,7 @@ from pathlib import Path
 import prepull.args as args_module
 from prepull.args import DEFAULTS, ImagePrePullerArgs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _readme_inputs() -> dict:

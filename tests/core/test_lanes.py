@@ -99,7 +99,7 @@ def _bench():
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("lanes_bench", Path(__file__).resolve().parent.parent / "benchmarks" / "lanes.py")
+    spec = importlib.util.spec_from_file_location("lanes_bench", Path(__file__).resolve().parents[2] / "benchmarks" / "lanes.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -92,7 +92,7 @@ CASES = [
     ("docker-socket-if-not-present", {"images": OK, "method": "docker-socket", "pull_policy": "IfNotPresent"}, "pp", "pull_policy", "IfNotPresent"),
     ("request-above-limit", {"images": OK, "resources": {"memory_request": "1Gi", "memory_limit": "64Mi"}}, "pp", "resources.memory_request", "1Gi"),
     ("cpu-request-above-limit", {"images": OK, "resources": {"cpu_request": "0.5", "cpu_limit": "100m"}}, "pp", "resources.cpu_request", "0.5"),
-    # Above by 1m in 10^14: equal as floats, compared exactly (tests/test_quantities.py).
+    # Above by 1m in 10^14: equal as floats, compared exactly (tests/core/test_checks_quantities.py).
     ("cpu-request-above-limit-beyond-float-precision", {"images": OK, "resources": {"cpu_request": "100000000000000001m", "cpu_limit": "1e14"}},
      "pp", "resources.cpu_request", "100000000000000001m"),
     ("quantity-exponent-without-digits", {"images": OK, "resources": {"cpu_limit": "1e"}}, "pp", "resources.cpu_limit", "1e"),

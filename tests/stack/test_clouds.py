@@ -25,7 +25,7 @@ import yaml
 from prepull import PrePullInputError
 from prepull.stack.pools import AUTOSCALER_GATE_KEY, PROVIDER_FIELDS, PoolProvider
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NODE_POOL_TYPES = {
     "eks": "aws:eks/nodeGroup:NodeGroup",
     "gke": "gcp:container/nodePool:NodePool",

@@ -20,7 +20,7 @@ import prepull
 from prepull import Method, PullPolicy, TaintEffect, TolerationOperator
 from prepull.core.images import KNOWN_ARCHES, parse_image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 IMAGES = ["nginx:1.27", "gcr.io/distroless/static:nonroot", "ghcr.io/org/app@sha256:" + "ab" * 32]
 CANONICAL = [parse_image(i, "t").canonical for i in IMAGES]

@@ -1,6 +1,6 @@
 """The lock file (pure): its format, reading it back, and applying it to a stack.
 
-Registry access is tested in test_lock_registry.py; here the lock is written by hand.
+Registry access is tested in test_registry.py; here the lock is written by hand.
 """
 
 import copy

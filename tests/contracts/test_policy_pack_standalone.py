@@ -21,7 +21,7 @@ from pathlib import Path
 
 from checkout import copy_tracked
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The package version's one home (pyproject.toml reads it from there too).
 VERSION = re.search(r'__version__ = "([^"]+)"', (ROOT / "components/prepull/version.py").read_text())[1]
 # What building the prepull wheel reads: the build config, the readme it names, the package.

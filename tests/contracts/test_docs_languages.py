@@ -4,7 +4,7 @@ import json
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "components" / "schema.json").read_text())
 RESOURCE = SCHEMA["resources"]["prepull:index:ImagePrePuller"]
 

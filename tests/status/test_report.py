@@ -25,7 +25,7 @@ from prepull.core.labels import MANAGED_BY_SELECTOR as MANAGED_BY
 from prepull.status.times import CACHED, DERIVED, EVENT, go_duration_seconds, parse_pulled
 from prepull.status.view import duration, report_json, size, table
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def report(daemon_sets, pods=(), nodes=(), events=()):

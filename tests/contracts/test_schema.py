@@ -16,7 +16,7 @@ import prepull
 from prepull.args import ImagePrePullerArgs
 
 TOKEN = "prepull:index:ImagePrePuller"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OR_REQUIRED = re.compile(r"\b(Default:|Required\b)")
 
 

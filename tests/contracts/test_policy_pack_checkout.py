@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACK = ROOT / "policies"
 # The pack imports as `prepull_policies` from its folder; the servicer helpers are its tests'.
 sys.path[:0] = [p for p in (str(PACK), str(PACK / "tests")) if p not in sys.path]
