@@ -8,6 +8,7 @@ has one (the Go module cache or the cluster tier's build).
 """
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -51,6 +52,13 @@ def shown_by_the_cli(program, config=None, preview=False) -> tuple[str, BaseExce
     except Exception as err:  # noqa: BLE001 (what the script catches)
         return UNHANDLED + traceback.format_exc(), err, Run(monitor, mocks)
     return "", None, Run(monitor, mocks)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def collect_failed_runs():
+    """A failed run leaves futures whose exception nobody retrieved; collect them while pytest still captures their log lines."""
+    yield
+    gc.collect()
 
 
 def stack_program() -> None:

@@ -18,7 +18,7 @@ import prepull
 from prepull.cli import status as status_cli
 from prepull.cli.main import main
 from prepull.core.gate import removed_taint, untaint_container
-from prepull.cluster.server_check import Unreachable
+from prepull.cluster.client import Unreachable
 from prepull.status.report import FAILED, NOT_SCHEDULED, PRESENT, PULLING, Snapshot, classify
 from prepull.cluster.reader import ClusterReader
 from prepull.core.labels import MANAGED_BY_SELECTOR as MANAGED_BY
@@ -465,7 +465,7 @@ def test_api_errors_become_unreachable_with_the_servers_message():
 
 def run_status(monkeypatch, capsys, api, *argv):
     """``python -m prepull status ARGV`` against the fake client; (exit code, stdout, stderr)."""
-    monkeypatch.setattr("prepull.cluster.reader.connect_reader",
+    monkeypatch.setattr(status_cli, "connect_reader",
                         lambda kubeconfig, context, namespace: ClusterReader(api, api, namespace, context))
     code = main(["status", *argv])
     out, err = capsys.readouterr()
@@ -497,7 +497,7 @@ def test_exit_3_when_no_daemonset_or_no_cluster(monkeypatch, capsys):
     def unreachable(kubeconfig, context, namespace):
         raise Unreachable("cannot reach the cluster of context 'gone': MaxRetryError: connection refused")
 
-    monkeypatch.setattr("prepull.cluster.reader.connect_reader", unreachable)
+    monkeypatch.setattr(status_cli, "connect_reader", unreachable)
     assert main(["status", "--context", "gone"]) == 3
     assert "cannot reach the cluster of context 'gone'" in capsys.readouterr().err
 
