@@ -137,3 +137,7 @@ class FakeApi:
         reason = field_selector.rsplit("reason=", 1)[-1]
         items = [e for e in self.objects["events"] if e["reason"] == reason]
         return self._serve("events", {"namespace": namespace, "field_selector": field_selector, **kwargs}, items)
+
+# The kubelet's message for an image the registry does not have (containerd's wording).
+NOT_FOUND = ('rpc error: code = NotFound desc = failed to pull and unpack image "ghcr.io/astral-sh/uv:0.5.11": '
+             'failed to resolve reference "ghcr.io/astral-sh/uv:0.5.11": ghcr.io/astral-sh/uv:0.5.11: not found')

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 else:
     # pulumi.Input, spelled exactly as pulumi/output.py defines it (the analyzer recognises this very
     # shape: a Union of T, Awaitable[T] and the forward reference "Output[T]"), so that the pure core
-    # (`python -m prepull render`, manifests()) does not import the Pulumi SDK. tests/test_types.py
+    # (`python -m prepull render`, manifests()) does not import the Pulumi SDK. tests/contracts/test_types.py
     # checks it against the SDK's.
     _T = TypeVar("_T")
     Input = Union[_T, Awaitable[_T], ForwardRef("Output[T]")]
@@ -86,7 +86,7 @@ class TolerationOperator(str, enum.Enum):
     """Any value matches; with no key, every taint matches."""
 
 
-# The string values of the enums above, for type checkers (tests/test_types.py keeps them equal to the members' values).
+# The string values of the enums above, for type checkers (tests/contracts/test_types.py keeps them equal to the members' values).
 MethodName = Literal["kubelet", "docker-socket", "image-volume"]
 PullPolicyName = Literal["IfNotPresent", "Always"]
 TaintEffectName = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]

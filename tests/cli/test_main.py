@@ -391,46 +391,9 @@ def test_check_server_says_when_the_server_does_not_answer(down_kubeconfig):
     assert "cannot reach the cluster of context 'down'" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_server_warnings_are_read_as_the_text_the_api_server_sent():
-    from prepull.cluster.server_check import _warning_text
-
-    assert _warning_text('299 - "would violate PodSecurity \\"restricted:latest\\": privileged"') == (
-        'would violate PodSecurity "restricted:latest": privileged'
-    )
-    assert _warning_text("299 - unquoted") == "unquoted"
-
-
 @pytest.mark.parametrize("option", ["--context", "--kubeconfig"])
 def test_check_refuses_cluster_options_without_server(option):
     """The offline check reads no cluster: a cluster option there is a mistake, not something to ignore."""
     out = cli("check", "--stack", "dev", option, "somewhere")
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert f"{option} somewhere: only used with --server" in out.stderr and out.stdout == ""
-
-
-class _Namespaces:
-    """A dynamic client's Namespace resource for a user who may not list namespaces (403), only get some."""
-
-    def __init__(self, existing: set, readable: set):
-        self.existing, self.readable = existing, readable
-
-    def get(self, name=None):
-        from kubernetes.client.exceptions import ApiException
-        from kubernetes.dynamic.exceptions import ForbiddenError, NotFoundError
-
-        if name is None or name not in self.readable:
-            raise ForbiddenError(ApiException(status=403, reason="Forbidden"))
-        if name not in self.existing:
-            raise NotFoundError(ApiException(status=404, reason="Not Found"))
-        return object()
-
-
-def test_check_server_asks_namespaces_by_name_when_it_may_not_list_them():
-    from types import SimpleNamespace
-
-    from prepull.cluster.server_check import existing_namespaces
-
-    resource = _Namespaces(existing={"prepull", "hidden"}, readable={"prepull", "missing"})
-    client = SimpleNamespace(resources=SimpleNamespace(get=lambda **_: resource))
-    # "hidden" cannot be read either: counted as existing, so the dry run itself reports on it.
-    assert existing_namespaces(client, {"prepull", "missing", "hidden"}) == {"prepull", "hidden"}

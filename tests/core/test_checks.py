@@ -159,10 +159,13 @@ def test_one_mapping_between_python_and_schema_names_covers_every_schema_propert
     assert all(camel_case(PYTHON_NAMES[name]) == name and PYTHON_NAMES[name] in INPUT_NAMES for name in names)
 
 
-def test_an_image_is_parsed_once_per_string_and_a_bad_one_is_named_where_it_is():
+def test_a_parsed_image_passes_through_and_a_bad_one_is_named_where_it_is():
     from prepull.core.checks import check_image
 
-    assert check_image("nginx:1.27", "images[0]") is check_image("nginx:1.27", "nodePools.a.images[3]")
+    # The stack config and the lock file hand on ImageRefs: checked, they are not parsed again
+    # (tests/core/test_images_parses.py counts the parses on every path).
+    ref = check_image("nginx:1.27", "images[0]")
+    assert check_image(ref, "nodePools.a.images[3]") is ref and ref.canonical == "docker.io/library/nginx:1.27"
     for field in ("images[0]", "nodePools.a.images[1]"):
         assert error(check_image, "Bad Image", field).field == field
     assert error(check_image, 5, "images[2]").reason == "an image reference must be a string"

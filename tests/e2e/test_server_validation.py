@@ -132,7 +132,7 @@ def test_check_server_names_what_it_could_not_check():
 
 
 def test_check_server_reports_rejections_and_warnings():
-    from prepull.cluster.server_check import check_on_server, connect
+    from prepull.kube.server_check import check_on_server, connect
 
     client = connect(None, CONTEXT)
     objects = manifests(namespaced(SCENARIOS["docker-socket"], "server-check"), "dry")

@@ -11,6 +11,7 @@ import yaml
 
 from prepull import PrePullInputError
 from prepull.cli.main import main
+from prepull.core.images import parse_image
 from prepull.lock.file import (
     Lock,
     LockEntry,
@@ -150,7 +151,10 @@ def test_not_yaml_is_a_lock_error():
 
 def test_locked_images_are_repo_tag_at_digest():
     spec = apply_lock(load_stack(config()), LOCK, "f", "dev")
-    assert spec.pools[0].images == (f"{MULTI}@{D['index']}", f"{AMD_ONLY}@{D['app']}")
+    texts = (f"{MULTI}@{D['index']}", f"{AMD_ONLY}@{D['app']}")
+    assert tuple(r.original for r in spec.pools[0].images) == texts
+    # Built from the parsed parts, they are what parsing their text gives.
+    assert spec.pools[0].images == tuple(parse_image(t, "") for t in texts)
 
 
 def test_a_stack_image_missing_from_the_lock_names_it_and_says_to_run_lock():
@@ -169,7 +173,7 @@ def test_a_lock_entry_no_stack_image_uses_is_stale():
 def test_sizes_reach_the_prepuller_and_balance_its_lanes():
     spec = apply_lock(load_stack(config(pool_extra={"lanes": 2}, pool_images=(AMD_ONLY, "nginx:1.27"))), _with_nginx(), "f", "dev")
     args = prepuller_args(spec, spec.pools[0])
-    assert args["image_sizes"] == {f"{MULTI}@{D['index']}": 40_000_000, f"{AMD_ONLY}@{D['app']}": 9_000_000_000, _NGINX_LOCKED: 1_000}
+    assert {ref.original: size for ref, size in args["image_sizes"].items()} == {f"{MULTI}@{D['index']}": 40_000_000, f"{AMD_ONLY}@{D['app']}": 9_000_000_000, _NGINX_LOCKED: 1_000}
     lanes = [o for o in stack_manifests(spec) if o["kind"] == "DaemonSet"]
     images = [[c["image"] for c in ds["spec"]["template"]["spec"]["initContainers"][1:]] for ds in lanes]
     # Round-robin would pair the 9 GB image with nginx; by size it is alone.
@@ -201,7 +205,7 @@ def test_the_platform_check_uses_the_pools_declared_platforms():
 def test_image_platforms_limit_what_the_check_asks_for():
     extra = {**karpenter(["amd64", "arm64"]), "prepuller": {"imagePlatforms": {AMD_ONLY: ["linux/amd64"]}}}
     spec = apply_lock(load_stack(config(pool_extra=extra)), LOCK, "f", "prod")
-    assert spec.pools[0].prepuller["image_platforms"] == {f"{AMD_ONLY}@{D['app']}": ["linux/amd64"]}
+    assert {k.original: v for k, v in spec.pools[0].prepuller["image_platforms"].items()} == {f"{AMD_ONLY}@{D['app']}": ["linux/amd64"]}
     arches = {ds["metadata"]["name"] for ds in stack_manifests(spec) if ds["kind"] == "DaemonSet"}
     assert arches == {"general-amd64", "general-other"}
 

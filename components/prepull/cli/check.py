@@ -1,18 +1,18 @@
 """``python -m prepull check``: the rendered objects against upstream schemas (kubernetes-validate), or a server's dry run.
 
 Offline, kubernetes-validate (the ``check`` extra) validates strictly for a Kubernetes version;
-``--server`` asks a real API server instead (:mod:`prepull.cluster.server_check`).
+``--server`` asks a real API server instead (:mod:`prepull.kube.server_check`).
 """
 
 import argparse
 import re
 import sys
 from importlib.resources import files
-from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 from prepull.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, UsageError, load_objects
-from prepull.cluster.client import Unreachable
-from prepull.cluster.server_check import check_on_server, connect
+from prepull.kube.client import Unreachable
+from prepull.kube.server_check import check_on_server, connect
 from prepull.core.kobject import KubeView
 from prepull.core.gate import NODE_NAME_EXTRA
 from prepull.core.manifests import object_id
@@ -28,7 +28,7 @@ NODE_NAME_CLAIM_GA = (1, 32)
 CHECK_EXTRA_HINT = "check needs kubernetes-validate: pip install 'prepull[check]'"
 
 
-def _as_tuple(version: str) -> Tuple[int, ...]:
+def _as_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split(".")[:2])
 
 
@@ -41,7 +41,7 @@ def _require_kubernetes_validate() -> None:
         raise UsageError(CHECK_EXTRA_HINT) from None
 
 
-def supported_versions() -> List[str]:
+def supported_versions() -> list[str]:
     """Kubernetes minors (``1.29`` ...) whose schemas the installed kubernetes-validate ships, oldest first."""
     import kubernetes_validate.utils as kv
 
@@ -82,8 +82,8 @@ def field_path(path: Sequence[str | int]) -> str:
     return out
 
 
-def _problem(err: "ValidationError") -> Tuple[str, str]:
-    path: List[str | int] = list(err.absolute_path)
+def _problem(err: "ValidationError") -> tuple[str, str]:
+    path: list[str | int] = list(err.absolute_path)
     message = err.message
     if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
         # Strict schemas reject unknown fields at the parent: name the unknown field itself.
@@ -97,7 +97,7 @@ def _problem(err: "ValidationError") -> Tuple[str, str]:
 
 def check_objects(
     objects: Sequence[KubeView], version: str
-) -> Tuple[List[str], List[Tuple[str, str]], List[Tuple[str, str, str]]]:
+) -> tuple[list[str], list[tuple[str, str]], list[tuple[str, str, str]]]:
     """Validate each object strictly against the upstream schemas of ``version`` (``X.Y``).
 
     Returns ``(valid, skipped, problems)``: ids of valid objects; ``(id, reason)``
@@ -111,9 +111,9 @@ def check_objects(
     import kubernetes_validate
 
     builtin = _builtin_kinds()
-    valid: List[str] = []
-    skipped: List[Tuple[str, str]] = []
-    problems: List[Tuple[str, str, str]] = []
+    valid: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    problems: list[tuple[str, str, str]] = []
     for obj in objects:
         oid = object_id(obj)
         try:
@@ -132,7 +132,7 @@ def check_objects(
     return valid, skipped, problems
 
 
-def _gate_version_problems(obj: KubeView, oid: str, version: str) -> List[Tuple[str, str, str]]:
+def _gate_version_problems(obj: KubeView, oid: str, version: str) -> list[tuple[str, str, str]]:
     """The gate's policy on a Kubernetes minor whose service-account tokens may lack the node-name claim.
 
     The schemas cannot see this: the policy is a valid object on 1.30 and 1.31,

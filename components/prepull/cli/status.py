@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 import yaml
 
+from prepull.args import DEFAULTS
 from prepull.cli.common import EXIT_UNREACHABLE, UsageError, default_stacks_dir, stack_config, stack_file
 from prepull.errors import PrePullInputError
 from prepull.core.names import check_dns_label
-from prepull.cluster.reader import NotFound, connect_reader
-from prepull.cluster.client import Kubeconfig, Unreachable
+from prepull.kube.reader import NotFound, connect_reader
+from prepull.kube.client import Kubeconfig, Unreachable
 from prepull.status.report import FAILED, PRESENT, PULLING, Report, Snapshot, classify
 from prepull.status.times import go_duration_seconds
 from prepull.status.view import report_json, table
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 EXIT_CODES = {PRESENT: 0, FAILED: 1, PULLING: 2}
 EXIT_INTERRUPTED = 130
-DEFAULT_NAMESPACE = "prepull"
+DEFAULT_NAMESPACE = DEFAULTS["namespace"]  # the component's and the stack's default
 DEFAULT_TIMEOUT = "10m"
 RICH_HINT = "status needs rich for its table: pip install 'prepull[status]' (or use -o json)"
 

@@ -8,15 +8,15 @@ far. It is within 4/3 of the best possible largest lane, and a lane's pull
 time is roughly its bytes, so no lane is left holding all the big images.
 """
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 
-def round_robin(count: int, lanes: int) -> Tuple[Tuple[int, ...], ...]:
+def round_robin(count: int, lanes: int) -> tuple[tuple[int, ...], ...]:
     """Image indices per lane, round-robin: lane ``l`` gets ``l, l + lanes, ...``."""
     return tuple(tuple(range(lane, count, lanes)) for lane in range(lanes))
 
 
-def by_size(sizes: Sequence[int], lanes: int) -> Tuple[Tuple[int, ...], ...]:
+def by_size(sizes: Sequence[int], lanes: int) -> tuple[tuple[int, ...], ...]:
     """Image indices per lane, largest image first to the lane with the fewest bytes.
 
     Ties are broken deterministically: equal sizes in image order; equal lane
@@ -33,7 +33,7 @@ def by_size(sizes: Sequence[int], lanes: int) -> Tuple[Tuple[int, ...], ...]:
     return tuple(tuple(sorted(c)) for c in chosen)
 
 
-def assign(sizes: Sequence[Optional[int]], lanes: int) -> Tuple[Tuple[int, ...], ...]:
+def assign(sizes: Sequence[Optional[int]], lanes: int) -> tuple[tuple[int, ...], ...]:
     """Image indices per lane: :func:`by_size` when every size is known, else :func:`round_robin`."""
     if sizes and all(s is not None for s in sizes):
         return by_size(sizes, lanes)  # type: ignore[arg-type]

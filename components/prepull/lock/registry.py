@@ -28,7 +28,7 @@ import re
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Collection, Mapping, Optional, Protocol, Tuple
+from typing import Any, Collection, Mapping, Optional, Protocol
 
 import requests
 
@@ -77,7 +77,7 @@ def scheme_for(domain: str, plain_http: Collection[str]) -> str:
     return "http" if is_loopback(domain) or domain in plain_http or host_of(domain) in plain_http else "https"
 
 
-def parse_challenge(header: str) -> Tuple[str, dict[str, str]]:
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """``Bearer realm="...",service="...",scope="..."`` -> ``("bearer", {realm, service, scope})``."""
     scheme, _, rest = header.strip().partition(" ")
     params = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3) for m in _PARAM.finditer(rest)}
@@ -279,7 +279,7 @@ class RegistryClient:
             raise RegistryError(t.image, "not-found", f"{t.domain} has no manifest {t.path}:{reference} (HTTP 404): the tag or digest does not exist")
         return response.headers.get("Docker-Content-Digest") if response.ok else None
 
-    def manifest(self, t: Target, reference: str) -> Tuple[Manifest, str]:
+    def manifest(self, t: Target, reference: str) -> tuple[Manifest, str]:
         """The manifest or index for a tag or digest, and its digest (checked against the registry's and the reference's)."""
         response = self._send(t, "GET", f"{t.base}/manifests/{reference}", {"Accept": ACCEPT})
         self._check(t, response, f"manifest {t.path}:{reference}")

@@ -20,7 +20,7 @@ Nothing here talks to a cluster: :func:`classify` takes the objects as the API r
 
 import statistics
 from dataclasses import dataclass
-from typing import Iterable, List, Mapping, Optional, Tuple
+from typing import Iterable, Mapping, Optional
 
 from prepull.core.gate import UNTAINT_CONTAINER, removed_taint
 from prepull.core.kobject import KubeView
@@ -78,14 +78,14 @@ class NodeStatus:
 
     name: str
     state: str
-    images: Tuple[ImageStatus, ...]
+    images: tuple[ImageStatus, ...]
     pod: Optional[str] = None
     reason: Optional[str] = None  # why not scheduled
     message: Optional[str] = None
     gate: Optional[Gate] = None
 
     @property
-    def pulls(self) -> Tuple[ImageStatus, ...]:
+    def pulls(self) -> tuple[ImageStatus, ...]:
         """The pulled images themselves (not the helper or untaint step)."""
         return tuple(i for i in self.images if i.role == PULL)
 
@@ -104,12 +104,12 @@ class DaemonSetStatus:
     """One pre-pull DaemonSet and the nodes it selects (sorted by name)."""
 
     name: str
-    images: Tuple[str, ...]
-    nodes: Tuple[NodeStatus, ...]
+    images: tuple[str, ...]
+    nodes: tuple[NodeStatus, ...]
     gate_taint: Optional[str] = None
 
     @property
-    def targeted(self) -> Tuple[NodeStatus, ...]:
+    def targeted(self) -> tuple[NodeStatus, ...]:
         return tuple(n for n in self.nodes if n.targeted)
 
     @property
@@ -135,8 +135,8 @@ class Report:
     """Everything ``status`` shows; ``state`` decides the exit code."""
 
     namespace: str
-    daemon_sets: Tuple[DaemonSetStatus, ...]
-    images: Tuple[ImageSummary, ...]
+    daemon_sets: tuple[DaemonSetStatus, ...]
+    images: tuple[ImageSummary, ...]
 
     @property
     def state(self) -> str:
@@ -169,7 +169,7 @@ def _pulled_image(container: KubeView) -> str:
     return str(container.get("image"))
 
 
-def expected_steps(pod_spec: KubeView) -> Tuple[_Step, ...]:
+def expected_steps(pod_spec: KubeView) -> tuple[_Step, ...]:
     """Every image a DaemonSet's pods pull, in order: init containers, then image volumes."""
     steps = [_Step(c["name"], _pulled_image(c), _role(c["name"])) for c in pod_spec.get("initContainers") or []]
     steps += [_Step(HOLDER_PREFIX + v["name"], v["image"]["reference"], PULL) for v in pod_spec.get("volumes") or [] if v.get("image")]
@@ -189,7 +189,7 @@ def _exit_message(terminated: KubeView) -> str:
     return f"{text}: {terminated['message'].strip()}" if terminated.get("message") else text
 
 
-def container_state(status: Optional[KubeView], failure: Optional[str]) -> Tuple[str, str, Optional[str]]:
+def container_state(status: Optional[KubeView], failure: Optional[str]) -> tuple[str, str, Optional[str]]:
     """(state, reason, message) of one init container from its status; ``failure`` is the Failed event's error, if any."""
     if not status:
         return PULLING, "Waiting", "no status reported yet"
@@ -214,7 +214,7 @@ def container_state(status: Optional[KubeView], failure: Optional[str]) -> Tuple
     return FAILED, reason, message
 
 
-def _holder_state(status: Optional[KubeView], image: str, failure: Optional[str]) -> Tuple[str, str, Optional[str]]:
+def _holder_state(status: Optional[KubeView], image: str, failure: Optional[str]) -> tuple[str, str, Optional[str]]:
     """State of an image volume: the kubelet pulls them all before it starts the holder."""
     state, reason, message = container_state(status, failure)
     if state == PULLING and reason == "Running":
@@ -232,7 +232,7 @@ class _PodView:
     """A pod's init-container statuses, each one's predecessor's end, and its key for events."""
 
     key: str
-    names: Tuple[str, ...]
+    names: tuple[str, ...]
     statuses: Mapping[str, KubeView]
     holder: Optional[KubeView]
     previous_finished: Mapping[str, Optional[str]]
@@ -251,7 +251,7 @@ def _pod_view(pod: KubeView) -> _PodView:
     return _PodView(pod_key(pod["metadata"]), names, statuses, holders[0] if holders else None, previous)
 
 
-def _times(step: _Step, view: _PodView, events: EventIndex) -> Tuple[Optional[float], Optional[str], Optional[int]]:
+def _times(step: _Step, view: _PodView, events: EventIndex) -> tuple[Optional[float], Optional[str], Optional[int]]:
     """(seconds, source, size in bytes): the kubelet's event, else derived from the timestamps."""
     pulled = events.pull_of(view.key, step.container, step.image)
     if pulled and pulled.cached:
@@ -281,7 +281,7 @@ def _image_status(step: _Step, view: _PodView, events: EventIndex, blocked_by: O
     return ImageStatus(step.image, step.container, step.role, state, reason, message, seconds, source, size)
 
 
-def _scheduled_images(steps: Tuple[_Step, ...], pod: KubeView, events: EventIndex) -> Tuple[ImageStatus, ...]:
+def _scheduled_images(steps: tuple[_Step, ...], pod: KubeView, events: EventIndex) -> tuple[ImageStatus, ...]:
     view = _pod_view(pod)
     blocked_by: Optional[str] = None
     out: list[ImageStatus] = []
@@ -293,7 +293,7 @@ def _scheduled_images(steps: Tuple[_Step, ...], pod: KubeView, events: EventInde
     return tuple(out)
 
 
-def _why_not_scheduled(pod: Optional[KubeView], taints: List[str]) -> Tuple[str, str]:
+def _why_not_scheduled(pod: Optional[KubeView], taints: list[str]) -> tuple[str, str]:
     if pod is not None:
         conditions = {c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or []}
         scheduled = conditions.get("PodScheduled") or {}
@@ -303,7 +303,7 @@ def _why_not_scheduled(pod: Optional[KubeView], taints: List[str]) -> Tuple[str,
     return NO_POD, "no pod yet: the DaemonSet controller has not created one"
 
 
-def node_status(ds: KubeView, node: KubeView, pods: List[KubeView], events: EventIndex) -> NodeStatus:
+def node_status(ds: KubeView, node: KubeView, pods: list[KubeView], events: EventIndex) -> NodeStatus:
     """The state of each image of ``ds`` on ``node``, given the DaemonSet's pods meant for that node."""
     spec = ds["spec"]["template"]["spec"]
     steps, name = expected_steps(spec), node["metadata"]["name"]
@@ -329,7 +329,7 @@ def _matches_labels(selector: KubeView, labels: KubeView) -> bool:
     return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
 
 
-def daemon_set_status(ds: KubeView, pods: List[KubeView], nodes: List[KubeView], events: EventIndex) -> DaemonSetStatus:
+def daemon_set_status(ds: KubeView, pods: list[KubeView], nodes: list[KubeView], events: EventIndex) -> DaemonSetStatus:
     """One DaemonSet: every node its template selects, sorted by name."""
     spec = ds["spec"]["template"]["spec"]
     selector = ds["spec"].get("selector") or {}
@@ -344,9 +344,9 @@ def daemon_set_status(ds: KubeView, pods: List[KubeView], nodes: List[KubeView],
     return DaemonSetStatus(ds["metadata"]["name"], images, statuses, f"{taint['key']}:{taint['effect']}" if taint else None)
 
 
-def summarize(daemon_sets: Iterable[DaemonSetStatus]) -> Tuple[ImageSummary, ...]:
+def summarize(daemon_sets: Iterable[DaemonSetStatus]) -> tuple[ImageSummary, ...]:
     """Per pulled image, over every targeted node of every DaemonSet: present count, median and slowest time."""
-    seen: dict[str, list[Tuple[str, ImageStatus]]] = {}
+    seen: dict[str, list[tuple[str, ImageStatus]]] = {}
     for ds in daemon_sets:
         for node in ds.targeted:
             for image in node.pulls:
@@ -354,7 +354,7 @@ def summarize(daemon_sets: Iterable[DaemonSetStatus]) -> Tuple[ImageSummary, ...
     return tuple(_summary(image, seen[image]) for image in sorted(seen))
 
 
-def _summary(image: str, pulls: List[Tuple[str, ImageStatus]]) -> ImageSummary:
+def _summary(image: str, pulls: list[tuple[str, ImageStatus]]) -> ImageSummary:
     present = [(node, i) for node, i in pulls if i.state == PRESENT]
     timed = sorted(((i.seconds, node) for node, i in present if i.seconds is not None), key=lambda t: (-t[0], t[1]))
     median = statistics.median(s for s, _ in timed) if timed else None

@@ -6,7 +6,7 @@ affinity match it; a selected node with a ``NoSchedule``/``NoExecute`` taint the
 tolerate gets no pod (the controller leaves it out).
 """
 
-from typing import Iterable, List, Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
 from prepull.core.kobject import KubeView
 
@@ -77,7 +77,7 @@ def taint_text(taint: KubeView) -> str:
     return f"{taint.get('key')}{value}:{taint.get('effect')}"
 
 
-def untolerated_taints(pod_spec: KubeView, node: KubeView) -> List[str]:
+def untolerated_taints(pod_spec: KubeView, node: KubeView) -> list[str]:
     """The node's taints that keep a DaemonSet pod off it (NoSchedule, NoExecute), sorted."""
     tolerations = [*(pod_spec.get("tolerations") or []), *DAEMONSET_TOLERATIONS]
     taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") in ("NoSchedule", "NoExecute")]

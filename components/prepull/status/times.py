@@ -16,7 +16,7 @@ Such a time is marked ``derived``. Everything here is pure: parsed text and time
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Optional
 
 from prepull.core.kobject import KubeView
 
@@ -106,10 +106,10 @@ def pod_key(pod_meta: KubeView) -> str:
 
 
 # (pod uid or name, "image" or "container", the image or the container name)
-EventKey = Tuple[str, str, str]
+EventKey = tuple[str, str, str]
 
 
-def _keys(event: KubeView, image: str) -> Tuple[EventKey, ...]:
+def _keys(event: KubeView, image: str) -> tuple[EventKey, ...]:
     involved = event.get("involvedObject") or {}
     pod = involved.get("uid") or involved.get("name") or ""
     container = _FIELD_PATH.match(involved.get("fieldPath") or "")

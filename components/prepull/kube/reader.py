@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from prepull.core.kobject import KubeView
 from prepull.core.labels import MANAGED_BY_SELECTOR
-from prepull.cluster.client import Kubeconfig, Unreachable, api_client, api_message, cannot_reach
+from prepull.kube.client import Kubeconfig, Unreachable, api_client, api_message, cannot_reach
 from prepull.status.report import Snapshot
 
 if TYPE_CHECKING:

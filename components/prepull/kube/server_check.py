@@ -14,9 +14,9 @@ kubectl does (``--kubeconfig``, else ``KUBECONFIG``, else ``~/.kube/config``; ``
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from prepull.cluster.client import api_client, api_message, cannot_reach
+from prepull.kube.client import api_client, api_message, cannot_reach
 from prepull.core.kobject import KubeView
 from prepull.core.manifests import object_id
 
@@ -32,10 +32,10 @@ FIELD_MANAGER = "prepull-check"
 class ServerReport:
     """What the API server said of each object (ids as ``Kind/namespace/name``)."""
 
-    accepted: List[str] = field(default_factory=list)
-    warnings: List[Tuple[str, str]] = field(default_factory=list)
-    not_checked: List[Tuple[str, str]] = field(default_factory=list)
-    problems: List[Tuple[str, str]] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    not_checked: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
 
 def connect(kubeconfig: Optional[str], context: Optional[str]) -> "DynamicClient":
@@ -95,7 +95,7 @@ def check_on_server(objects: Sequence[KubeView], client: "DynamicClient") -> Ser
     return report
 
 
-def dry_run_apply(client: "DynamicClient", resource: "Resource", obj: KubeView, namespace: Optional[str]) -> Tuple[Optional[str], List[str]]:
+def dry_run_apply(client: "DynamicClient", resource: "Resource", obj: KubeView, namespace: Optional[str]) -> tuple[Optional[str], list[str]]:
     """(why the server rejected ``obj``, or None; the warnings it sent back)."""
     from kubernetes.client.exceptions import ApiException
 
