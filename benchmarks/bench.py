@@ -53,8 +53,19 @@ TARGET_RATIO = 1.10
 _CPU = re.compile(r"^([0-9.]+)(m?)$")
 _MEMORY = re.compile(r"^([0-9.]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _MEMORY_FACTORS = {
-    None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    None: 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
 }
 
 
@@ -172,7 +183,9 @@ def section_requests() -> str:
             cells.append(f"{cpu:g}m / {mib(mem)}")
         cells.append(f"{n * PER_IMAGE_CPU_M}m / {mib(n * PER_IMAGE_MEMORY)}")
         rows.append(cells)
-    return table(["images", "lanes 1", "lanes 2", "lanes 4", f"one container per image ({PER_IMAGE_CPU_M}m/{mib(PER_IMAGE_MEMORY)} each)"], rows)
+    return table(
+        ["images", "lanes 1", "lanes 2", "lanes 4", f"one container per image ({PER_IMAGE_CPU_M}m/{mib(PER_IMAGE_MEMORY)} each)"], rows
+    )
 
 
 def section_stages() -> str:
@@ -354,7 +367,10 @@ def render_digest(stack: str, stacks_dir: Path, seed: str) -> str:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT / "components"), "PYTHONHASHSEED": seed}
     out = subprocess.run(
         [sys.executable, "-m", "prepull", "render", "--stack", stack, "--stacks-dir", str(stacks_dir)],
-        env=env, capture_output=True, check=True, timeout=300,
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=300,
     )
     return hashlib.sha256(out.stdout).hexdigest()
 
@@ -365,7 +381,11 @@ def section_determinism() -> str:
         big = Path(tmp)
         config = {f"prepull:{k}": v for k, v in bench_config(50, 100, lanes=2).items()}
         (big / "Pulumi.bench.yaml").write_text(yaml.safe_dump({"config": config}))
-        for label, stack, directory in (("dev", "dev", ROOT / "stacks"), ("prod", "prod", ROOT / "stacks"), ("50 pools × 100 images, lanes 2", "bench", big)):
+        for label, stack, directory in (
+            ("dev", "dev", ROOT / "stacks"),
+            ("prod", "prod", ROOT / "stacks"),
+            ("50 pools × 100 images, lanes 2", "bench", big),
+        ):
             digests = {seed: render_digest(stack, directory, seed) for seed in SEEDS}
             for seed, digest in digests.items():
                 rows.append([label, seed, digest])

@@ -136,7 +136,7 @@ def check_ready(n: int) -> None:
 def section_scale(n: int, rounds: int) -> str:
     nodes = kwok_nodes(n)
     for i in range(0, n, 200):
-        apply(nodes[i:i + 200])
+        apply(nodes[i : i + 200])
     try:
         wait(f"{n} kwok nodes Ready", lambda: ready_bench_nodes() == n)
         # The node controller lifts its not-ready taint from Ready nodes at well under one node a second
@@ -145,8 +145,12 @@ def section_scale(n: int, rounds: int) -> str:
         kubectl("taint", "nodes", "-l", SCALE_LABEL, "node.kubernetes.io/not-ready:NoSchedule-", check=False)
         wait(f"{n} kwok nodes Ready and untainted", lambda: schedulable_bench_nodes() == n, every=5)
         images = ["docker.io/library/python:3.13-slim", "docker.io/library/postgres:17.2", "ghcr.io/astral-sh/uv:0.5.11"]
-        config = {"namespace": "prepull-bench", "images": images, "kubeContext": CONTEXT,
-                  "nodePools": [{"name": f"bench-{p}", "provider": "existing", "labels": {SCALE_LABEL: p}} for p in SCALE_POOLS]}
+        config = {
+            "namespace": "prepull-bench",
+            "images": images,
+            "kubeContext": CONTEXT,
+            "nodePools": [{"name": f"bench-{p}", "provider": "existing", "labels": {SCALE_LABEL: p}} for p in SCALE_POOLS],
+        }
         rows, ratio = ratio_rows(alternate(config, rounds, "up", check=lambda: check_ready(n)))
     finally:
         kubectl("delete", "nodes", "-l", SCALE_LABEL, "--wait=false", check=False)
@@ -185,7 +189,9 @@ def push_random_images(work: Path) -> dict:
     for tag, sizes in PULL_IMAGES.items():
         tars = [test_images.layer([(f"data/{i}", os.urandom(mib * 2**20), 0o644, "")]) for i, mib in enumerate(sizes)]
         layout.tag(tag, layout.image(tars, {}, refs[tag]))
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout.root}:{tag}", f"docker://{refs[tag]}"], check=True)
+        subprocess.run(
+            ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout.root}:{tag}", f"docker://{refs[tag]}"], check=True
+        )
     marker.touch()
     return refs
 
@@ -212,8 +218,12 @@ def floor_seconds(ref: str) -> float:
 def pod_seconds(ref: str) -> tuple:
     """(pod created -> every init container terminated, the kubelet's "Successfully pulled" seconds) for a cold pull."""
     forget(ref)
-    args = {"images": [ref], "namespace": PULL_NAMESPACE, "node_selector": {"kubernetes.io/hostname": os.environ["PREPULL_TEST_REAL_NODE"]},
-            "tolerate_all_taints": True}
+    args = {
+        "images": [ref],
+        "namespace": PULL_NAMESPACE,
+        "node_selector": {"kubernetes.io/hostname": os.environ["PREPULL_TEST_REAL_NODE"]},
+        "tolerate_all_taints": True,
+    }
     objects = prepull.manifests(args, "bench-pull")
     apply(objects)
     try:
@@ -263,10 +273,26 @@ def section_pull(rounds: int) -> str:
             pods.append(pod)
             kubelets.append(kubelet)
         floor, pod, kubelet = (statistics.median(x) for x in (floors, pods, kubelets))
-        rows.append([f"{sum(PULL_IMAGES[tag])} MiB, {len(PULL_IMAGES[tag])} layers", f"{floor:.2f}", f"{kubelet:.2f}", f"{pod:.2f}",
-                     f"{pod / floor:.2f}×", f"{pod - kubelet:.2f}", ", ".join(f"{f:.2f}/{k:.2f}/{p:.2f}" for f, k, p in zip(floors, kubelets, pods))])
-    head = ["image", "`ctr images pull`, cold (s)", "kubelet \"pulled in\" (s)", "pod created → init done (s)", "pod / ctr",
-            "pod − kubelet pull (s)", f"all {rounds} runs ctr/kubelet/pod (s)"]
+        rows.append(
+            [
+                f"{sum(PULL_IMAGES[tag])} MiB, {len(PULL_IMAGES[tag])} layers",
+                f"{floor:.2f}",
+                f"{kubelet:.2f}",
+                f"{pod:.2f}",
+                f"{pod / floor:.2f}×",
+                f"{pod - kubelet:.2f}",
+                ", ".join(f"{f:.2f}/{k:.2f}/{p:.2f}" for f, k, p in zip(floors, kubelets, pods)),
+            ]
+        )
+    head = [
+        "image",
+        "`ctr images pull`, cold (s)",
+        'kubelet "pulled in" (s)',
+        "pod created → init done (s)",
+        "pod / ctr",
+        "pod − kubelet pull (s)",
+        f"all {rounds} runs ctr/kubelet/pod (s)",
+    ]
     return table(head, rows)
 
 

@@ -8,13 +8,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def copy_tracked(paths: tuple, dest: Path, strip: str = "") -> list:
-    """Copy the files git tracks (or would: untracked, not ignored) under ``paths`` (all, when empty) to ``dest``, minus the ``strip`` prefix.
+    """Copy the files git tracks (or would: untracked, not ignored) under ``paths`` (all, when empty) to ``dest``.
+
+    The ``strip`` prefix is taken off each path.
 
     Returns the copied names, relative to ``dest``.
     """
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     files = [f for f in listed if f and (ROOT / f).is_file()]  # a file deleted but not yet staged is still listed
     for name in files:

@@ -81,5 +81,3 @@ def output(value, known=True, secret=False):
     for fut, result in zip(futures, (value if known else None, known, secret)):
         fut.set_result(result)
     return pulumi.Output(set(), *futures)
-
-

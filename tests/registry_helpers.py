@@ -116,8 +116,18 @@ class LocalRegistry:
         """``skopeo copy --all`` of the layout's ``tag`` to ``<host>/<dest>`` (plain HTTP)."""
         creds = ["--dest-creds", ":".join(self.auth)] if self.auth else []
         subprocess.run(
-            ["skopeo", "copy", "--quiet", "--all", "--dest-tls-verify=false", *creds, f"oci:{layout.root}:{tag}", f"docker://{self.host}/{dest}"],
-            check=True, timeout=60,
+            [
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--all",
+                "--dest-tls-verify=false",
+                *creds,
+                f"oci:{layout.root}:{tag}",
+                f"docker://{self.host}/{dest}",
+            ],
+            check=True,
+            timeout=60,
         )
 
     def request(self, method: str, path: str, data: Optional[bytes] = None, headers: Optional[dict] = None):

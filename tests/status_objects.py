@@ -70,20 +70,38 @@ def pod(ds: dict, node_name: str, states=None, scheduled: bool = True, last_stat
     """The DaemonSet's pod for ``node_name``; ``states`` are its init containers' states, in order (default: all done)."""
     template = copy.deepcopy(ds["spec"]["template"])
     name = f"{ds['metadata']['name']}-{node_name}"
-    meta = {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}", "creationTimestamp": ts(0),
-            "labels": {**template["metadata"]["labels"], "pod-template-generation": "1"}}
+    meta = {
+        "name": name,
+        "namespace": NAMESPACE,
+        "uid": f"uid-{name}",
+        "creationTimestamp": ts(0),
+        "labels": {**template["metadata"]["labels"], "pod-template-generation": "1"},
+    }
     spec = template["spec"]
-    spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}}}
+    spec["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node_name]}]}]
+            }
+        }
+    }
     if not scheduled:
         return {"metadata": meta, "spec": spec, "status": {"phase": "Pending", **status}}
     spec["nodeName"] = node_name
     states = all_done(ds) if states is None else states
     last_states = last_states or {}
-    statuses = [{"name": c["name"], "image": c["image"], "state": state, "lastState": last_states.get(c["name"], {}), "ready": False,
-                 "restartCount": 0} for c, state in zip(spec.get("initContainers") or [], states)]
-    return {"metadata": meta, "spec": spec,
-            "status": {"phase": "Running", "startTime": ts(1), "initContainerStatuses": statuses, **status}}
+    statuses = [
+        {
+            "name": c["name"],
+            "image": c["image"],
+            "state": state,
+            "lastState": last_states.get(c["name"], {}),
+            "ready": False,
+            "restartCount": 0,
+        }
+        for c, state in zip(spec.get("initContainers") or [], states)
+    ]
+    return {"metadata": meta, "spec": spec, "status": {"phase": "Running", "startTime": ts(1), "initContainerStatuses": statuses, **status}}
 
 
 def event(pod_obj: dict, container: str, reason: str, message: str, at: float = 10) -> dict:
@@ -91,10 +109,20 @@ def event(pod_obj: dict, container: str, reason: str, message: str, at: float = 
     meta = pod_obj["metadata"]
     return {
         "metadata": {"name": f"{meta['name']}.{container}.{reason}.{at}", "namespace": NAMESPACE},
-        "involvedObject": {"kind": "Pod", "namespace": NAMESPACE, "name": meta["name"], "uid": meta["uid"],
-                           "fieldPath": f"spec.initContainers{{{container}}}"},
-        "reason": reason, "message": message, "type": "Normal" if reason == "Pulled" else "Warning",
-        "source": {"component": "kubelet"}, "firstTimestamp": ts(at), "lastTimestamp": ts(at), "count": 1,
+        "involvedObject": {
+            "kind": "Pod",
+            "namespace": NAMESPACE,
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "fieldPath": f"spec.initContainers{{{container}}}",
+        },
+        "reason": reason,
+        "message": message,
+        "type": "Normal" if reason == "Pulled" else "Warning",
+        "source": {"component": "kubelet"},
+        "firstTimestamp": ts(at),
+        "lastTimestamp": ts(at),
+        "count": 1,
     }
 
 
@@ -138,6 +166,9 @@ class FakeApi:
         items = [e for e in self.objects["events"] if e["reason"] == reason]
         return self._serve("events", {"namespace": namespace, "field_selector": field_selector, **kwargs}, items)
 
+
 # The kubelet's message for an image the registry does not have (containerd's wording).
-NOT_FOUND = ('rpc error: code = NotFound desc = failed to pull and unpack image "ghcr.io/astral-sh/uv:0.5.11": '
-             'failed to resolve reference "ghcr.io/astral-sh/uv:0.5.11": ghcr.io/astral-sh/uv:0.5.11: not found')
+NOT_FOUND = (
+    'rpc error: code = NotFound desc = failed to pull and unpack image "ghcr.io/astral-sh/uv:0.5.11": '
+    'failed to resolve reference "ghcr.io/astral-sh/uv:0.5.11": ghcr.io/astral-sh/uv:0.5.11: not found'
+)

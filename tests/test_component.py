@@ -134,8 +134,9 @@ def test_no_custom_timeouts_by_default(run_program):
 def test_outputs(run_program, args, namespace):
     run, got = build(run_program, {**args, "lanes": 2})
     assert got["namespace"] == namespace
-    assert got["daemon_set_names"] == [d["metadata"]["name"] for d in prepull.manifests({**args, "lanes": 2}, "pp")
-                                       if d["kind"] == "DaemonSet"]
+    assert got["daemon_set_names"] == [
+        d["metadata"]["name"] for d in prepull.manifests({**args, "lanes": 2}, "pp") if d["kind"] == "DaemonSet"
+    ]
     assert got["daemon_set_names"] == ["pp-l1", "pp-l2"]
     assert got["images"] == [parse_image(i, "t").canonical for i in IMAGES]
     assert got["images"][2] == "docker.io/library/redis:latest"

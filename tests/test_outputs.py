@@ -61,9 +61,7 @@ def failing_run(make_args, preview=False):
 @pytest.mark.parametrize(
     "make_args, resolved",
     [
-        pytest.param(
-            lambda: {"images": [output("nginx:1.27"), "redis:7"]}, {"images": ["nginx:1.27", "redis:7"]}, id="one image"
-        ),
+        pytest.param(lambda: {"images": [output("nginx:1.27"), "redis:7"]}, {"images": ["nginx:1.27", "redis:7"]}, id="one image"),
         pytest.param(
             lambda: {"images": output(["nginx:1.27", "redis:7", "busybox:1"]), "lanes": 2},
             {"images": ["nginx:1.27", "redis:7", "busybox:1"], "lanes": 2},
@@ -118,7 +116,11 @@ def test_an_awaitable_is_an_input_too(run_program):
         (lambda: {"images": ["redis:7"], "image_pull_secrets": [output("Bad_Name")]}, "image_pull_secrets[0]", "Bad_Name"),
         (lambda: {"images": ["redis:7"], "namespace": output("kube-system")}, "namespace", "kube-system"),
         (lambda: {"images": output(["redis:7"]), "lanes": 2}, "lanes", 2),
-        (lambda: {"images": ["redis:7"], "tolerations": [{"key": "a", "effect": output("Sometimes")}]}, "tolerations[0].effect", "Sometimes"),
+        (
+            lambda: {"images": ["redis:7"], "tolerations": [{"key": "a", "effect": output("Sometimes")}]},
+            "tolerations[0].effect",
+            "Sometimes",
+        ),
     ],
 )
 def test_a_bad_output_value_fails_on_resolve_and_creates_no_child(make_args, field, value):
@@ -136,7 +138,10 @@ def test_preview_with_unknown_values_registers_every_child(run_program):
     run, got = run_component(run_program, make_args, preview=True)
     shape = prepull.manifests({"images": ["a:1", "redis:7"], "lanes": 2}, "pp")
     assert [(r.type.rsplit(":", 1)[1], r.name) for r in children(run)] == [
-        ("Namespace", "pp-ns"), ("NetworkPolicy", "pp-netpol"), ("DaemonSet", "pp-ds-l1"), ("DaemonSet", "pp-ds-l2")
+        ("Namespace", "pp-ns"),
+        ("NetworkPolicy", "pp-netpol"),
+        ("DaemonSet", "pp-ds-l1"),
+        ("DaemonSet", "pp-ds-l2"),
     ]
     assert len(children(run)) == len(shape)
     assert "images" not in got  # unknown during preview

@@ -152,7 +152,9 @@ def test_pool_images_are_global_plus_pool_without_duplicates(run_program):
 
 
 def test_gate_on_existing_pool_with_registered_taint(run_program):
-    pools = [{"name": "a", "provider": "existing", "labels": {"pool": "a"}, "startupGate": True, "existing": {"nodesRegisterWithTaint": True}}]
+    pools = [
+        {"name": "a", "provider": "existing", "labels": {"pool": "a"}, "startupGate": True, "existing": {"nodesRegisterWithTaint": True}}
+    ]
     run = run_main(run_program, _config(pools))
     (ds,) = children_of(run, "pool-a", "DaemonSet")
     spec = run.state(ds)["spec"]["template"]["spec"]
@@ -161,7 +163,12 @@ def test_gate_on_existing_pool_with_registered_taint(run_program):
 
 
 GOOD = {"name": "a", "provider": "existing", "labels": {"pool": "a"}}
-KARP = {"name": "k", "provider": "karpenter", "labels": {"pool": "k"}, "karpenter": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "d"}}}
+KARP = {
+    "name": "k",
+    "provider": "karpenter",
+    "labels": {"pool": "k"},
+    "karpenter": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "d"}},
+}
 BAD_CONFIGS = [
     ("duplicate-pool-names", [GOOD, dict(GOOD)], "nodePools[1].name", "a"),
     ("pool-without-labels", [{"name": "a", "provider": "existing"}], "nodePools.a.labels", None),
@@ -179,19 +186,44 @@ BAD_CONFIGS = [
     ("bad-pool-lanes", [{**GOOD, "lanes": 0}], "nodePools.a.lanes", 0),
     ("no-pools", [], "nodePools", []),
     ("karpenter-node-class-not-a-mapping", [{**KARP, "karpenter": {"nodeClassRef": 5}}], "nodePools.k.karpenter.nodeClassRef", 5),
-    ("karpenter-node-class-incomplete", [{**KARP, "karpenter": {"nodeClassRef": {"name": "d"}}}], "nodePools.k.karpenter.nodeClassRef", {"name": "d"}),
+    (
+        "karpenter-node-class-incomplete",
+        [{**KARP, "karpenter": {"nodeClassRef": {"name": "d"}}}],
+        "nodePools.k.karpenter.nodeClassRef",
+        {"name": "d"},
+    ),
     (
         "karpenter-bad-operator",
-        [{**KARP, "karpenter": {**KARP["karpenter"], "requirements": [{"key": "kubernetes.io/arch", "operator": "Is", "values": ["amd64"]}]}}],
+        [
+            {
+                **KARP,
+                "karpenter": {**KARP["karpenter"], "requirements": [{"key": "kubernetes.io/arch", "operator": "Is", "values": ["amd64"]}]},
+            }
+        ],
         "nodePools.k.karpenter.requirements[0].operator",
         "Is",
     ),
     ("karpenter-bad-weight", [{**KARP, "karpenter": {**KARP["karpenter"], "weight": 0}}], "nodePools.k.karpenter.weight", 0),
     ("karpenter-bad-limits", [{**KARP, "karpenter": {**KARP["karpenter"], "limits": ["cpu"]}}], "nodePools.k.karpenter.limits", ["cpu"]),
     ("prepuller-unknown-key", [{**GOOD, "prepuller": {"images": ["x:1"]}}], "nodePools.a.prepuller.images", ["x:1"]),
-    ("prepuller-bad-timeout", [{**GOOD, "prepuller": {"customTimeouts": {"create": "soon"}}}], "nodePools.a.prepuller.customTimeouts.create", "soon"),
-    ("prepuller-bad-resource", [{**GOOD, "prepuller": {"resources": {"memoryLimit": "lots"}}}], "nodePools.a.prepuller.resources.memoryLimit", "lots"),
-    ("daemonset-name-collision", [{**GOOD, "name": "gpu", "lanes": 2, "images": ["b:1"]}, {**GOOD, "name": "gpu-l1"}], "nodePools.gpu-l1.name", "gpu-l1"),
+    (
+        "prepuller-bad-timeout",
+        [{**GOOD, "prepuller": {"customTimeouts": {"create": "soon"}}}],
+        "nodePools.a.prepuller.customTimeouts.create",
+        "soon",
+    ),
+    (
+        "prepuller-bad-resource",
+        [{**GOOD, "prepuller": {"resources": {"memoryLimit": "lots"}}}],
+        "nodePools.a.prepuller.resources.memoryLimit",
+        "lots",
+    ),
+    (
+        "daemonset-name-collision",
+        [{**GOOD, "name": "gpu", "lanes": 2, "images": ["b:1"]}, {**GOOD, "name": "gpu-l1"}],
+        "nodePools.gpu-l1.name",
+        "gpu-l1",
+    ),
 ]
 
 
@@ -239,8 +271,18 @@ def test_kube_settings_must_be_strings():
 
 
 def test_prepuller_block_reaches_the_daemon_sets(run_program):
-    pools = [{**GOOD, "prepuller": {"customTimeouts": {"create": "45m", "update": "45m"}, "maxSurge": 3, "imagePullSecrets": ["regcred"],
-                                    "resources": {"memoryLimit": "64Mi"}, "priorityClassName": "prepull"}}]
+    pools = [
+        {
+            **GOOD,
+            "prepuller": {
+                "customTimeouts": {"create": "45m", "update": "45m"},
+                "maxSurge": 3,
+                "imagePullSecrets": ["regcred"],
+                "resources": {"memoryLimit": "64Mi"},
+                "priorityClassName": "prepull",
+            },
+        }
+    ]
     run = run_main(run_program, _config(pools))
     (ds,) = children_of(run, "pool-a", "DaemonSet")
     assert (ds.customTimeouts.create, ds.customTimeouts.update) == ("45m", "45m")
@@ -279,7 +321,9 @@ def _count_calls(monkeypatch, counts: dict) -> None:
         for name in ("build_plan", "render"):
             real = getattr(module, name, None)
             if real is not None:
-                monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: counts.update({_name: counts.get(_name, 0) + 1}) or _real(*a, **k))
+                monkeypatch.setattr(
+                    module, name, lambda *a, _real=real, _name=name, **k: counts.update({_name: counts.get(_name, 0) + 1}) or _real(*a, **k)
+                )
 
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)

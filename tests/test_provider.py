@@ -111,8 +111,11 @@ def test_plugin_host_serves_the_golden_schema_over_grpc(golden):
     # The host needs an engine address argument but only dials it when a program runs.
     env = {"PATH": "/usr/bin:/bin"}  # no PYTHONPATH: __main__.py must find prepull next to itself
     proc = subprocess.Popen(
-        [sys.executable, str(COMPONENTS / "__main__.py"), "127.0.0.1:1"], cwd=COMPONENTS, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, str(COMPONENTS / "__main__.py"), "127.0.0.1:1"],
+        cwd=COMPONENTS,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         port = proc.stdout.readline().decode().strip()
@@ -156,7 +159,10 @@ def test_map_inputs_turns_wire_names_into_python_names(provider):
     assert mapped["node_selector"] == {"prepull.dev/pool": "batch"}
     assert mapped["pull_policy"] is prepull.PullPolicy.ALWAYS
     assert mapped["tolerations"][1] == {
-        "key": "spot", "operator": prepull.TolerationOperator.EXISTS, "effect": prepull.TaintEffect.NO_EXECUTE, "toleration_seconds": 300.0,
+        "key": "spot",
+        "operator": prepull.TolerationOperator.EXISTS,
+        "effect": prepull.TaintEffect.NO_EXECUTE,
+        "toleration_seconds": 300.0,
     }
     assert mapped["resources"] == {"cpu_request": "2m", "memory_request": "16Mi"}
     # The whole mapped dict is what the constructor receives: it must validate as ImagePrePullerArgs.
@@ -210,17 +216,37 @@ def test_construct_rejects_a_bad_enum_value_before_registering(run_program, prov
 @pytest.mark.parametrize(
     "inputs, path, reason",
     [
-        ({"maxUnavailable": -3}, "maxUnavailable", "must be a whole number, at least 1, or a percentage from 1% to 100% such as '10%' (got -3)"),
+        (
+            {"maxUnavailable": -3},
+            "maxUnavailable",
+            "must be a whole number, at least 1, or a percentage from 1% to 100% such as '10%' (got -3)",
+        ),
         # What YAML and TypeScript send: every number a float, reported as the whole number written.
-        ({"maxUnavailable": -3.0}, "maxUnavailable", "must be a whole number, at least 1, or a percentage from 1% to 100% such as '10%' (got -3)"),
-        ({"maxUnavailable": 2, "maxSurge": 1}, "maxUnavailable", "conflicts with maxSurge, which replaces pods without taking any away (got 2)"),
-        ({"tolerations": [{"key": "a", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]},
-         "tolerations[0].tolerationSeconds", "is only allowed with effect NoExecute (got 5)"),
-        ({"nodeSelector": {"kubernetes.io/os": "windows"}}, "nodeSelector['kubernetes.io/os']", "only Linux nodes are supported (got 'windows')"),
+        (
+            {"maxUnavailable": -3.0},
+            "maxUnavailable",
+            "must be a whole number, at least 1, or a percentage from 1% to 100% such as '10%' (got -3)",
+        ),
+        (
+            {"maxUnavailable": 2, "maxSurge": 1},
+            "maxUnavailable",
+            "conflicts with maxSurge, which replaces pods without taking any away (got 2)",
+        ),
+        (
+            {"tolerations": [{"key": "a", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]},
+            "tolerations[0].tolerationSeconds",
+            "is only allowed with effect NoExecute (got 5)",
+        ),
+        (
+            {"nodeSelector": {"kubernetes.io/os": "windows"}},
+            "nodeSelector['kubernetes.io/os']",
+            "only Linux nodes are supported (got 'windows')",
+        ),
     ],
 )
 def test_construct_reports_our_errors_as_input_errors_in_the_callers_spelling(run_program, provider, inputs, path, reason):
     """What the engine shows a TypeScript or YAML caller: a structured input error, the field as they wrote it."""
+
     def program():
         provider.construct("bad", TOKEN, {"images": ["nginx:1.27"], **inputs})
 

@@ -167,7 +167,12 @@ def test_plain_bad_input_to_the_component_is_one_line(make_args, plain):
 RESOLVED = [
     ("image", lambda: {"images": [output("NGINX::1")]}, "images[0]", "NGINX::1"),
     ("namespace", lambda: {"images": ["redis:7"], "namespace": output("kube-system")}, "namespace", "kube-system"),
-    ("taint-effect", lambda: {"images": ["redis:7"], "tolerations": [{"key": "a", "effect": output("NoRun")}]}, "tolerations[0].effect", "NoRun"),
+    (
+        "taint-effect",
+        lambda: {"images": ["redis:7"], "tolerations": [{"key": "a", "effect": output("NoRun")}]},
+        "tolerations[0].effect",
+        "NoRun",
+    ),
 ]
 
 
@@ -290,7 +295,9 @@ def test_the_real_exec_script_prints_one_line(run_exec_script, tmp_path, script)
     assert (code, types) == (32, []) and stderr.startswith("error: nodePools.batch.taints[0].effect: must be one of "), stderr
     assert stderr.endswith(" (got 'NoRun')\n") and stderr.count("\n") == 1
 
-    program.write_text("import pulumi\nfrom prepull import ImagePrePuller\nImagePrePuller('x', {'images': [pulumi.Output.from_input('NGINX::1')]})\n")
+    program.write_text(
+        "import pulumi\nfrom prepull import ImagePrePuller\nImagePrePuller('x', {'images': [pulumi.Output.from_input('NGINX::1')]})\n"
+    )
     code, stderr, types = run_exec_script(script, program)
     assert code == 1 and stderr.startswith("error: images[0]: not a valid image reference") and stderr.count("\n") == 1, stderr
     # No child; the component itself may not reach the monitor either: the program ends on the first failed registration.

@@ -20,11 +20,13 @@ def workloads():
         "api",
         spec={
             "selector": {"match_labels": {"app": "x"}},
-            "template": template({
-                "init_containers": [{"name": "migrate", "image": "ghcr.io/acme/migrate:2"}],
-                "containers": [{"name": "app", "image": "ghcr.io/acme/api:1.4"}, {"name": "proxy", "image": "envoyproxy/envoy:v1.31"}],
-                "volumes": [{"name": "model", "image": {"reference": "ghcr.io/acme/model:7"}}],
-            }),
+            "template": template(
+                {
+                    "init_containers": [{"name": "migrate", "image": "ghcr.io/acme/migrate:2"}],
+                    "containers": [{"name": "app", "image": "ghcr.io/acme/api:1.4"}, {"name": "proxy", "image": "envoyproxy/envoy:v1.31"}],
+                    "volumes": [{"name": "model", "image": {"reference": "ghcr.io/acme/model:7"}}],
+                }
+            ),
         },
     )
     worker = k8s.apps.v1.StatefulSet(
@@ -32,10 +34,18 @@ def workloads():
     )
     nightly = k8s.batch.v1.CronJob(
         "nightly",
-        spec={"schedule": "@daily", "job_template": {"spec": {"template": template({"containers": [{"name": "j", "image": "busybox:1.37"}]})}}},
+        spec={
+            "schedule": "@daily",
+            "job_template": {"spec": {"template": template({"containers": [{"name": "j", "image": "busybox:1.37"}]})}},
+        },
     )
-    pod = k8s.core.v1.Pod("debug", spec={"containers": [{"name": "d", "image": "docker.io/library/redis:latest"}],
-                                         "ephemeral_containers": [{"name": "e", "image": "nicolaka/netshoot:v0.13"}]})
+    pod = k8s.core.v1.Pod(
+        "debug",
+        spec={
+            "containers": [{"name": "d", "image": "docker.io/library/redis:latest"}],
+            "ephemeral_containers": [{"name": "e", "image": "nicolaka/netshoot:v0.13"}],
+        },
+    )
     tmpl = k8s.core.v1.PodTemplate("tmpl", template=template({"containers": [{"name": "t", "image": "nginx:1.27"}]}))
     config = k8s.core.v1.ConfigMap("cfg", data={"image": "not/a-workload:1"})
     return api, worker, nightly, pod, tmpl, config
@@ -82,10 +92,13 @@ def test_prepulls_own_daemonsets_and_other_kinds_never_count(run_program):
     def make():
         own = prepull.ImagePrePuller("pp", {"images": ["nginx:1.27"]})
         ds = k8s.apps.v1.DaemonSet(
-            "mine", metadata={"labels": {"prepull.dev/daemonset": "pp"}},
+            "mine",
+            metadata={"labels": {"prepull.dev/daemonset": "pp"}},
             spec={"selector": {}, "template": template({"containers": [{"name": "p", "image": "registry.k8s.io/pause:3.10.1"}]})},
         )
-        other = k8s.apps.v1.DaemonSet("agent", spec={"selector": {}, "template": template({"containers": [{"name": "a", "image": "fluent/fluent-bit:3"}]})})
+        other = k8s.apps.v1.DaemonSet(
+            "agent", spec={"selector": {}, "template": template({"containers": [{"name": "a", "image": "fluent/fluent-bit:3"}]})}
+        )
         return prepull.images_from(own, ds, other, k8s.core.v1.Namespace("ns"))
 
     images, _ = resolve(run_program, make)
@@ -94,7 +107,9 @@ def test_prepulls_own_daemonsets_and_other_kinds_never_count(run_program):
 
 def test_a_bad_reference_names_the_workload_and_container(run_program):
     def make():
-        bad = k8s.apps.v1.Deployment("api", spec={"selector": {}, "template": template({"containers": [{"name": "web", "image": "Bad::Ref"}]})})
+        bad = k8s.apps.v1.Deployment(
+            "api", spec={"selector": {}, "template": template({"containers": [{"name": "web", "image": "Bad::Ref"}]})}
+        )
         return prepull.images_from(bad)
 
     with pytest.raises(PrePullInputError) as err:

@@ -53,7 +53,8 @@ class ImagePrePuller(pulumi.ComponentResource):
     images: pulumi.Output[list[str]]
     """The validated images in normalised form (`docker.io/library/nginx:latest`), in order."""
     ready: pulumi.Output[bool]
-    """Resolves to true once every DaemonSet has been created and, unless skip_await is set, rolled out: every node selected at that time holds every image."""
+    # The schema's description of the output, which other languages show as is: one line.
+    """Resolves to true once every DaemonSet has been created and, unless skip_await is set, rolled out: every node selected at that time holds every image."""  # noqa: E501
 
     def __init__(self, name: str, args: ImagePrePullerArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         # Validate first: bad input raises here, before anything is registered (as a RunError: no traceback under the CLI).
@@ -131,7 +132,7 @@ class ImagePrePuller(pulumi.ComponentResource):
             cls, slug = KINDS[obj["kind"]]
             if obj["kind"] == "DaemonSet":
                 # "<name>-ds" plus the DaemonSet's split suffix ("-arm64-l2"), if any.
-                child = f"{name}-ds{obj['metadata']['name'][len(plan.base_name):]}"
+                child = f"{name}-ds{obj['metadata']['name'][len(plan.base_name) :]}"
                 # The namespace, identity and admission policy exist before any pod runs.
                 opts_ = pulumi.ResourceOptions(parent=self, depends_on=list(prerequisites), custom_timeouts=timeouts)
                 daemon_sets.append(cls(child, **kwargs, opts=opts_))
@@ -190,7 +191,8 @@ def _same_shape(objects: list[Manifest], shape: Sequence[Manifest]) -> list[Mani
     """The resolved inputs' objects, which must be the ones registered from the plain inputs."""
     if _signature(objects) != _signature(shape):
         raise PrePullRunError(  # raised in an apply: see _resolved_plan
-            "images", _daemon_set_names(objects),
+            "images",
+            _daemon_set_names(objects),
             f"the resolved images need other DaemonSets than the {_daemon_set_names(shape)} declared from the inputs known at preview:"
             " give the images' platforms as plain values",
         )

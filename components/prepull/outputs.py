@@ -80,7 +80,9 @@ def check_plain(args: Mapping[str, Any]) -> None:
         for i, entry in enumerate(images):
             if isinstance(entry, Mapping) and has_outputs(entry.get("platforms")):
                 raise PrePullInputError(
-                    f"images[{i}].platforms", OutputValue(), "must be a plain value, not an Output: the platforms decide which DaemonSets exist"
+                    f"images[{i}].platforms",
+                    OutputValue(),
+                    "must be a plain value, not an Output: the platforms decide which DaemonSets exist",
                 )
 
 
@@ -121,8 +123,10 @@ def _shape_images(args: Mapping[str, Any]) -> Any:
     if is_output(images):
         if args.get("image_platforms") is not None:
             raise PrePullInputError(
-                "image_platforms", dict(args["image_platforms"]),
-                "cannot be used when images is a single Output: platforms decide which DaemonSets exist (list the images, each may be an Output)",
+                "image_platforms",
+                dict(args["image_platforms"]),
+                "cannot be used when images is a single Output: platforms decide which DaemonSets exist "
+                "(list the images, each may be an Output)",
             )
         # The list's length is unknown: one image per lane keeps every lane's DaemonSet.
         lanes = args.get("lanes")
@@ -173,8 +177,10 @@ def _check_platform_keys(args: Mapping[str, Any], shaped: list[Any]) -> None:
     for key in extra:
         if isinstance(key, str) and check_image(key, f"image_platforms[{key!r}]").canonical not in known:
             raise PrePullInputError(
-                f"image_platforms[{key!r}]", key,
-                "names an image that is not among the plain images: for an image given as an Output, put its platforms in its entry ({image, platforms})",
+                f"image_platforms[{key!r}]",
+                key,
+                "names an image that is not among the plain images: for an image given as an Output, "
+                "put its platforms in its entry ({image, platforms})",
             )
 
 

@@ -62,7 +62,12 @@ def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[
         if pool.provider is PoolProvider.KARPENTER:
             obj = karpenter_node_pool(pool)
             k8s.apiextensions.CustomResource(
-                f"nodepool-{pool.name}", api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"], spec=obj["spec"], opts=after
+                f"nodepool-{pool.name}",
+                api_version=obj["apiVersion"],
+                kind=obj["kind"],
+                metadata=obj["metadata"],
+                spec=obj["spec"],
+                opts=after,
             )
         elif pool.provider in CLOUD_PROVIDERS:
             clouds.create_node_pool(pool, depends_on=[prepuller])

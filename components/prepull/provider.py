@@ -58,7 +58,12 @@ def _respelled(value: Any) -> Any:
     """``value``, or for an Output the same Output whose PrePullInputError becomes a structured one."""
     if not isinstance(value, Output):
         return value
-    return Output(_converted(value.resources()), _converted(value.future(with_unknowns=True)), _converted(value.is_known()), _converted(value.is_secret()))
+    return Output(
+        _converted(value.resources()),
+        _converted(value.future(with_unknowns=True)),
+        _converted(value.is_known()),
+        _converted(value.is_secret()),
+    )
 
 
 def serve(args: Optional[list[str]] = None) -> None:

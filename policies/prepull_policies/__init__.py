@@ -88,7 +88,8 @@ def validate_image_allowlist(args: ResourceValidationArgs, report: Callable) -> 
         allowed, on_mirror = _judge(ref, config)
         if not allowed:
             report(
-                f'{work.label}, {use.describe()}: image "{use.shown_image}" ({shorten(ref.canonical)}) is not allowed; allowedImages: {listed}'
+                f'{work.label}, {use.describe()}: image "{use.shown_image}" ({shorten(ref.canonical)}) '
+                f"is not allowed; allowedImages: {listed}"
             )
         elif config.mirror is not None and not on_mirror:
             target = config.mirror.mirrored(ref)
@@ -98,7 +99,8 @@ def validate_image_allowlist(args: ResourceValidationArgs, report: Callable) -> 
                 else "it cannot be written as a mirror path (its registry has a port)"
             )
             report(
-                f'{work.label}, {use.describe()}: image "{use.shown_image}" must be pulled through the mirror {shorten(config.mirror.text)}: {how}'
+                f'{work.label}, {use.describe()}: image "{use.shown_image}" '
+                f"must be pulled through the mirror {shorten(config.mirror.text)}: {how}"
             )
 
 
@@ -192,7 +194,8 @@ def validate_forbid_latest(args: ResourceValidationArgs, report: Callable) -> No
         if ref.digest is None and ref.tag == "latest":
             why = 'the tag "latest"' if _explicit_tag(use.image) else 'no tag and no digest, which means "latest"'
             report(
-                f'{work.label}, {use.describe()}: image "{use.shown_image}" has {why}, which can move to another image; pin a version tag or a digest'
+                f'{work.label}, {use.describe()}: image "{use.shown_image}" has {why}, '
+                "which can move to another image; pin a version tag or a digest"
             )
 
 
@@ -203,7 +206,8 @@ def validate_require_digest(args: ResourceValidationArgs, report: Callable) -> N
     for work, use, ref in parsed_images(args, report):
         if ref.digest is None:
             report(
-                f'{work.label}, {use.describe()}: image "{use.shown_image}" is not pinned by digest; write it as "{shorten(ref.canonical)}@sha256:<digest>"'
+                f'{work.label}, {use.describe()}: image "{use.shown_image}" is not pinned by digest; '
+                f'write it as "{shorten(ref.canonical)}@sha256:<digest>"'
             )
 
 
@@ -255,7 +259,8 @@ def validate_no_runtime_socket(args: ResourceValidationArgs, report: Callable) -
             continue
         exposes = "" if socket == normalise_host_path(host_path) else f", which contains the runtime socket {shorten(socket)}"
         report(
-            f'{work.label}, volume "{shorten(vname)}": hostPath "{shorten(host_path)}"{exposes} gives the pod control of the node\'s container runtime '
+            f'{work.label}, volume "{shorten(vname)}": hostPath "{shorten(host_path)}"{exposes} '
+            "gives the pod control of the node's container runtime "
             f'(the legacy docker-socket pre-pull method); use method "kubelet", or list "{shorten(host_path)}" in allowedHostPaths'
         )
     work.raise_unknowns(("template", "volumes", "hostPath"))
@@ -284,12 +289,18 @@ def validate_pack_config(args: StackValidationArgs, report: Callable) -> None:
 POLICIES: list = [
     ResourceValidationPolicy(
         name=IMAGE_ALLOWLIST,
-        description="Every container image and image volume must match the allowlist (allowedImages), and be pulled through mirrorRegistry when set.",
+        description=(
+            "Every container image and image volume must match the allowlist (allowedImages), "
+            "and be pulled through mirrorRegistry when set."
+        ),
         validate=noting(IMAGE_ALLOWLIST, validate_image_allowlist),
         remediate=remediate_image_allowlist,
         enforcement_level=ENFORCEMENT_DEFAULTS[IMAGE_ALLOWLIST],
         config_schema=policy_schema(IMAGE_ALLOWLIST),
-        remediation_steps="Add the image to allowedImages or use an allowed image; with mirrorRegistry, enforcementLevel remediate rewrites allowed images to the mirror.",
+        remediation_steps=(
+            "Add the image to allowedImages or use an allowed image; "
+            "with mirrorRegistry, enforcementLevel remediate rewrites allowed images to the mirror."
+        ),
     ),
     ResourceValidationPolicy(
         name=FORBID_LATEST,

@@ -241,7 +241,8 @@ def _parse_mirror(text: str) -> Mirror:
     first, _, prefix = value.partition("/")
     if not value or value != text.strip() or "@" in value or not _is_registry(first) or "*" in value:
         raise PatternError(
-            f"mirrorRegistry must be a registry host[:port] with an optional path prefix, such as 'mirror.example.com/cache', got {shown(text)}"
+            "mirrorRegistry must be a registry host[:port] with an optional path prefix, "
+            f"such as 'mirror.example.com/cache', got {shown(text)}"
         )
     try:
         probe = parse_image(f"{value}/probe", "mirrorRegistry")

@@ -80,7 +80,10 @@ class ImageUse:
     """One image a workload declares."""
 
     where: str
-    """``initContainers``, ``containers``, ``ephemeralContainers``, ``volumes`` or ``docker pull`` (an image pulled through the Docker socket)."""
+    """``initContainers``, ``containers``, ``ephemeralContainers``, ``volumes`` or ``docker pull``.
+
+    ``docker pull``: an image pulled through the Docker socket.
+    """
     name: Optional[str]
     """Container or volume name."""
     image: str

@@ -483,8 +483,8 @@ def test_good_images_are_still_checked_next_to_bad_ones():
 def test_forbid_latest_flags_moving_tags(image, why):
     [msg] = run("forbid-latest", DEPLOY, deployment(image))
     assert (
-        msg
-        == f'Deployment "web", container "c0" in containers: image "{image}" has {why}, which can move to another image; pin a version tag or a digest'
+        msg == f'Deployment "web", container "c0" in containers: image "{image}" has {why}, '
+        "which can move to another image; pin a version tag or a digest"
     )
 
 

@@ -16,7 +16,7 @@ from prepull.cli.check import check_objects, supported_versions
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ROOT / "stacks"
 STACK_FILES = sorted(STACKS.glob("Pulumi.*.yaml"))
-STACK_NAMES = [p.name[len("Pulumi."):-len(".yaml")] for p in STACK_FILES]
+STACK_NAMES = [p.name[len("Pulumi.") : -len(".yaml")] for p in STACK_FILES]
 
 
 def cli(*args, cwd=ROOT):
@@ -84,7 +84,7 @@ def test_render_out_writes_one_file_per_object(stack, tmp_path):
     # Each file is the header and one object, exactly as in the golden stream: together they are its body.
     texts = [f.read_text(encoding="utf-8") for f in files]
     assert all(text.startswith(header + "\n---\n") and text.count("\n---\n") == 1 for text in texts)
-    assert "".join(text[len(header) + 1:] for text in texts) == body
+    assert "".join(text[len(header) + 1 :] for text in texts) == body
     assert out.stdout.split() == [str(f) for f in files]
 
 
@@ -250,12 +250,19 @@ def test_check_without_kubernetes_validate_says_which_extra_to_install(tmp_path)
     env = {"PYTHONPATH": os.pathsep.join([str(shadow), str(ROOT / "components")]), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     for extra in ([], ["--kubernetes-version", "1.33"]):
         out = subprocess.run(
-            [sys.executable, "-m", "prepull", "check", "--stack", "dev", *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "prepull", "check", "--stack", "dev", *extra],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert_usage_error(out, "check needs kubernetes-validate: pip install 'prepull[check]'")
         assert out.stderr.count("\n") == 1, out.stderr
     # render does not need it: the same environment renders.
-    out = subprocess.run([sys.executable, "-m", "prepull", "render", "--stack", "dev"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "prepull", "render", "--stack", "dev"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -269,7 +276,9 @@ def test_check_objects_names_kind_name_and_field_of_each_problem():
     valid, skipped, problems = check_objects(broken, supported_versions()[-1])
     assert len(valid) == len(objects) - 2 and "Namespace/prepull" in valid and skipped == []
     assert problems[0] == (
-        "DaemonSet/prepull/general", "spec.template.spec.initContainers[1].imagePullPolicyy", "unknown field (strict schema)",
+        "DaemonSet/prepull/general",
+        "spec.template.spec.initContainers[1].imagePullPolicyy",
+        "unknown field (strict schema)",
     )
     assert problems[1][:2] == ("DaemonSet/prepull/batch", "spec.template.spec.containers[0].resources.requests.cpu")
     assert len(problems) == 2
@@ -319,7 +328,9 @@ def test_stack_file_without_a_config_mapping(tmp_path):
 
 def test_stack_without_node_pools_is_a_config_error(tmp_path):
     write_stack(tmp_path, "empty", {"prepull:images": ["nginx:1.27"]})
-    assert_usage_error(cli("render", "--stack", "empty", "--stacks-dir", tmp_path), "prepull:nodePools", "must be a non-empty list of node pools")
+    assert_usage_error(
+        cli("render", "--stack", "empty", "--stacks-dir", tmp_path), "prepull:nodePools", "must be a non-empty list of node pools"
+    )
 
 
 def test_encrypted_image_list_cannot_be_rendered(tmp_path):

@@ -43,15 +43,12 @@ def one_node(ds, states=None, node_name="n1", events_for=None, **pod_kw):
     return report([ds], [p], [so.node(node_name)], events), p
 
 
-
-
 # ---------------------------------------------------------------- the command: exit codes, output, watch
 
 
 def run_status(monkeypatch, capsys, api, *argv):
     """``python -m prepull status ARGV`` against the fake client; (exit code, stdout, stderr)."""
-    monkeypatch.setattr(status_cli, "connect_reader",
-                        lambda kubeconfig, context, namespace: ClusterReader(api, api, namespace, context))
+    monkeypatch.setattr(status_cli, "connect_reader", lambda kubeconfig, context, namespace: ClusterReader(api, api, namespace, context))
     code = main(["status", *argv])
     out, err = capsys.readouterr()
     return code, out, err
@@ -121,11 +118,14 @@ class Clock:
         self.now += seconds
 
 
-@pytest.mark.parametrize("script, final, snapshots, slept", [
-    ([PULLING_STATES, PULLING_STATES, None], PRESENT, 3, 10.0),  # until everything is present
-    ([PULLING_STATES, FAILED_STATES], FAILED, 2, 5.0),           # or something fails
-    ([PULLING_STATES], PULLING, 5, 12.0),                         # or the timeout passes: 0, 5, 10, 12
-])
+@pytest.mark.parametrize(
+    "script, final, snapshots, slept",
+    [
+        ([PULLING_STATES, PULLING_STATES, None], PRESENT, 3, 10.0),  # until everything is present
+        ([PULLING_STATES, FAILED_STATES], FAILED, 2, 5.0),  # or something fails
+        ([PULLING_STATES], PULLING, 5, 12.0),  # or the timeout passes: 0, 5, 10, 12
+    ],
+)
 def test_watch_stops_when_done_failed_or_timed_out(script, final, snapshots, slept):
     reader, clock, shown = Snapshots(script), Clock(), []
     rep = status_cli.watch(lambda: classify(reader.snapshot()), shown.append, timeout=12, interval=5, clock=clock, sleep=clock.sleep)
@@ -135,17 +135,21 @@ def test_watch_stops_when_done_failed_or_timed_out(script, final, snapshots, sle
 
 def test_watch_with_timeout_exits_2_while_still_pulling(monkeypatch, capsys):
     monkeypatch.setattr("time.sleep", lambda s: None)
-    rc, out, err = run_status(monkeypatch, capsys, api_with({"n1": PULLING_STATES}), "-o", "json", "--watch", "--timeout", "0.01",
-                              "--interval", "0.001")
+    rc, out, err = run_status(
+        monkeypatch, capsys, api_with({"n1": PULLING_STATES}), "-o", "json", "--watch", "--timeout", "0.01", "--interval", "0.001"
+    )
     assert rc == 2 and json.loads(out)["state"] == PULLING
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--timeout", "5m"], "--timeout: only used with --watch (got '5m')"),
-    (["--watch", "--timeout", "soon"], "--timeout: must be a positive duration such as 90, 90s, 10m or 1h30m (got 'soon')"),
-    (["--watch", "--interval", "0"], "--interval: must be a positive duration"),
-    (["--namespace", "Bad_NS"], "--namespace: must be a DNS-1123 label"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--timeout", "5m"], "--timeout: only used with --watch (got '5m')"),
+        (["--watch", "--timeout", "soon"], "--timeout: must be a positive duration such as 90, 90s, 10m or 1h30m (got 'soon')"),
+        (["--watch", "--interval", "0"], "--interval: must be a positive duration"),
+        (["--namespace", "Bad_NS"], "--namespace: must be a DNS-1123 label"),
+    ],
+)
 def test_bad_options_name_the_option_and_the_value(monkeypatch, capsys, argv, message):
     rc, out, err = run_status(monkeypatch, capsys, api_with({"n1": None}), "-o", "json", *argv)
     assert (rc, out) == (2, "") and message in err, err
@@ -161,8 +165,13 @@ def args_for(*argv):
 
 
 def test_stack_config_gives_namespace_and_connection_and_options_win(tmp_path):
-    config = {"prepull:namespace": "ml", "prepull:kubeContext": "prod-eu", "prepull:kubeconfig": "/etc/kube/prod",
-              "prepull:nodePools": [], "other:key": 1}
+    config = {
+        "prepull:namespace": "ml",
+        "prepull:kubeContext": "prod-eu",
+        "prepull:kubeconfig": "/etc/kube/prod",
+        "prepull:nodePools": [],
+        "other:key": 1,
+    }
     (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump({"config": config}))
     target = status_cli.resolve_target(args_for("--stack", "prod", "--stacks-dir", str(tmp_path)))
     assert target == status_cli.Target("ml", "/etc/kube/prod", "prod-eu")

@@ -26,7 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import images  # noqa: E402
 
 HOST = "127.0.0.1"
-PORTS = {"etcd": 23790, "etcd-peer": 23800, "apiserver": 26443, "registry": 25000, "kubelet": 20250, "kubelet-healthz": 20248, "cri-stream": 20010}
+PORTS = {
+    "etcd": 23790,
+    "etcd-peer": 23800,
+    "apiserver": 26443,
+    "registry": 25000,
+    "kubelet": 20250,
+    "kubelet-healthz": 20248,
+    "cri-stream": 20010,
+}
 POD_SUBNET, POD_GATEWAY, BRIDGE = "10.217.0.0/24", "10.217.0.1", "prepull0"
 SERVICE_RANGE, API_SERVICE_IP = "10.218.0.0/24", "10.218.0.1"
 CONTEXT = "prepull-local"
@@ -92,7 +100,9 @@ def start(d: Path, name: str, argv: list) -> None:
     if not exe:
         raise StartError(f"{name}: {argv[0]} is not on PATH (run tests/cluster/build)")
     logfile = open(d / "logs" / f"{name}.log", "ab")
-    proc = subprocess.Popen([str(a) for a in argv], stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(a) for a in argv], stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     (d / "pids" / f"{name}.pid").write_text(f"{proc.pid} {exe}\n")
     log(f"started {name} (pid {proc.pid})")
 
@@ -136,17 +146,48 @@ def certificate(pki: Path, name: str, subject: str, sans: str = "", server=False
     openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", pki / f"{name}.key", "-out", pki / f"{name}.csr", "-subj", subject)
     ext = pki / f"{name}.ext"
     usage = "serverAuth" if server else "clientAuth"
-    ext.write_text(f"extendedKeyUsage={usage}\nkeyUsage=critical,digitalSignature,keyEncipherment\n" + (f"subjectAltName={sans}\n" if sans else ""))
-    openssl("x509", "-req", "-in", pki / f"{name}.csr", "-CA", pki / "ca.crt", "-CAkey", pki / "ca.key", "-CAcreateserial",
-            "-days", "365", "-out", pki / f"{name}.crt", "-extfile", ext)
+    ext.write_text(
+        f"extendedKeyUsage={usage}\nkeyUsage=critical,digitalSignature,keyEncipherment\n" + (f"subjectAltName={sans}\n" if sans else "")
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        pki / f"{name}.csr",
+        "-CA",
+        pki / "ca.crt",
+        "-CAkey",
+        pki / "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "365",
+        "-out",
+        pki / f"{name}.crt",
+        "-extfile",
+        ext,
+    )
 
 
 def make_pki(d: Path) -> Path:
     pki = d / "pki"
     pki.mkdir(exist_ok=True)
     if not (pki / "ca.crt").exists():
-        openssl("req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", pki / "ca.key", "-out", pki / "ca.crt",
-                "-days", "365", "-subj", "/CN=prepull-local-ca")
+        openssl(
+            "req",
+            "-x509",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            pki / "ca.key",
+            "-out",
+            pki / "ca.crt",
+            "-days",
+            "365",
+            "-subj",
+            "/CN=prepull-local-ca",
+        )
     sans = f"IP:{HOST},IP:{API_SERVICE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
     certificate(pki, "apiserver", "/CN=kube-apiserver", sans, server=True)
     certificate(pki, "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client")
@@ -166,7 +207,9 @@ def kubeconfig(d: Path, user: str) -> Path:
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": CONTEXT, "cluster": {"server": f"https://{HOST}:{PORTS['apiserver']}", "certificate-authority": str(pki / "ca.crt")}}],
+        "clusters": [
+            {"name": CONTEXT, "cluster": {"server": f"https://{HOST}:{PORTS['apiserver']}", "certificate-authority": str(pki / "ca.crt")}}
+        ],
         "users": [{"name": user, "user": {"client-certificate": str(pki / f"{user}.crt"), "client-key": str(pki / f"{user}.key")}}],
         "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": user}}],
         "current-context": CONTEXT,
@@ -180,20 +223,46 @@ def kubeconfig(d: Path, user: str) -> Path:
 
 def start_etcd(d: Path) -> None:
     url, peer = f"http://{HOST}:{PORTS['etcd']}", f"http://{HOST}:{PORTS['etcd-peer']}"
-    start(d, "etcd", ["etcd", "--name", "prepull", "--data-dir", d / "etcd", "--listen-client-urls", url, "--advertise-client-urls", url,
-                      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", f"prepull={peer}",
-                      "--unsafe-no-fsync", "--listen-metrics-urls", ""])
+    start(
+        d,
+        "etcd",
+        [
+            "etcd",
+            "--name",
+            "prepull",
+            "--data-dir",
+            d / "etcd",
+            "--listen-client-urls",
+            url,
+            "--advertise-client-urls",
+            url,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"prepull={peer}",
+            "--unsafe-no-fsync",
+            "--listen-metrics-urls",
+            "",
+        ],
+    )
     wait_until(d, "etcd", lambda: http_ok(f"{url}/health"))
 
 
 def start_registry(d: Path) -> None:
     config = d / "registry" / "config.yml"
     config.parent.mkdir(exist_ok=True)
-    config.write_text(json.dumps({
-        "version": 0.1, "log": {"level": "warn"},
-        "storage": {"filesystem": {"rootdirectory": str(d / "registry" / "data")}, "delete": {"enabled": True}},
-        "http": {"addr": f"{HOST}:{PORTS['registry']}"},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "version": 0.1,
+                "log": {"level": "warn"},
+                "storage": {"filesystem": {"rootdirectory": str(d / "registry" / "data")}, "delete": {"enabled": True}},
+                "http": {"addr": f"{HOST}:{PORTS['registry']}"},
+            }
+        )
+    )
     start(d, "registry", ["docker-registry", "serve", config])
     wait_until(d, "registry", lambda: http_ok(f"http://{HOST}:{PORTS['registry']}/v2/"))
 
@@ -224,24 +293,25 @@ def containerd_config(d: Path) -> Path:
         (certs / host).mkdir(parents=True, exist_ok=True)
         # Pulls of this host go to the loopback registry, over plain HTTP, and nowhere else.
         (certs / host / "hosts.toml").write_text(
-            f'server = "http://{registry()}"\n\n[host."http://{registry()}"]\n  capabilities = ["pull", "resolve"]\n')
+            f'server = "http://{registry()}"\n\n[host."http://{registry()}"]\n  capabilities = ["pull", "resolve"]\n'
+        )
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     (c / "config.toml").write_text(f"""version = 2
-root = "{c / 'root'}"
-state = "{c / 'state'}"
+root = "{c / "root"}"
+state = "{c / "state"}"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
   "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.opt", "io.containerd.tracing.processor.v1.otlp"]
 [grpc]
   address = "{containerd_socket(d)}"
 [ttrpc]
-  address = "{c / 'containerd.sock.ttrpc'}"
+  address = "{c / "containerd.sock.ttrpc"}"
 [{cri}]
   sandbox_image = "registry.k8s.io/pause:3.10.1"
   # These machines lack CAP_SYS_RESOURCE: runc cannot lower a container's oom_score_adj (the
   # kubelet asks -998 for sandboxes), so clamp it to containerd's own, as rootless setups do.
   restrict_oom_score_adj = true
   stream_server_address = "{HOST}"
-  stream_server_port = "{PORTS['cri-stream']}"
+  stream_server_port = "{PORTS["cri-stream"]}"
 [{cri}.containerd]
   snapshotter = "overlayfs"
   default_runtime_name = "runc"
@@ -251,7 +321,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   SystemdCgroup = false
 [{cri}.cni]
   bin_dir = "/usr/lib/cni"
-  conf_dir = "{d / 'cni' / 'net.d'}"
+  conf_dir = "{d / "cni" / "net.d"}"
 [{cri}.registry]
   config_path = "{certs}"
 """)
@@ -261,8 +331,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 def cni_config(d: Path) -> None:
     net = d / "cni" / "net.d"
     net.mkdir(parents=True, exist_ok=True)
-    ipam = {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET, "gateway": POD_GATEWAY}]], "routes": [{"dst": "0.0.0.0/0"}],
-            "dataDir": str(d / "cni" / "ipam")}
+    ipam = {
+        "type": "host-local",
+        "ranges": [[{"subnet": POD_SUBNET, "gateway": POD_GATEWAY}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
+        "dataDir": str(d / "cni" / "ipam"),
+    }
     bridge = {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True, "ipam": ipam}
     (net / "10-prepull.conflist").write_text(json.dumps({"cniVersion": "0.4.0", "name": "prepull", "plugins": [bridge]}, indent=1))
 
@@ -289,32 +363,84 @@ def pod_network(d: Path) -> None:
 
 
 def dnat_rule() -> list:
-    return ["PREROUTING", "-i", BRIDGE, "-d", API_SERVICE_IP, "-p", "tcp", "--dport", "443",
-            "-j", "DNAT", "--to-destination", f"{HOST}:{PORTS['apiserver']}", "-m", "comment", "--comment", "prepull-local-cluster"]
+    return [
+        "PREROUTING",
+        "-i",
+        BRIDGE,
+        "-d",
+        API_SERVICE_IP,
+        "-p",
+        "tcp",
+        "--dport",
+        "443",
+        "-j",
+        "DNAT",
+        "--to-destination",
+        f"{HOST}:{PORTS['apiserver']}",
+        "-m",
+        "comment",
+        "--comment",
+        "prepull-local-cluster",
+    ]
 
 
 def start_apiserver(d: Path, pki: Path) -> None:
-    start(d, "kube-apiserver", [
-        "kube-apiserver", f"--etcd-servers=http://{HOST}:{PORTS['etcd']}", f"--bind-address={HOST}", f"--secure-port={PORTS['apiserver']}",
-        f"--advertise-address={HOST}", "--endpoint-reconciler-type=none",
-        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}", f"--client-ca-file={pki / 'ca.crt'}",
-        f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}", f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
-        "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--allow-privileged=true",
-        "--kubelet-preferred-address-types=InternalIP",
-        "--service-account-issuer=https://kubernetes.default.svc", f"--service-account-key-file={pki / 'sa.pub'}",
-        f"--service-account-signing-key-file={pki / 'sa.key'}", f"--service-cluster-ip-range={SERVICE_RANGE}", "--profiling=false",
-    ])
+    start(
+        d,
+        "kube-apiserver",
+        [
+            "kube-apiserver",
+            f"--etcd-servers=http://{HOST}:{PORTS['etcd']}",
+            f"--bind-address={HOST}",
+            f"--secure-port={PORTS['apiserver']}",
+            f"--advertise-address={HOST}",
+            "--endpoint-reconciler-type=none",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            "--allow-privileged=true",
+            "--kubelet-preferred-address-types=InternalIP",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_RANGE}",
+            "--profiling=false",
+        ],
+    )
     wait_until(d, "kube-apiserver", lambda: kubectl(d, "get", "--raw", "/readyz", check=False).returncode == 0, timeout=120)
 
 
 def start_controllers(d: Path, pki: Path) -> None:
-    start(d, "kube-controller-manager", [
-        "kube-controller-manager", f"--kubeconfig={kubeconfig(d, 'kube-controller-manager')}", "--leader-elect=false",
-        f"--bind-address={HOST}", "--secure-port=0", f"--service-account-private-key-file={pki / 'sa.key'}",
-        f"--root-ca-file={pki / 'ca.crt'}", "--use-service-account-credentials=true", f"--service-cluster-ip-range={SERVICE_RANGE}",
-    ])
-    start(d, "kube-scheduler", ["kube-scheduler", f"--kubeconfig={kubeconfig(d, 'kube-scheduler')}", "--leader-elect=false",
-                                f"--bind-address={HOST}", "--secure-port=0"])
+    start(
+        d,
+        "kube-controller-manager",
+        [
+            "kube-controller-manager",
+            f"--kubeconfig={kubeconfig(d, 'kube-controller-manager')}",
+            "--leader-elect=false",
+            f"--bind-address={HOST}",
+            "--secure-port=0",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            "--use-service-account-credentials=true",
+            f"--service-cluster-ip-range={SERVICE_RANGE}",
+        ],
+    )
+    start(
+        d,
+        "kube-scheduler",
+        [
+            "kube-scheduler",
+            f"--kubeconfig={kubeconfig(d, 'kube-scheduler')}",
+            "--leader-elect=false",
+            f"--bind-address={HOST}",
+            "--secure-port=0",
+        ],
+    )
 
 
 def kubelet_config(d: Path, pki: Path, patch: dict) -> Path:
@@ -323,15 +449,21 @@ def kubelet_config(d: Path, pki: Path, patch: dict) -> Path:
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         # The kubelet rejects a loopback node IP: it serves on the host-only pod bridge's address.
-        "address": POD_GATEWAY, "port": PORTS["kubelet"], "readOnlyPort": 0,
-        "healthzBindAddress": HOST, "healthzPort": PORTS["kubelet-healthz"],
+        "address": POD_GATEWAY,
+        "port": PORTS["kubelet"],
+        "readOnlyPort": 0,
+        "healthzBindAddress": HOST,
+        "healthzPort": PORTS["kubelet-healthz"],
         "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False}, "x509": {"clientCAFile": str(pki / "ca.crt")}},
         "authorization": {"mode": "AlwaysAllow"},
         "containerRuntimeEndpoint": f"unix://{containerd_socket(d)}",
-        "cgroupDriver": "cgroupfs", "failCgroupV1": False, "failSwapOn": False,
+        "cgroupDriver": "cgroupfs",
+        "failCgroupV1": False,
+        "failSwapOn": False,
         "registerWithTaints": [STARTUP_TAINT],
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
-        "resolvConf": "/etc/resolv.conf", "staticPodPath": "",
+        "resolvConf": "/etc/resolv.conf",
+        "staticPodPath": "",
         "podLogsDir": str(d / "kubelet" / "pod-logs"),  # not the machine's /var/log/pods
     }
     path = d / "kubelet" / "config.yaml"
@@ -343,9 +475,21 @@ def kubelet_config(d: Path, pki: Path, patch: dict) -> Path:
 def start_kubelet(d: Path, pki: Path, patch: dict = None) -> None:
     labels = ",".join(f"{k}={v}" for k, v in REAL_NODE_LABELS.items())
     config = kubelet_config(d, pki, patch or {})
-    start(d, "kubelet", ["kubelet", f"--config={config}", f"--kubeconfig={kubeconfig(d, 'kubelet')}",
-                         f"--root-dir={d / 'kubelet' / 'root'}", f"--cert-dir={d / 'kubelet' / 'pki'}", f"--hostname-override={REAL_NODE}",
-                         f"--node-ip={POD_GATEWAY}", f"--node-labels={labels}", "--v=1"])
+    start(
+        d,
+        "kubelet",
+        [
+            "kubelet",
+            f"--config={config}",
+            f"--kubeconfig={kubeconfig(d, 'kubelet')}",
+            f"--root-dir={d / 'kubelet' / 'root'}",
+            f"--cert-dir={d / 'kubelet' / 'pki'}",
+            f"--hostname-override={REAL_NODE}",
+            f"--node-ip={POD_GATEWAY}",
+            f"--node-labels={labels}",
+            "--v=1",
+        ],
+    )
     wait_until(d, "kubelet", lambda: kubectl(d, "get", "node", REAL_NODE, check=False).returncode == 0, timeout=120)
 
 
@@ -368,13 +512,29 @@ def start_kwok(d: Path, nodes: int) -> None:
     # Lease heartbeats, as kwok advises at scale: with status heartbeats every 20-45 s, hundreds of
     # simulated nodes on 2 cores missed the node controller's 50 s grace period, which then marked
     # them NotReady and their pods not Ready for good (kwok does not make a pod Ready again).
-    configs = [stages / p for p in ("node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-                                    "pod/fast/pod-ready.yaml", "pod/fast/pod-complete.yaml", "pod/fast/pod-delete.yaml")]
+    configs = [
+        stages / p
+        for p in (
+            "node/fast/node-initialize.yaml",
+            "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+            "pod/fast/pod-ready.yaml",
+            "pod/fast/pod-complete.yaml",
+            "pod/fast/pod-delete.yaml",
+        )
+    ]
     # Ours: a simulated pod that fails its pull (stages/pod-image-pull-backoff.yaml).
     configs += sorted((Path(__file__).parent / "stages").glob("*.yaml"))
-    argv = ["kwok", f"--kubeconfig={kubeconfig(d, 'kwok')}", "--manage-all-nodes=false",
-            f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake", "--cidr=10.219.0.0/16", f"--node-ip={HOST}",
-            "--server-address=", "--node-lease-duration-seconds=40", *[f"--config={c}" for c in configs]]
+    argv = [
+        "kwok",
+        f"--kubeconfig={kubeconfig(d, 'kwok')}",
+        "--manage-all-nodes=false",
+        f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
+        "--cidr=10.219.0.0/16",
+        f"--node-ip={HOST}",
+        "--server-address=",
+        "--node-lease-duration-seconds=40",
+        *[f"--config={c}" for c in configs],
+    ]
     start(d, "kwok", argv)
     for i in range(nodes):
         labels, taints = KWOK_ROLES[i] if i < len(KWOK_ROLES) else (SPARE_LABELS, [])
@@ -386,16 +546,34 @@ def kwok_node(name: str, labels: dict, taints=()) -> dict:
 
     Also used by tests and benchmarks/cluster_bench.py for nodes of their own.
     """
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "annotations": {KWOK_ANNOTATION: "fake"},
-                         "labels": {**labels, SIMULATED_LABEL: "true", "type": "kwok", "kubernetes.io/os": "linux",
-                                    "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name}},
-            "spec": {"taints": list(taints)}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {KWOK_ANNOTATION: "fake"},
+            "labels": {
+                **labels,
+                SIMULATED_LABEL: "true",
+                "type": "kwok",
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/hostname": name,
+            },
+        },
+        "spec": {"taints": list(taints)},
+    }
 
 
 def kubectl(d: Path, *args, check=True, input=None) -> subprocess.CompletedProcess:
-    return subprocess.run(["kubectl", f"--kubeconfig={d / 'admin.kubeconfig'}", *map(str, args)], check=check,
-                          capture_output=True, text=True, input=input, timeout=60)
+    return subprocess.run(
+        ["kubectl", f"--kubeconfig={d / 'admin.kubeconfig'}", *map(str, args)],
+        check=check,
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=60,
+    )
 
 
 def node_ready(node: dict) -> bool:

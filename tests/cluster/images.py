@@ -219,6 +219,14 @@ def destinations(sized_mib: int) -> dict:
 def push(layout: Layout, registry: str, sized_mib: int) -> None:
     for path in sorted(destinations(sized_mib)):
         subprocess.run(
-            ["skopeo", "copy", "--quiet", "--all", "--dest-tls-verify=false", f"oci:{layout.root}:{layout_tag(path)}", f"docker://{registry}/{path}"],
+            [
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--all",
+                "--dest-tls-verify=false",
+                f"oci:{layout.root}:{layout_tag(path)}",
+                f"docker://{registry}/{path}",
+            ],
             check=True,
         )

@@ -22,16 +22,33 @@ FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
 FONT_BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf"
 BACKGROUND, FOREGROUND = (30, 30, 30), (220, 220, 220)
 # The 16 standard colours (xterm's defaults, a little softened for a dark background).
-PALETTE = [(0, 0, 0), (205, 49, 49), (13, 188, 121), (229, 229, 16), (36, 114, 200), (188, 63, 188), (17, 168, 205), (229, 229, 229),
-           (102, 102, 102), (241, 76, 76), (35, 209, 139), (245, 245, 67), (59, 142, 234), (214, 112, 214), (41, 184, 219), (255, 255, 255)]
+PALETTE = [
+    (0, 0, 0),
+    (205, 49, 49),
+    (13, 188, 121),
+    (229, 229, 16),
+    (36, 114, 200),
+    (188, 63, 188),
+    (17, 168, 205),
+    (229, 229, 229),
+    (102, 102, 102),
+    (241, 76, 76),
+    (35, 209, 139),
+    (245, 245, 67),
+    (59, 142, 234),
+    (214, 112, 214),
+    (41, 184, 219),
+    (255, 255, 255),
+]
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 
 def capture(command: list, cols: int, rows: int, wait: float) -> str:
     """The screen, with colour codes, ``wait`` seconds after ``command`` started in a fresh tmux session."""
     session = f"prepull-shot-{int(time.time())}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(cols), "-y", str(rows), shlex.join(command) + "; sleep 600"],
-                   check=True)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", str(cols), "-y", str(rows), shlex.join(command) + "; sleep 600"], check=True
+    )
     try:
         time.sleep(wait)
         return subprocess.run(["tmux", "capture-pane", "-e", "-p", "-t", session], check=True, capture_output=True, text=True).stdout
@@ -68,7 +85,7 @@ def apply_sgr(params: list, style: dict) -> None:
             if params[i + 1] == 5 and i + 2 < len(params):
                 style[key], i = color_256(params[i + 2]), i + 2
             elif params[i + 1] == 2 and i + 4 < len(params):
-                style[key], i = tuple(params[i + 2:i + 5]), i + 4
+                style[key], i = tuple(params[i + 2 : i + 5]), i + 4
         i += 1
 
 
@@ -77,7 +94,7 @@ def spans(line: str, style: dict):
     pos = 0
     for match in SGR.finditer(line):
         if match.start() > pos:
-            yield line[pos:match.start()], dict(style)
+            yield line[pos : match.start()], dict(style)
         apply_sgr([int(x) if x else 0 for x in match.group(1).split(";")], style)
         pos = match.end()
     if pos < len(line):

@@ -18,9 +18,7 @@ def container(cpu, memory, **extra):
     return {"name": "c", "image": "x", "resources": {"requests": {"cpu": cpu, "memory": memory}}, **extra}
 
 
-@pytest.mark.parametrize(
-    "quantity, millicores", [("1m", 1), ("100m", 100), ("0.5", 500), ("2", 2000), ("1.5m", 1.5)]
-)
+@pytest.mark.parametrize("quantity, millicores", [("1m", 1), ("100m", 100), ("0.5", 500), ("2", 2000), ("1.5m", 1.5)])
 def test_cpu_quantities(quantity, millicores):
     assert bench.cpu_millicores(quantity) == millicores
 
@@ -68,7 +66,9 @@ def test_rendered_pod_reserves_one_container_whatever_the_image_count():
 
 
 def test_node_requests_follow_custom_resources():
-    objects = prepull.manifests({"images": ["a:1", "b:1"], "lanes": 2, "resources": {"cpu_request": "10m", "memory_request": "1Gi", "memory_limit": "2Gi"}}, "x")
+    objects = prepull.manifests(
+        {"images": ["a:1", "b:1"], "lanes": 2, "resources": {"cpu_request": "10m", "memory_request": "1Gi", "memory_limit": "2Gi"}}, "x"
+    )
     assert bench.node_requests(objects) == (20, 2 * 2**30)
 
 

@@ -42,8 +42,12 @@ ALL_OPTIONS = {
     "run_as_user": 1000,
 }
 LANES_PLATFORMS = {
-    "images": ["nginx:1.27", {"image": "nvcr.io/nvidia/cuda:12.6.2-base-ubuntu24.04", "platforms": ["linux/amd64"]},
-               "redis:7", "busybox:1.37"],
+    "images": [
+        "nginx:1.27",
+        {"image": "nvcr.io/nvidia/cuda:12.6.2-base-ubuntu24.04", "platforms": ["linux/amd64"]},
+        "redis:7",
+        "busybox:1.37",
+    ],
     "image_platforms": {"busybox:1.37": ["linux/arm64", "linux/arm/v7"]},
     "lanes": 2,
 }

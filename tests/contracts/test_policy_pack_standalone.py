@@ -44,8 +44,11 @@ def build_prepull_wheel(tmp_path: Path) -> Path:
     """A wheelhouse holding prepull built from this checkout (sources copied, so the checkout gets no build/ or egg-info)."""
     source, wheelhouse = tmp_path / "prepull-source", tmp_path / "wheelhouse"
     copy_tracked(WHEEL_SOURCES, source)
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheelhouse), str(source)], "building the prepull wheel (setuptools, its build backend, comes from the package index)",
-        env=tool_env())
+    run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheelhouse), str(source)],
+        "building the prepull wheel (setuptools, its build backend, comes from the package index)",
+        env=tool_env(),
+    )
     assert [p.name for p in wheelhouse.iterdir()] == [f"prepull-{VERSION}-py3-none-any.whl"]
     return wheelhouse
 
@@ -56,17 +59,36 @@ def install_pack(pack: Path, wheelhouse: Path) -> Path:
     python = pack / "venv" / "bin" / "python"
     # This interpreter's pip installs into the new venv (--python): no pip bootstrap there. --no-compile:
     # pulumi-kubernetes' thousands of modules are not byte-compiled ahead of the few the tests import.
-    run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-compile",
-         "--find-links", str(wheelhouse), "-r", "requirements-test.txt"],
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-compile",
+            "--find-links",
+            str(wheelhouse),
+            "-r",
+            "requirements-test.txt",
+        ],
         "installing the pack's requirements-test.txt (is a package index reachable? prepull comes from the wheelhouse)",
-        cwd=pack, env=tool_env())
+        cwd=pack,
+        env=tool_env(),
+    )
     return python
 
 
 def checkout_test_count() -> int:
     """How many tests the pack's folder holds, collected in the checkout."""
-    out = run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"], "collecting the pack's tests",
-              cwd=ROOT / "policies", env=tool_env()).stdout
+    out = run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
+        "collecting the pack's tests",
+        cwd=ROOT / "policies",
+        env=tool_env(),
+    ).stdout
     return int(re.search(r"^(\d+) tests? collected", out, re.M).group(1))
 
 
@@ -80,12 +102,15 @@ def test_the_pack_folder_installs_and_passes_its_tests_on_its_own(tmp_path, caps
     python = install_pack(pack, wheelhouse)
     installed = time.monotonic()
     clean = {"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
-    result = subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider"], cwd=pack, env=clean,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [str(python), "-m", "pytest", "-p", "no:cacheprovider"], cwd=pack, env=clean, capture_output=True, text=True, timeout=600
+    )
     tested = time.monotonic()
     with capsys.disabled():
-        print(f"\n[standalone pack] wheel+copy {built - started:.1f}s, venv+install {installed - built:.1f}s, "
-              f"tests {tested - installed:.1f}s, total {tested - started:.1f}s")
+        print(
+            f"\n[standalone pack] wheel+copy {built - started:.1f}s, venv+install {installed - built:.1f}s, "
+            f"tests {tested - installed:.1f}s, total {tested - started:.1f}s"
+        )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     # Every test of the folder ran and passed: none skipped, none left behind by the copy.

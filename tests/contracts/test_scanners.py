@@ -19,8 +19,11 @@ DIGEST = "sha256:" + "ab" * 32
 CASES = {
     "defaults": {"images": ["nginx:1.27"]},
     "options": {
-        "images": ["nginx:1.27", f"ghcr.io/org/app:1.0@{DIGEST}", {"image": "nvcr.io/nvidia/cuda:12.6.2-base-ubuntu24.04",
-                                                                     "platforms": ["linux/amd64"]}],
+        "images": [
+            "nginx:1.27",
+            f"ghcr.io/org/app:1.0@{DIGEST}",
+            {"image": "nvcr.io/nvidia/cuda:12.6.2-base-ubuntu24.04", "platforms": ["linux/amd64"]},
+        ],
         "lanes": 2,
         "pull_policy": "Always",
         "image_pull_secrets": ["regcred"],
@@ -60,7 +63,9 @@ def run_checkov(checkov, tmp_path, objs):
     # --skip-download: no calls to the Prisma Cloud API (offline, reproducible).
     proc = subprocess.run(
         [checkov, "-f", str(manifest), "--framework", "kubernetes", "-o", "json", "--skip-download"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     try:

@@ -133,13 +133,37 @@ def test_map_inputs_maps_names_and_enums(provider):
 # Inputs that decide which objects exist, or how they are registered, must be known while the program
 # runs; the others may be another resource's Output (issue 11 §4).
 PLAIN_INPUTS = {
-    "lanes", "method", "createNamespace", "removeStartupTaint", "startupTaint", "networkPolicy", "tolerateAllTaints",
-    "imagePlatforms", "imageSizes", "baseName", "customTimeouts", "skipAwait", "maxUnavailable", "maxSurge",
-    "pullPolicy", "runAsUser",
+    "lanes",
+    "method",
+    "createNamespace",
+    "removeStartupTaint",
+    "startupTaint",
+    "networkPolicy",
+    "tolerateAllTaints",
+    "imagePlatforms",
+    "imageSizes",
+    "baseName",
+    "customTimeouts",
+    "skipAwait",
+    "maxUnavailable",
+    "maxSurge",
+    "pullPolicy",
+    "runAsUser",
 }
 OUTPUT_INPUTS = {
-    "images", "nodeSelector", "tolerations", "imagePullSecrets", "labels", "annotations", "priorityClassName",
-    "namespace", "resources", "pauseImage", "helperImage", "untaintImage", "dockerCliImage",
+    "images",
+    "nodeSelector",
+    "tolerations",
+    "imagePullSecrets",
+    "labels",
+    "annotations",
+    "priorityClassName",
+    "namespace",
+    "resources",
+    "pauseImage",
+    "helperImage",
+    "untaintImage",
+    "dockerCliImage",
 }
 
 

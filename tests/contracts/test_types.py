@@ -24,7 +24,7 @@ README = ROOT / "README.md"
 QUICKSTART_HEADING = "### Your own program"
 
 # A typed program using what §4 of issue 11 allows: Outputs for value inputs, enum strings, a percentage.
-TYPED_PROGRAM = '''
+TYPED_PROGRAM = """
 import pulumi
 
 import prepull
@@ -51,34 +51,41 @@ ImagePrePuller("typed", args)
 ImagePrePuller("surge", {"images": pulumi.Output.from_input(["a:1", "b:2"]), "max_surge": 2, "lanes": 2})
 ImagePrePuller("one", {"images": ["a:1"], "tolerations": [pulumi.Output.from_input({"operator": "Exists"})]})
 prepull.manifests({"images": ["nginx:1.27"], "pull_policy": prepull.PullPolicy.ALWAYS, "max_surge": 1})
-'''
+"""
 
 # Programs mypy must reject: (source, the line of the error, a fragment of its message).
 WRONG_PROGRAMS = {
     "operator_typo": (
-        'from prepull import ImagePrePuller\nImagePrePuller("a", {"images": ["a:1"], "tolerations": [{"key": "k", "operator": "Exist"}]})\n',
-        2, "[list-item]",
+        "from prepull import ImagePrePuller\n"
+        'ImagePrePuller("a", {"images": ["a:1"], "tolerations": [{"key": "k", "operator": "Exist"}]})\n',
+        2,
+        "[list-item]",
     ),
     "images_not_a_list": ('from prepull import ImagePrePuller\nImagePrePuller("a", {"images": 5})\n', 2, 'TypedDict item "images"'),
     "unknown_pull_policy": (
         'from prepull import ImagePrePuller\nImagePrePuller("a", {"images": ["a:1"], "pull_policy": "Sometimes"})\n',
-        2, 'TypedDict item "pull_policy"',
+        2,
+        'TypedDict item "pull_policy"',
     ),
     "output_for_a_plain_input": (
-        'import pulumi\nfrom prepull import ImagePrePuller\nImagePrePuller("a", {"images": ["a:1"], "lanes": pulumi.Output.from_input(2)})\n',
-        3, 'TypedDict item "lanes"',
+        "import pulumi\nfrom prepull import ImagePrePuller\n"
+        'ImagePrePuller("a", {"images": ["a:1"], "lanes": pulumi.Output.from_input(2)})\n',
+        3,
+        'TypedDict item "lanes"',
     ),
     "fractional_max_unavailable": (
         'from prepull import ImagePrePuller\nImagePrePuller("a", {"images": ["a:1"], "max_unavailable": 1.5})\n',
-        2, 'TypedDict item "max_unavailable"',
+        2,
+        'TypedDict item "max_unavailable"',
     ),
     # An ImageEntry's platforms decide which DaemonSets exist: never inside an Output.
     "image_entry_inside_an_output": (
-        'import pulumi\nfrom prepull import ImagePrePuller\n'
+        "import pulumi\nfrom prepull import ImagePrePuller\n"
         'ImagePrePuller("a", {"images": pulumi.Output.from_input([{"image": "a:1", "platforms": ["linux/amd64"]}])})\n',
-        3, "[list-item]",
+        3,
+        "[list-item]",
     ),
-    "misspelt_export": ('from prepull import ImagePrePuler\n', 1, '"ImagePrePuler"'),
+    "misspelt_export": ("from prepull import ImagePrePuler\n", 1, '"ImagePrePuler"'),
 }
 
 ERROR = re.compile(r"^(?P<file>[\w.]+\.py):(?P<line>\d+): error: (?P<message>.*)$")
@@ -106,9 +113,19 @@ def mypy_run(tmp_path_factory) -> tuple:
         (work / name).write_text(source, encoding="utf-8")
     (work / "mypy.ini").write_text("[mypy]\n", encoding="utf-8")  # mypy's defaults, not the project's strict settings
     command = [
-        sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--python-version", "3.11",
+        sys.executable,
+        "-m",
+        "mypy",
+        "--config-file",
+        "mypy.ini",
+        "--python-version",
+        "3.11",
         # The package's own modules are checked (strictly) by CI's mypy step; here only the users' programs report.
-        "--follow-imports=silent", "--cache-dir", str(work / ".mypy_cache"), "--show-error-codes", "--no-pretty",
+        "--follow-imports=silent",
+        "--cache-dir",
+        str(work / ".mypy_cache"),
+        "--show-error-codes",
+        "--no-pretty",
         *sorted(programs),
     ]
     env = {**os.environ, "MYPYPATH": str(ROOT / "components")}

@@ -132,10 +132,20 @@ def test_the_same_mistake_reads_the_same_in_component_inputs_and_stack_files():
     assert unknown_input.reason.startswith("unknown field; known: images, ")
     assert unknown_pool_field.reason.startswith("unknown field; known: name, ")
     lanes = error(build_plan, {"images": ["nginx:1"], "lanes": "2"})
-    weight = error(load_stack, {"images": ["nginx:1"], "nodePools": [{
-        "name": "k", "provider": "karpenter", "labels": {"pool": "k"},
-        "karpenter": {"nodeClassRef": {"group": "g", "kind": "K", "name": "n"}, "weight": "2"},
-    }]})
+    weight = error(
+        load_stack,
+        {
+            "images": ["nginx:1"],
+            "nodePools": [
+                {
+                    "name": "k",
+                    "provider": "karpenter",
+                    "labels": {"pool": "k"},
+                    "karpenter": {"nodeClassRef": {"group": "g", "kind": "K", "name": "n"}, "weight": "2"},
+                }
+            ],
+        },
+    )
     assert (lanes.reason, weight.reason) == ("must be a whole number from 1 to 32", "must be a whole number from 1 to 100")
 
 

@@ -69,7 +69,12 @@ def selects(selector, labels):
     ok = all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
     for e in selector.get("matchExpressions") or []:
         present, value, values = e["key"] in labels, labels.get(e["key"]), e.get("values") or []
-        ok = ok and {"In": present and value in values, "NotIn": value not in values, "Exists": present, "DoesNotExist": not present}[e["operator"]]
+        ok = (
+            ok
+            and {"In": present and value in values, "NotIn": value not in values, "Exists": present, "DoesNotExist": not present}[
+                e["operator"]
+            ]
+        )
     return ok
 
 
@@ -165,7 +170,9 @@ def test_rbac_grants_only_get_and_patch_on_nodes_to_the_service_account():
     sa = one(objs, "ServiceAccount")["metadata"]["name"]
     role, binding = one(objs, "ClusterRole"), one(objs, "ClusterRoleBinding")
     assert not of_kind(objs, "Role") and not of_kind(objs, "RoleBinding") and "aggregationRule" not in role
-    grants = {(g, r, v) for rule in role["rules"] for g in rule.get("apiGroups", []) for r in rule.get("resources", []) for v in rule["verbs"]}
+    grants = {
+        (g, r, v) for rule in role["rules"] for g in rule.get("apiGroups", []) for r in rule.get("resources", []) for v in rule["verbs"]
+    }
     assert grants == {("", "nodes", "get"), ("", "nodes", "patch")}
     assert all(not rule.get("nonResourceURLs") for rule in role["rules"])
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]}
@@ -214,8 +221,15 @@ def run_script(tmp_path, effect="NoSchedule", taint_err="", get_out="", get_err=
     bindir.mkdir()
     (bindir / "kubectl").write_text(FAKE_KUBECTL)
     (bindir / "kubectl").chmod(0o755)
-    env = {"PATH": str(bindir), "NODE_NAME": NODE, "HOME": str(tmp_path), "FAKE_LOG": str(log),
-           "FAKE_TAINT_ERR": taint_err, "FAKE_GET_OUT": get_out, "FAKE_GET_ERR": get_err}
+    env = {
+        "PATH": str(bindir),
+        "NODE_NAME": NODE,
+        "HOME": str(tmp_path),
+        "FAKE_LOG": str(log),
+        "FAKE_TAINT_ERR": taint_err,
+        "FAKE_GET_OUT": get_out,
+        "FAKE_GET_ERR": get_err,
+    }
     proc = subprocess.run([SH, "-c", script_of(untaint)], env=env, capture_output=True, text=True, timeout=30)
     calls = [c.split("\n")[:-1] for c in log.read_text().split("--end--\n")[:-1]] if log.exists() else []
     return proc, calls
@@ -245,7 +259,9 @@ def test_script_succeeds_when_taint_already_absent(tmp_path, get_out):
     check_get_call(calls[1])
 
 
-@pytest.mark.parametrize("effect, get_out", [("NoSchedule", "NoSchedule"), ("NoSchedule", "NoExecute NoSchedule"), ("NoExecute", "NoExecute")])
+@pytest.mark.parametrize(
+    "effect, get_out", [("NoSchedule", "NoSchedule"), ("NoSchedule", "NoExecute NoSchedule"), ("NoExecute", "NoExecute")]
+)
 def test_script_fails_when_taint_is_still_there(tmp_path, effect, get_out):
     proc, calls = run_script(tmp_path, effect=effect, taint_err=FORBIDDEN, get_out=get_out)
     assert proc.returncode != 0 and f"{KEY}:{effect}" in proc.stderr
@@ -261,7 +277,9 @@ def test_script_fails_when_api_unreachable(tmp_path):
 def test_cluster_scoped_names_never_collide_across_namespaces():
     # "team-a"+"gpu" and "team"+"a-gpu" joined with dashes would both give "team-a-gpu".
     def names(namespace, base):
-        objs = prepull.manifests({"images": ["nginx:1"], "startup_taint": {"key": "t"}, "remove_startup_taint": True, "namespace": namespace}, base)
+        objs = prepull.manifests(
+            {"images": ["nginx:1"], "startup_taint": {"key": "t"}, "remove_startup_taint": True, "namespace": namespace}, base
+        )
         return {(o["kind"], o["metadata"]["name"]) for o in objs if "namespace" not in o["metadata"] and o["kind"] != "Namespace"}
 
     a, b = names("team-a", "gpu"), names("team", "a-gpu")
@@ -284,5 +302,7 @@ def test_gate_covers_nodes_of_an_architecture_no_image_is_for():
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "NotIn", "values": ["amd64", "arm64"]}]}]
     # Without the gate such nodes need no pod at all.
-    plain = prepull.manifests({"images": [{"image": "a:1", "platforms": ["linux/amd64"]}, {"image": "b:1", "platforms": ["linux/arm64"]}]}, "pp")
+    plain = prepull.manifests(
+        {"images": [{"image": "a:1", "platforms": ["linux/amd64"]}, {"image": "b:1", "platforms": ["linux/arm64"]}]}, "pp"
+    )
     assert "pp-other" not in {o["metadata"]["name"] for o in plain}

@@ -156,7 +156,9 @@ def test_other_node_fields_are_frozen(field, value):
     section, key = field.split(".")
     new[section][key] = value
     allowed, failed = admit(old, new)
-    assert not allowed and failed == ["the pre-puller may not change node labels, annotations, owners, finalizers, schedulability or other node fields"]
+    assert not allowed and failed == [
+        "the pre-puller may not change node labels, annotations, owners, finalizers, schedulability or other node fields"
+    ]
 
 
 @pytest.mark.parametrize("new_source", [None, {"configMap": {"name": "y", "namespace": "kube-system", "kubeletConfigKey": "k"}}])

@@ -20,9 +20,14 @@ POOLS = [
     {"name": "general", "provider": "existing", "labels": {"pool": "general"}},
     # `redis` repeats a global image in another spelling: pulled once, parsed where written.
     {"name": "gpu", "provider": "existing", "labels": {"pool": "gpu"}, "images": ["cuda:12", "redis:7"], "lanes": 2},
-    {"name": "arm", "provider": "existing", "labels": {"pool": "arm"}, "startupGate": True,
-     "existing": {"nodesRegisterWithTaint": True},
-     "prepuller": {"imagePlatforms": {"ghcr.io/acme/app:2": ["linux/arm64"]}, "pauseImage": "registry.k8s.io/pause:3.10"}},
+    {
+        "name": "arm",
+        "provider": "existing",
+        "labels": {"pool": "arm"},
+        "startupGate": True,
+        "existing": {"nodesRegisterWithTaint": True},
+        "prepuller": {"imagePlatforms": {"ghcr.io/acme/app:2": ["linux/arm64"]}, "pauseImage": "registry.k8s.io/pause:3.10"},
+    },
 ]
 # Every image text the stack file holds: the global list, the pools' lists, the imagePlatforms key, pauseImage.
 WRITTEN = len(GLOBAL) + 2 + 1 + 1
@@ -77,7 +82,9 @@ def test_the_lock_file_hands_on_its_references_parsed_once(tmp_path, parses):
     objects = stack_manifests(spec)
     # The stack file's texts, then the lock file's keys; the locked `repo:tag@digest` references are built, not parsed.
     assert len(parses) == WRITTEN + entries, parses
-    images = {c["image"] for o in objects if o["kind"] == "DaemonSet" for c in o["spec"]["template"]["spec"]["initContainers"] if "image" in c}
+    images = {
+        c["image"] for o in objects if o["kind"] == "DaemonSet" for c in o["spec"]["template"]["spec"]["initContainers"] if "image" in c
+    }
     assert f"docker.io/library/nginx:1.27@{DIGEST}" in images
 
 

@@ -70,7 +70,15 @@ def images_pulled(ds):
 # Pod Security Admission "restricted" (k8s_mechanics.md §5; pod-security-admission policy/*):
 # all baseline checks relevant here plus the restricted ones, over init, regular and ephemeral containers.
 RESTRICTED_VOLUME_TYPES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image", "persistentVolumeClaim", "projected", "secret",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "image",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
 }
 SECCOMP_OK = {"RuntimeDefault", "Localhost"}
 
@@ -291,8 +299,11 @@ MUTATIONS = {
     "root-container": lambda s: s["initContainers"][1]["securityContext"].update(runAsNonRoot=False),
     "no-nonroot": lambda s: s["securityContext"].pop("runAsNonRoot"),
     "uid0-pod": lambda s: s["securityContext"].update(runAsUser=0),
-    "uid0-ephemeral": lambda s: s.update(ephemeralContainers=[{**s["containers"][0], "name": "e", "securityContext": {
-        **s["containers"][0]["securityContext"], "runAsUser": 0}}]),
+    "uid0-ephemeral": lambda s: s.update(
+        ephemeralContainers=[
+            {**s["containers"][0], "name": "e", "securityContext": {**s["containers"][0]["securityContext"], "runAsUser": 0}}
+        ]
+    ),
     "unconfined": lambda s: s["containers"][0]["securityContext"].update(seccompProfile={"type": "Unconfined"}),
     "no-seccomp": lambda s: s["securityContext"].pop("seccompProfile"),
     "procMount": lambda s: s["containers"][0]["securityContext"].update(procMount="Unmasked"),
@@ -402,8 +413,10 @@ def test_spelling_variants_of_an_image_get_the_same_name():
 
 
 def _template_hash(args):
-    return {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["prepull.dev/images-hash"]
-            for d in daemon_sets(prepull.manifests(args, "pp"))}
+    return {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["prepull.dev/images-hash"]
+        for d in daemon_sets(prepull.manifests(args, "pp"))
+    }
 
 
 def test_template_hash_changes_when_the_image_list_changes():
@@ -517,8 +530,10 @@ def test_tolerate_all_taints_is_a_single_exists_toleration():
     "startup_taint, taint",
     [
         ({"key": "prepull.dev/not-ready"}, {"key": "prepull.dev/not-ready", "effect": "NoSchedule"}),
-        ({"key": "prepull.dev/not-ready", "value": "true", "effect": "NoExecute"},
-         {"key": "prepull.dev/not-ready", "value": "true", "effect": "NoExecute"}),
+        (
+            {"key": "prepull.dev/not-ready", "value": "true", "effect": "NoExecute"},
+            {"key": "prepull.dev/not-ready", "value": "true", "effect": "NoExecute"},
+        ),
     ],
 )
 @pytest.mark.parametrize("others", [[], [{"key": "gpu", "operator": "Exists"}]])
@@ -584,11 +599,19 @@ def test_platform_restricted_images_only_reach_matching_nodes(lanes, style):
     amd64_only = "nvcr.io/nvidia/cuda:12.6.2-base-ubuntu24.04"
     arm_and_amd = "ghcr.io/org/multi:1"
     if style == "dict-entries":
-        args = {"images": [everywhere[0], {"image": amd64_only, "platforms": ["linux/amd64"]},
-                           {"image": arm_and_amd, "platforms": ["linux/arm64", "linux/amd64"]}, everywhere[1]]}
+        args = {
+            "images": [
+                everywhere[0],
+                {"image": amd64_only, "platforms": ["linux/amd64"]},
+                {"image": arm_and_amd, "platforms": ["linux/arm64", "linux/amd64"]},
+                everywhere[1],
+            ]
+        }
     else:
-        args = {"images": [everywhere[0], amd64_only, arm_and_amd, everywhere[1]],
-                "image_platforms": {arm_and_amd: ["linux/arm64", "linux/amd64"], amd64_only: ["linux/amd64"]}}
+        args = {
+            "images": [everywhere[0], amd64_only, arm_and_amd, everywhere[1]],
+            "image_platforms": {arm_and_amd: ["linux/arm64", "linux/amd64"], amd64_only: ["linux/amd64"]},
+        }
     args["lanes"] = lanes
     dss = daemon_sets(prepull.manifests(args, "pp"))
     c = lambda i: parse_image(i, "t").canonical  # noqa: E731
@@ -711,8 +734,12 @@ def test_base_name_names_the_daemon_sets():
 
 def test_manifests_are_plain_data():
     # Enum inputs never leak: the output renders with the safe YAML dumper and round-trips through JSON.
-    args = {**LARGE_ARGS, "method": Method.KUBELET, "pull_policy": PullPolicy.ALWAYS,
-            "tolerations": [{"key": "gpu", "operator": TolerationOperator.EXISTS, "effect": TaintEffect.NO_SCHEDULE}]}
+    args = {
+        **LARGE_ARGS,
+        "method": Method.KUBELET,
+        "pull_policy": PullPolicy.ALWAYS,
+        "tolerations": [{"key": "gpu", "operator": TolerationOperator.EXISTS, "effect": TaintEffect.NO_SCHEDULE}],
+    }
     objs = prepull.manifests(args, "pp")
     yaml.safe_dump_all(objs)
     assert json.loads(json.dumps(objs)) == objs
@@ -771,7 +798,10 @@ def test_output_is_byte_identical_across_hash_seeds_and_insertion_orders():
             env = {**os.environ, "PYTHONHASHSEED": seed}
             proc = subprocess.run(
                 [sys.executable, "-c", _RENDER, str(ROOT / "components"), variant],
-                env=env, capture_output=True, text=True, timeout=120,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
             assert proc.returncode == 0, proc.stderr
             outputs[(seed, variant)] = proc.stdout

@@ -45,8 +45,9 @@ def copy_project(dest: Path, stack: str, backend: Path, edit: Optional[Callable[
 
 
 def kubectl(*args, input=None, check=True) -> subprocess.CompletedProcess:
-    return subprocess.run(["kubectl", "--context", CONTEXT, *map(str, args)], input=input, check=check, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        ["kubectl", "--context", CONTEXT, *map(str, args)], input=input, check=check, capture_output=True, text=True, timeout=120
+    )
 
 
 def toolchain_venv(folder: Path) -> Path:
@@ -57,8 +58,9 @@ def toolchain_venv(folder: Path) -> Path:
     venv = folder / "venv"
     if not (venv / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", "venv"], cwd=folder, check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", "requirements.txt"], cwd=folder, check=True,
-                       timeout=600)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", "requirements.txt"], cwd=folder, check=True, timeout=600
+        )
     return venv
 
 

@@ -57,8 +57,13 @@ def two_nodes() -> tuple:
 @pytest.fixture(scope="module")
 def gate():
     """The gate's objects for a pool no node belongs to (its RBAC and policy are what matter here)."""
-    args = {"images": ["docker.io/library/busybox:1.37.0-musl"], "namespace": NAMESPACE, "remove_startup_taint": True,
-            "startup_taint": TAINT, "node_selector": {"prepull.dev/admission-test": "no-such-node"}}
+    args = {
+        "images": ["docker.io/library/busybox:1.37.0-musl"],
+        "namespace": NAMESPACE,
+        "remove_startup_taint": True,
+        "startup_taint": TAINT,
+        "node_selector": {"prepull.dev/admission-test": "no-such-node"},
+    }
     objects = manifests(args, NAME)
     apply(objects)
     own, other = two_nodes()
@@ -74,8 +79,7 @@ def gate():
             kubectl("taint", "node", node, f"{OTHER_TAINT}-", check=False)
             kubectl("label", "node", node, "prepull.dev/admission-label-", check=False)
             kubectl("uncordon", node, check=False)
-        kubectl("delete", "-f", "-", "--wait=true", "--ignore-not-found", input=as_list(objects),
-                check=False)
+        kubectl("delete", "-f", "-", "--wait=true", "--ignore-not-found", input=as_list(objects), check=False)
 
 
 def wait_until_enforced(node: str) -> None:
@@ -84,6 +88,7 @@ def wait_until_enforced(node: str) -> None:
     Observed here: right after creation a change the policy denies went through. So the tests
     start only once a request the policy must deny (no node-name extra) is denied by it.
     """
+
     def not_yet() -> str:
         out = kubectl("annotate", "node", node, "prepull.dev/admission-probe=x", "--overwrite", f"--as={SA}", check=False)
         if POLICY in out.stderr:
@@ -128,18 +133,39 @@ def remove_gate(node: str) -> list:
 # the allowed taint removal, so that only the field rule can fail and its message is the one shown.
 DENIED = {
     "removing it from another node": (lambda g: (g["other"], remove_gate(g["other"])), OWN),
-    "removing another taint": (lambda g: (g["own"], [{"op": "remove", "path": f"/spec/taints/{taint_index(g['own'], OTHER_TAINT)}"}]),
-                               ONLY_ITS_TAINT),
-    "adding a taint": (lambda g: (g["own"], [{"op": "add", "path": "/spec/taints/-", "value": {"key": "prepull.dev/added", "effect": "NoSchedule"}}]),
-                       ONLY_ITS_TAINT),
-    "changing the taint's effect": (lambda g: (g["own"], [{"op": "replace", "path": f"/spec/taints/{taint_index(g['own'], TAINT['key'])}/effect",
-                                                           "value": "NoExecute"}]), ONLY_ITS_TAINT),
-    "removing it and changing a label": (lambda g: (g["own"], remove_gate(g["own"]) + [
-        {"op": "add", "path": "/metadata/labels/prepull.dev~1admission-label", "value": "x"}]), NO_FIELDS),
-    "removing it and changing an annotation": (lambda g: (g["own"], remove_gate(g["own"]) + [
-        {"op": "add", "path": "/metadata/annotations/prepull.dev~1admission-annotation", "value": "x"}]), NO_FIELDS),
-    "removing it and cordoning": (lambda g: (g["own"], remove_gate(g["own"]) + [{"op": "add", "path": "/spec/unschedulable", "value": True}]),
-                                  NO_FIELDS),
+    "removing another taint": (
+        lambda g: (g["own"], [{"op": "remove", "path": f"/spec/taints/{taint_index(g['own'], OTHER_TAINT)}"}]),
+        ONLY_ITS_TAINT,
+    ),
+    "adding a taint": (
+        lambda g: (g["own"], [{"op": "add", "path": "/spec/taints/-", "value": {"key": "prepull.dev/added", "effect": "NoSchedule"}}]),
+        ONLY_ITS_TAINT,
+    ),
+    "changing the taint's effect": (
+        lambda g: (
+            g["own"],
+            [{"op": "replace", "path": f"/spec/taints/{taint_index(g['own'], TAINT['key'])}/effect", "value": "NoExecute"}],
+        ),
+        ONLY_ITS_TAINT,
+    ),
+    "removing it and changing a label": (
+        lambda g: (
+            g["own"],
+            remove_gate(g["own"]) + [{"op": "add", "path": "/metadata/labels/prepull.dev~1admission-label", "value": "x"}],
+        ),
+        NO_FIELDS,
+    ),
+    "removing it and changing an annotation": (
+        lambda g: (
+            g["own"],
+            remove_gate(g["own"]) + [{"op": "add", "path": "/metadata/annotations/prepull.dev~1admission-annotation", "value": "x"}],
+        ),
+        NO_FIELDS,
+    ),
+    "removing it and cordoning": (
+        lambda g: (g["own"], remove_gate(g["own"]) + [{"op": "add", "path": "/spec/unschedulable", "value": True}]),
+        NO_FIELDS,
+    ),
 }
 
 
@@ -175,12 +201,23 @@ def test_a_request_without_the_node_name_extra_is_denied_by_the_policy(gate):
     assert any(t["key"] == TAINT["key"] for t in taints(own))
 
 
-@pytest.mark.parametrize("verb,resource,expected", [
-    ("get", "nodes", "yes"), ("patch", "nodes", "yes"),
-    ("get", "secrets", "no"), ("list", "secrets", "no"), ("list", "pods", "no"), ("get", "configmaps", "no"),
-    ("delete", "nodes", "no"), ("create", "nodes", "no"), ("update", "nodes/status", "no"), ("create", "pods/eviction", "no"),
-    ("create", "deployments.apps", "no"), ("get", "validatingadmissionpolicies.admissionregistration.k8s.io", "no"),
-])
+@pytest.mark.parametrize(
+    "verb,resource,expected",
+    [
+        ("get", "nodes", "yes"),
+        ("patch", "nodes", "yes"),
+        ("get", "secrets", "no"),
+        ("list", "secrets", "no"),
+        ("list", "pods", "no"),
+        ("get", "configmaps", "no"),
+        ("delete", "nodes", "no"),
+        ("create", "nodes", "no"),
+        ("update", "nodes/status", "no"),
+        ("create", "pods/eviction", "no"),
+        ("create", "deployments.apps", "no"),
+        ("get", "validatingadmissionpolicies.admissionregistration.k8s.io", "no"),
+    ],
+)
 def test_the_identity_can_only_get_and_patch_nodes(gate, verb, resource, expected):
     answer = kubectl("auth", "can-i", verb, resource, f"--as={SA}", "--all-namespaces", check=False).stdout.strip()
     assert answer == expected, f"can-i {verb} {resource}: {answer}"
@@ -198,6 +235,7 @@ def deploy_and_wait_for_pods(args: dict, name: str) -> list:
     # The gate tests taint the simulated nodes for the module's duration.
     objects = manifests({**args, "tolerate_all_taints": True}, name)
     apply(objects)
+
     def not_admitted() -> str:
         if pods_of(args["namespace"], name):
             return ""
@@ -213,7 +251,11 @@ def simulated_node() -> str:
 
 @pytest.fixture
 def restricted():
-    args = {"images": ["docker.io/library/busybox:1.37.0-musl"], "namespace": "prepull-psa", "node_selector": {"kubernetes.io/hostname": simulated_node()}}
+    args = {
+        "images": ["docker.io/library/busybox:1.37.0-musl"],
+        "namespace": "prepull-psa",
+        "node_selector": {"kubernetes.io/hostname": simulated_node()},
+    }
     deploy_and_wait_for_pods(args, "psa")
     yield args["namespace"]
     kubectl("delete", "namespace", args["namespace"], "--wait=false", check=False)
@@ -222,15 +264,23 @@ def restricted():
 def test_our_namespace_enforces_restricted_and_admits_our_pods(restricted):
     labels = json.loads(kubectl("get", "namespace", restricted, "-o", "json").stdout)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-    privileged = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "privileged", "namespace": restricted},
-                  "spec": {"containers": [{"name": "c", "image": "docker.io/library/busybox:1.37.0-musl", "securityContext": {"privileged": True}}]}}
+    privileged = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "privileged", "namespace": restricted},
+        "spec": {"containers": [{"name": "c", "image": "docker.io/library/busybox:1.37.0-musl", "securityContext": {"privileged": True}}]},
+    }
     out = kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(privileged), check=False)
     assert out.returncode != 0 and "violates PodSecurity" in out.stderr and "restricted" in out.stderr, out.stderr
 
 
 def test_docker_socket_gets_a_privileged_namespace_and_its_pods_are_admitted():
-    args = {"images": ["docker.io/library/busybox:1.37.0-musl"], "namespace": "prepull-docker", "method": "docker-socket",
-            "node_selector": {"kubernetes.io/hostname": simulated_node()}}
+    args = {
+        "images": ["docker.io/library/busybox:1.37.0-musl"],
+        "namespace": "prepull-docker",
+        "method": "docker-socket",
+        "node_selector": {"kubernetes.io/hostname": simulated_node()},
+    }
     try:
         deploy_and_wait_for_pods(args, "docker")
         labels = json.loads(kubectl("get", "namespace", "prepull-docker", "-o", "json").stdout)["metadata"]["labels"]

@@ -97,7 +97,9 @@ def pull_problems(namespace: str, daemon_set: str, node: str, images: list) -> l
     the largest ones, so a small image may be absent from a full list). A
     simulated (kwok) node gets neither: kwok only writes the pod's status.
     """
-    pods = [p for p in kget("pods", "-n", namespace, "-l", f"prepull.dev/daemonset={daemon_set}")["items"] if p["spec"].get("nodeName") == node]
+    pods = [
+        p for p in kget("pods", "-n", namespace, "-l", f"prepull.dev/daemonset={daemon_set}")["items"] if p["spec"].get("nodeName") == node
+    ]
     if len(pods) != 1:
         return [f"{len(pods)} pods of {daemon_set} on {node}"]
     pod = pods[0]
@@ -171,6 +173,7 @@ def copy_project(dest: Path, backend: Path) -> Path:
     pulls every other pool's images: every image of the stack, the shell-less one included, is
     then really pulled by a kubelet (the other pools' nodes are simulated).
     """
+
     def gated_pulls_everything(config: dict) -> None:
         pools = config["prepull:nodePools"]
         others = [image for pool in pools if pool["name"] != GATED_POOL for image in pool.get("images") or []]
@@ -189,8 +192,14 @@ def workload_pod(spec, taint: dict) -> dict:
             "nodeSelector": {POOL_LABEL: GATED_POOL},
             "automountServiceAccountToken": False,
             "terminationGracePeriodSeconds": 0,
-            "containers": [{"name": "app", "image": expected_images(spec)[GATED_POOL][0], "command": ["sleep", "3600"],
-                            "resources": {"limits": {"cpu": "50m", "memory": "32Mi"}}}],
+            "containers": [
+                {
+                    "name": "app",
+                    "image": expected_images(spec)[GATED_POOL][0],
+                    "command": ["sleep", "3600"],
+                    "resources": {"limits": {"cpu": "50m", "memory": "32Mi"}},
+                }
+            ],
         },
     }
 
@@ -239,8 +248,13 @@ def deployment(tmp_path_factory):
     # A namespace left by an earlier run (its pod ran): start from none, as a new workload would.
     kubectl("delete", "namespace", WORKLOAD_NAMESPACE, "--ignore-not-found", "--wait=true")
     kubectl("create", "namespace", WORKLOAD_NAMESPACE)
-    subprocess.run(["kubectl", "--context", CONTEXT, "apply", "-f", "-"], input=json.dumps(workload_pod(spec, gate_taint(spec))),
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["kubectl", "--context", CONTEXT, "apply", "-f", "-"],
+        input=json.dumps(workload_pod(spec, gate_taint(spec))),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     try:
         # Before the pre-puller exists, the workload must wait for the taint.
         wait_for("the workload pod to be held back by the startup taint", lambda: pending_for_taint("after-the-gate"), timeout=60, every=1)
@@ -274,8 +288,12 @@ def test_up_pulls_every_image_on_every_selected_node(deployment):
     assert {p["spec"]["nodeName"] for p in general_pods} == set(nodes_with(f"{POOL_LABEL}=general"))
     # At least one real node pulled the shell-less image: its pull container ran the injected no-op.
     real = [n for n in nodes_with(POOL_LABEL) if not simulated(n)]
-    pulled_for_real = [pool.name for pool in spec.pools for n in nodes_with(f"{POOL_LABEL}={pool.name}") if n in real
-                       and SHELL_LESS_IMAGE in images[pool.name]]
+    pulled_for_real = [
+        pool.name
+        for pool in spec.pools
+        for n in nodes_with(f"{POOL_LABEL}={pool.name}")
+        if n in real and SHELL_LESS_IMAGE in images[pool.name]
+    ]
     assert pulled_for_real, f"no real node's pool pulls {SHELL_LESS_IMAGE} (real nodes: {real})"
 
 
@@ -289,8 +307,11 @@ DENIED_TAINT_KEY = "prepull.dev/e2e-must-be-denied"
 
 
 def untaint_started_at(spec, node: str) -> str:
-    pod = next(p for p in kget("pods", "-n", spec.namespace, "-l", f"prepull.dev/daemonset={GATED_POOL}")["items"]
-               if p["spec"].get("nodeName") == node)
+    pod = next(
+        p
+        for p in kget("pods", "-n", spec.namespace, "-l", f"prepull.dev/daemonset={GATED_POOL}")["items"]
+        if p["spec"].get("nodeName") == node
+    )
     status = next(s for s in pod["status"]["initContainerStatuses"] if s["name"] == "untaint")
     return status["state"]["terminated"]["startedAt"]
 
@@ -300,6 +321,7 @@ def assert_workload_scheduled_after_the_gate(spec, gated: list) -> None:
 
     That step is the last init container: it starts once every pull exited 0, and it is what removes the taint.
     """
+
     def not_scheduled():
         pod = kget("pod", "-n", WORKLOAD_NAMESPACE, "after-the-gate")
         return [] if pod["spec"].get("nodeName") else ["after-the-gate is not scheduled yet"]
@@ -364,7 +386,9 @@ def test_changing_the_image_list_rolls_out_to_every_node(deployment):
     stack, project = deployment["stack"], deployment["project"]
     spec_before = current_spec(project)
     hashes_before = {
-        p.name: kget("daemonset", "-n", spec_before.namespace, p.name)["spec"]["template"]["metadata"]["annotations"]["prepull.dev/images-hash"]
+        p.name: kget("daemonset", "-n", spec_before.namespace, p.name)["spec"]["template"]["metadata"]["annotations"][
+            "prepull.dev/images-hash"
+        ]
         for p in spec_before.pools
     }
     global_images = yaml.safe_load((project / "stacks" / f"Pulumi.{STACK}.yaml").read_text())["config"]["prepull:images"]

@@ -33,7 +33,10 @@ from cluster_env import containerd_images as present  # noqa: E402
 REGISTRY = os.environ.get("PREPULL_TEST_REGISTRY", "")
 # Only the local cluster lets a test restart its kubelet: elsewhere (kind, the e2e workflow) this module
 # is skipped even where the cluster tier is required.
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not LOCAL, reason="needs the local cluster (tests/cluster/up DIR, then . DIR/env): it restarts its kubelet")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not LOCAL, reason="needs the local cluster (tests/cluster/up DIR, then . DIR/env): it restarts its kubelet"),
+]
 
 GC_PERIOD = 300  # the kubelet's ImageGCPeriod: a constant, 5 minutes
 SLACK = 45  # a pass takes a moment after its period; containerd then deletes asynchronously
@@ -59,30 +62,65 @@ def sleep_until(moment: float) -> None:
 def prepuller_objects() -> list:
     from prepull import manifests
 
-    args = {"images": OURS, "namespace": NAMESPACE, "node_selector": {"kubernetes.io/hostname": cluster.REAL_NODE}, "tolerate_all_taints": True}
+    args = {
+        "images": OURS,
+        "namespace": NAMESPACE,
+        "node_selector": {"kubernetes.io/hostname": cluster.REAL_NODE},
+        "tolerate_all_taints": True,
+    }
     return manifests(args, NAME)
 
 
 def deploy_prepuller() -> None:
     apply(prepuller_objects())
-    wait("the pre-pull pod to be Ready", lambda: kubectl(
-        "get", "pods", "-n", NAMESPACE, "-l", f"prepull.dev/daemonset={NAME}",
-        "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}").stdout == "True", timeout=180)
+    wait(
+        "the pre-pull pod to be Ready",
+        lambda: kubectl(
+            "get",
+            "pods",
+            "-n",
+            NAMESPACE,
+            "-l",
+            f"prepull.dev/daemonset={NAME}",
+            "-o",
+            "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}",
+        ).stdout
+        == "True",
+        timeout=180,
+    )
     assert set(OURS) <= present()
 
 
 def pull_control() -> None:
     """A plain pod pulls the control image, runs, and is deleted: the image is then unused."""
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "control", "namespace": NAMESPACE},
-           "spec": {"nodeName": cluster.REAL_NODE, "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
-                    "tolerations": [{"operator": "Exists"}], "automountServiceAccountToken": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{"name": "c", "image": CONTROL, "command": ["true"],
-                                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                                    "resources": {"limits": {"cpu": "10m", "memory": "16Mi"}}}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "control", "namespace": NAMESPACE},
+        "spec": {
+            "nodeName": cluster.REAL_NODE,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "tolerations": [{"operator": "Exists"}],
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "c",
+                    "image": CONTROL,
+                    "command": ["true"],
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    "resources": {"limits": {"cpu": "10m", "memory": "16Mi"}},
+                }
+            ],
+        },
+    }
     kubectl("apply", "-f", "-", input=json.dumps(pod))
-    wait("the control pod to finish", lambda: kubectl("get", "pod", "-n", NAMESPACE, "control", "-o", "jsonpath={.status.phase}").stdout == "Succeeded",
-         timeout=120)
+    wait(
+        "the control pod to finish",
+        lambda: kubectl("get", "pod", "-n", NAMESPACE, "control", "-o", "jsonpath={.status.phase}").stdout == "Succeeded",
+        timeout=120,
+    )
     kubectl("delete", "pod", "-n", NAMESPACE, "control", "--wait=true")
     assert CONTROL in present()
 

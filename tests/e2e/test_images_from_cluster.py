@@ -25,7 +25,12 @@ import cluster  # noqa: E402
 REGISTRY = os.environ.get("PREPULL_TEST_REGISTRY", "")
 IMAGE = f"{REGISTRY}/prepull-test/multiarch:1"
 NAMESPACE = "prepull-images-from"
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not LOCAL, reason="needs the local cluster (tests/cluster/up DIR, then . DIR/env): it reads the real node's containerd")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not LOCAL, reason="needs the local cluster (tests/cluster/up DIR, then . DIR/env): it reads the real node's containerd"
+    ),
+]
 
 
 def program() -> None:
@@ -64,8 +69,9 @@ def program() -> None:
 def stack(tmp_path_factory):
     base = tmp_path_factory.mktemp("images-from")
     env = {"PULUMI_CONFIG_PASSPHRASE": "prepull-e2e", "PULUMI_BACKEND_URL": base.as_uri(), "PULUMI_SKIP_UPDATE_CHECK": "true"}
-    stack = auto.create_or_select_stack("dev", project_name="prepull-images-from", program=program,
-                                        opts=auto.LocalWorkspaceOptions(work_dir=str(base), env_vars=env))
+    stack = auto.create_or_select_stack(
+        "dev", project_name="prepull-images-from", program=program, opts=auto.LocalWorkspaceOptions(work_dir=str(base), env_vars=env)
+    )
     try:
         yield stack
     finally:
@@ -83,6 +89,13 @@ def test_the_deployed_image_is_pulled_onto_the_node(stack):
     assert up.outputs["images"].value == [IMAGE]
     # `pulumi up` returned after the DaemonSet rolled out: the real node holds the image now.
     assert IMAGE in containerd_images()
-    pod_images = kubectl("get", "daemonset", "-n", NAMESPACE, *up.outputs["daemon_sets"].value,
-                         "-o", "jsonpath={.spec.template.spec.initContainers[*].image}").stdout.split()
+    pod_images = kubectl(
+        "get",
+        "daemonset",
+        "-n",
+        NAMESPACE,
+        *up.outputs["daemon_sets"].value,
+        "-o",
+        "jsonpath={.spec.template.spec.initContainers[*].image}",
+    ).stdout.split()
     assert IMAGE in pod_images

@@ -49,8 +49,15 @@ class Project:
         self.pulumi("stack", "init", "dev")
 
     def pulumi(self, *args, check=True) -> subprocess.CompletedProcess:
-        return subprocess.run(["pulumi", *args, "--non-interactive", "--color", "never"], cwd=self.path, env=self.env,
-                              capture_output=True, text=True, check=check, timeout=900)
+        return subprocess.run(
+            ["pulumi", *args, "--non-interactive", "--color", "never"],
+            cwd=self.path,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=900,
+        )
 
     def resource_types(self) -> list:
         state = json.loads(self.pulumi("stack", "export").stdout)
@@ -96,8 +103,12 @@ def test_the_yaml_example_deploys_through_the_component_provider(deployed):
 
 def ours(project: Project) -> list:
     """What the component registered: itself and its children (the example's own Deployment is not ours)."""
-    return [t for t in project.resource_types() if t.startswith("prepull:") or t in (
-        "kubernetes:apps/v1:DaemonSet", "kubernetes:core/v1:Namespace", "kubernetes:networking.k8s.io/v1:NetworkPolicy")]
+    return [
+        t
+        for t in project.resource_types()
+        if t.startswith("prepull:")
+        or t in ("kubernetes:apps/v1:DaemonSet", "kubernetes:core/v1:Namespace", "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    ]
 
 
 def test_a_bad_input_fails_with_the_field_as_yaml_spells_it_and_registers_nothing(components_venv, tmp_path):
@@ -106,7 +117,10 @@ def test_a_bad_input_fails_with_the_field_as_yaml_spells_it_and_registers_nothin
         up = project.pulumi("up", "--yes", check=False)
         out = up.stdout + up.stderr
         assert up.returncode != 0
-        assert "property maxUnavailable with value -3 has a problem: must be a whole number, at least 1, or a percentage from 1% to 100% such as '10%' (got -3)" in out, out[-3000:]
+        assert (
+            "property maxUnavailable with value -3 has a problem: "
+            "must be a whole number, at least 1, or a percentage from 1% to 100% such as '10%' (got -3)" in out
+        ), out[-3000:]
         assert "Traceback" not in out and "max_unavailable" not in out, out[-3000:]
         assert not ours(project)
         assert "NotFound" in kubectl("get", "namespace", "prepull-yaml-bad", check=False).stderr
@@ -116,10 +130,16 @@ def test_a_bad_input_fails_with_the_field_as_yaml_spells_it_and_registers_nothin
 
 def test_a_bad_output_value_fails_on_resolve_with_the_field_as_yaml_spells_it(components_venv, tmp_path):
     """An output (a ConfigMap's data) that resolves to a bad secret name: structured, camelCase, no DaemonSet."""
-    config_map = {"type": "kubernetes:core/v1:ConfigMap", "options": {"provider": "${k8s}"},
-                  "properties": {"metadata": {"namespace": "default"}, "data": {"secret": "Bad_Name"}}}
-    project = Project(tmp_path / "bad-output", resources={"names": config_map},
-                      edit=lambda p: p.update(imagePullSecrets=["${names.data.secret}"], namespace="prepull-yaml-bad-output"))
+    config_map = {
+        "type": "kubernetes:core/v1:ConfigMap",
+        "options": {"provider": "${k8s}"},
+        "properties": {"metadata": {"namespace": "default"}, "data": {"secret": "Bad_Name"}},
+    }
+    project = Project(
+        tmp_path / "bad-output",
+        resources={"names": config_map},
+        edit=lambda p: p.update(imagePullSecrets=["${names.data.secret}"], namespace="prepull-yaml-bad-output"),
+    )
     try:
         up = project.pulumi("up", "--yes", check=False)
         out = up.stdout + up.stderr

@@ -32,29 +32,36 @@ def pack_venv() -> Path:
     venv = PACK / "venv"
     if not (venv / "bin" / "python").exists():
         subprocess.run(["python3", "-m", "venv", "policies/venv"], cwd=ROOT, check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-e", ".", "-r", "policies/requirements.txt"], cwd=ROOT,
-                       check=True, timeout=600)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "-e", ".", "-r", "policies/requirements.txt"], cwd=ROOT, check=True, timeout=600
+        )
     return venv
 
 
 def stack_with(tmp_path: Path, extra_image: str = None) -> auto.Stack:
     """The dev stack in a copy of the project, its general pool given ``extra_image`` when set."""
+
     def add_image(config: dict) -> None:
         next(p for p in config["prepull:nodePools"] if p["name"] == "general")["images"].append(extra_image)
 
     (tmp_path / "state").mkdir()
     project = copy_project(tmp_path / "project", STACK, tmp_path / "state", add_image if extra_image else None)
-    env = {"PULUMI_CONFIG_PASSPHRASE": "prepull-e2e", "PULUMI_BACKEND_URL": (tmp_path / "state").as_uri(),
-           "PULUMI_SKIP_UPDATE_CHECK": "true"}
-    stack = auto.create_or_select_stack(STACK, project_name="prepull", program=stack_program,
-                                        opts=auto.LocalWorkspaceOptions(work_dir=str(project), env_vars=env))
+    env = {
+        "PULUMI_CONFIG_PASSPHRASE": "prepull-e2e",
+        "PULUMI_BACKEND_URL": (tmp_path / "state").as_uri(),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+    }
+    stack = auto.create_or_select_stack(
+        STACK, project_name="prepull", program=stack_program, opts=auto.LocalWorkspaceOptions(work_dir=str(project), env_vars=env)
+    )
     stack.set_config("prepull:kubeContext", auto.ConfigValue(CONTEXT))
     return stack
 
 
 def preview(stack: auto.Stack, config: Path, events: list = None) -> auto.PreviewResult:
-    return stack.preview(policy_packs=[str(PACK)], policy_pack_configs=[str(config)], color="never",
-                         on_event=events.append if events is not None else None)
+    return stack.preview(
+        policy_packs=[str(PACK)], policy_pack_configs=[str(config)], color="never", on_event=events.append if events is not None else None
+    )
 
 
 def daemon_set_images(events: list) -> dict:
@@ -109,7 +116,9 @@ def test_a_config_mistake_is_reported_per_workload_and_once_per_stack(pack_venv,
     with pytest.raises(auto.CommandError) as failed:
         preview(stack_with(tmp_path), tmp_path / "config.json")
     out = str(failed.value)
-    message = "invalid configuration of policy 'image-allowlist': unknown setting 'allowedImage'; known settings: allowedImages, mirrorRegistry"
+    message = (
+        "invalid configuration of policy 'image-allowlist': unknown setting 'allowedImage'; known settings: allowedImages, mirrorRegistry"
+    )
     # By the policy for each of the three DaemonSets, and by pack-config once, on the stack.
     assert out.count(message) == 4, out[-3000:]
     assert out.count("[mandatory]  pack-config  (pulumi:pulumi:Stack: prepull-dev)") == 1, out[-3000:]

@@ -56,7 +56,7 @@ pytestmark = [
 def readme_block(heading: str) -> list:
     """The command lines of the first ```bash block after ``heading`` in README.md (comments kept: bash ignores them)."""
     text = (ROOT / "README.md").read_text()
-    after = text[text.index(heading):]
+    after = text[text.index(heading) :]
     block = re.search(r"```bash\n(.*?)```", after, re.S)
     assert block, f"README.md: no bash block after {heading!r}"
     return [line for line in block.group(1).splitlines() if line.strip()]
@@ -81,8 +81,15 @@ class Project:
 
     def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
         """``script`` run by bash in the copy (errexit), stdout and stderr together."""
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=self.path, env=self.env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=1800)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=self.path,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=1800,
+        )
         if check:
             assert done.returncode == 0, f"{script}\n--- exit {done.returncode}:\n{done.stdout[-6000:]}"
         return done
@@ -192,7 +199,7 @@ def test_a_bad_stack_file_fails_with_one_line_and_registers_nothing(project, com
         p.pulumi("stack", "select", STACK, check=False)
 
 
-USER_PROGRAM = '''\
+USER_PROGRAM = """\
 import pulumi_kubernetes as k8s
 import pulumi
 from prepull import ImagePrePuller
@@ -200,7 +207,7 @@ from prepull import ImagePrePuller
 provider = k8s.Provider("k8s", context={context!r})
 ImagePrePuller("cache", {{"images": ["docker.io/library/busybox:1.37.0-musl", "busybox:1.37.0-musl"]}},
                opts=pulumi.ResourceOptions(providers=[provider]))
-'''
+"""
 
 
 def test_the_component_in_a_users_own_program_fails_with_one_line(project, tmp_path):
@@ -208,16 +215,22 @@ def test_the_component_in_a_users_own_program_fails_with_one_line(project, tmp_p
     p = project["project"]
     user = tmp_path / "user"
     user.mkdir()
-    (user / "Pulumi.yaml").write_text(yaml.safe_dump({
-        "name": "user-program", "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}},
-        "backend": {"url": "file://./state"},
-    }))
+    (user / "Pulumi.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "user-program",
+                "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}},
+                "backend": {"url": "file://./state"},
+            }
+        )
+    )
     (user / "__main__.py").write_text(USER_PROGRAM.format(context=CONTEXT))
     (user / "state").mkdir()
     # The user installs prepull (here from the copy, as `pip install "prepull @ git+..."` would from the repository).
     p.sh(f"cd {user} && python3 -m venv venv && venv/bin/pip install -q -r {p.path}/requirements.txt {p.path}")
-    done = p.sh(f"cd {user} && export PULUMI_CONFIG_PASSPHRASE= && pulumi stack init dev && pulumi up --stack dev --color never",
-                check=False)
+    done = p.sh(
+        f"cd {user} && export PULUMI_CONFIG_PASSPHRASE= && pulumi stack init dev && pulumi up --stack dev --color never", check=False
+    )
     assert done.returncode != 0
     assert "images[1]: duplicate of images[0]" in done.stdout, done.stdout[-4000:]
     assert_no_traceback(done.stdout)
@@ -243,7 +256,9 @@ def test_destroy_leaves_nothing_of_ours(project):
     namespace = current_spec(p.path).namespace
     p.pulumi("destroy", "--stack", STACK)
     project["destroyed"] = True
-    wait_for(f"namespace {namespace} to be deleted",
-             lambda: [] if "NotFound" in kubectl("get", "namespace", namespace, check=False).stderr else [f"{namespace} still exists"])
+    wait_for(
+        f"namespace {namespace} to be deleted",
+        lambda: [] if "NotFound" in kubectl("get", "namespace", namespace, check=False).stderr else [f"{namespace} still exists"],
+    )
     assert [t for t in p.resource_types(STACK) if t != "pulumi:pulumi:Stack"] == []
     assert labelled_objects() == []

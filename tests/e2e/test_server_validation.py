@@ -33,8 +33,14 @@ SCENARIOS = {
     "gate": {"images": IMAGES, "remove_startup_taint": True, "startup_taint": {"key": "prepull.dev/not-ready", "effect": "NoSchedule"}},
     "lanes": {"images": [*IMAGES, "ghcr.io/astral-sh/uv:0.5.11"], "lanes": 2, "max_surge": 1},
     "per-arch": {"images": [*IMAGES, {"image": "nvcr.io/nvidia/cuda:12.6.2-base-ubuntu24.04", "platforms": ["linux/amd64"]}]},
-    "labels": {"images": IMAGES, "labels": {"team": "ml"}, "annotations": {"example.com/owner": "ml"}, "priority_class_name": "system-node-critical",
-               "tolerate_all_taints": True, "image_pull_secrets": ["regcred"]},
+    "labels": {
+        "images": IMAGES,
+        "labels": {"team": "ml"},
+        "annotations": {"example.com/owner": "ml"},
+        "priority_class_name": "system-node-critical",
+        "tolerate_all_taints": True,
+        "image_pull_secrets": ["regcred"],
+    },
     "image-volume": {"images": IMAGES, "method": "image-volume"},
     "docker-socket": {"images": IMAGES, "method": "docker-socket"},
     "no-network-policy": {"images": IMAGES, "network_policy": False},
@@ -69,8 +75,17 @@ def namespaced(args: dict, name: str) -> dict:
 def check(objects: list, allowed_warning: str = "") -> None:
     created = create_missing_namespaces(objects)
     try:
-        out = kubectl("apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=prepull-check", "-f", "-",
-                      input=as_list(objects), check=False)
+        out = kubectl(
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--validate=strict",
+            "--field-manager=prepull-check",
+            "-f",
+            "-",
+            input=as_list(objects),
+            check=False,
+        )
         assert out.returncode == 0, out.stderr
         warnings = [w for w in out.stderr.splitlines() if w.startswith("Warning:")]
         if allowed_warning:
@@ -104,8 +119,24 @@ def test_every_stack_is_accepted_without_warnings(stack):
 
 
 def cli_check(stack: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "prepull", "check", "--stack", stack, "--server", "--context", CONTEXT,
-                           "--stacks-dir", str(ROOT / "stacks")], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prepull",
+            "check",
+            "--stack",
+            stack,
+            "--server",
+            "--context",
+            CONTEXT,
+            "--stacks-dir",
+            str(ROOT / "stacks"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_check_server_accepts_the_dev_stack_once_its_namespace_exists():

@@ -159,7 +159,7 @@ def many_kwok_nodes():
     names = [f"prepull-status-scale-{i}" for i in range(SCALE_NODES)]
     nodes = [kwok_node(n, {KWOK_POOL: "scale"}) for n in names]
     for i in range(0, len(nodes), 200):
-        apply(nodes[i:i + 200])
+        apply(nodes[i : i + 200])
     cleanup: list = []
     yield names, cleanup
     for namespace in cleanup:  # while the nodes exist, kwok finishes the pods' deletion
@@ -187,8 +187,11 @@ def test_a_thousand_nodes_take_five_api_calls(deploy, many_kwok_nodes):
 
 def test_a_kwok_pod_in_image_pull_backoff_is_failed(deploy):
     """tests/cluster/stages/pod-image-pull-backoff.yaml: kwok shows this pod's first pull failing, as a kubelet would."""
-    args = {"images": PRESENT_IMAGES, "node_selector": {"prepull.dev/pool": "general"},
-            "annotations": {"prepull.test/kwok-image-pull-backoff": "true"}}
+    args = {
+        "images": PRESENT_IMAGES,
+        "node_selector": {"prepull.dev/pool": "general"},
+        "annotations": {"prepull.test/kwok-image-pull-backoff": "true"},
+    }
     namespace = deploy("backoff", args)
     code, doc, err = status(namespace, "--watch", "--timeout", WATCH_TIMEOUT)
     assert code == 1, (code, err, doc)

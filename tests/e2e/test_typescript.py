@@ -43,8 +43,9 @@ pytestmark = [
 
 
 def run(argv: list, cwd: Path, env: dict, stdout_only: bool = False) -> str:
-    done = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE if stdout_only else subprocess.STDOUT,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE if stdout_only else subprocess.STDOUT, text=True, timeout=900
+    )
     assert done.returncode == 0, f"{' '.join(argv)} (exit {done.returncode}):\n{done.stdout[-5000:]}\n{done.stderr or ''}"
     return done.stdout
 
@@ -67,8 +68,19 @@ def sdk(env) -> Path:
     run(["sdkgen-nodejs", "schema.json", "sdk"], base, env)
     sdk = base / "sdk"
     assert json.loads((sdk / "package.json").read_text())["name"] == "@pulumi/prepull"
-    run(["npm", "install", "--no-audit", "--no-fund", f"typescript@{NPM_PACKAGES['typescript']}",
-         f"@types/node@{NPM_PACKAGES['@types/node']}", f"@pulumi/pulumi@{NPM_PACKAGES['@pulumi/pulumi']}"], sdk, env)
+    run(
+        [
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            f"typescript@{NPM_PACKAGES['typescript']}",
+            f"@types/node@{NPM_PACKAGES['@types/node']}",
+            f"@pulumi/pulumi@{NPM_PACKAGES['@pulumi/pulumi']}",
+        ],
+        sdk,
+        env,
+    )
     run(["npx", "tsc"], sdk, env)
     for name in ("package.json", "README.md"):  # the compiled folder is the package
         (sdk / "bin" / name).write_text((sdk / name).read_text())
@@ -103,8 +115,15 @@ def test_a_typescript_program_deploys_the_component(env, sdk):
 
 def test_a_bad_input_from_typescript_names_the_field_in_its_spelling(env, sdk):
     path = program(env, sdk, "-3")
-    done = subprocess.run(["pulumi", "up", "--yes", "--non-interactive", "--color", "never"], cwd=path, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+    done = subprocess.run(
+        ["pulumi", "up", "--yes", "--non-interactive", "--color", "never"],
+        cwd=path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode != 0
     assert "property maxUnavailable with value -3 has a problem" in done.stdout, done.stdout[-4000:]
     assert "Traceback" not in done.stdout

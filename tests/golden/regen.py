@@ -18,7 +18,7 @@ import difflib
 import io
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Optional
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -42,7 +42,7 @@ EKS_SETTINGS = {
     "amiType": "AL2023_x86_64_NVIDIA",
     "diskSize": 200,
 }
-EKS_SCENARIOS: Dict[str, dict] = {
+EKS_SCENARIOS: dict[str, dict] = {
     "gpu": {
         "name": "gpu",
         "provider": "eks",
@@ -62,9 +62,9 @@ EKS_SCENARIOS: Dict[str, dict] = {
 EKS_IMAGES = ["nginx:1.27"]
 
 
-def stack_names() -> List[str]:
+def stack_names() -> list[str]:
     """Every stack with a ``stacks/Pulumi.<name>.yaml``, sorted."""
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in STACKS.glob("Pulumi.*.yaml"))
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in STACKS.glob("Pulumi.*.yaml"))
 
 
 def render_stack(stack: str) -> str:
@@ -93,14 +93,14 @@ def eks_user_data(scenario: str) -> str:
     return clouds.nodeadm_user_data(clouds._taints(pool))
 
 
-def expected() -> Dict[str, str]:
+def expected() -> dict[str, str]:
     """Every golden file (path relative to tests/golden) and the text it must hold."""
     files = {f"stacks/{stack}.yaml": render_stack(stack) for stack in stack_names()}
     files.update({f"eks/{scenario}.user-data": eks_user_data(scenario) for scenario in sorted(EKS_SCENARIOS)})
     return files
 
 
-def committed() -> Dict[str, bytes]:
+def committed() -> dict[str, bytes]:
     """The golden files on disk, in the directories this script owns."""
     return {
         path.relative_to(HERE).as_posix(): path.read_bytes()
@@ -138,14 +138,14 @@ def assert_matches(name: str, got: str) -> None:
         raise AssertionError(message)
 
 
-def problems() -> List[str]:
+def problems() -> list[str]:
     """One readable message per golden file that is missing, stale or different (empty: all match)."""
     want, have = expected(), committed()
     out = [f"tests/golden/{name}: stale (nothing produces it any more); run `{REGEN_COMMAND}`" for name in sorted(set(have) - set(want))]
     return out + [message for name, text in sorted(want.items()) if (message := mismatch(name, text))]
 
 
-def write() -> List[str]:
+def write() -> list[str]:
     """Rewrite every golden file and delete stale ones; returns what changed."""
     want, have = expected(), committed()
     changed = []

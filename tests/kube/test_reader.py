@@ -40,8 +40,6 @@ def one_node(ds, states=None, node_name="n1", events_for=None, **pod_kw):
     return report([ds], [p], [so.node(node_name)], events), p
 
 
-
-
 # ---------------------------------------------------------------- the reader: bounded calls
 
 
@@ -57,7 +55,10 @@ def test_a_thousand_nodes_take_five_calls():
     assert reader.calls == len(api.calls) == 5
     assert [c[0] for c in api.calls] == ["daemonsets", "pods", "nodes", "events", "events"]
     assert api.calls[0][1]["label_selector"] == api.calls[1][1]["label_selector"] == MANAGED_BY == "app.kubernetes.io/managed-by=prepull"
-    assert [c[1]["field_selector"] for c in api.calls[3:]] == ["involvedObject.kind=Pod,reason=Pulled", "involvedObject.kind=Pod,reason=Failed"]
+    assert [c[1]["field_selector"] for c in api.calls[3:]] == [
+        "involvedObject.kind=Pod,reason=Pulled",
+        "involvedObject.kind=Pod,reason=Failed",
+    ]
     assert rep.state == PRESENT and rep.daemon_sets[0].done == 1000
     assert next(s for s in rep.images if s.image == so.PYTHON).median_seconds == 4.0
     # A second snapshot costs the same again, not more.

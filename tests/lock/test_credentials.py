@@ -1,4 +1,7 @@
-"""Registry credentials found as docker and crane find them (prepull.lock.credentials), and the pure HTTP helpers of prepull.lock.registry."""
+"""Registry credentials found as docker and crane find them (prepull.lock.credentials).
+
+Also the pure HTTP helpers of prepull.lock.registry.
+"""
 
 import base64
 import json
@@ -41,7 +44,9 @@ def test_config_file_order(tmp_path):
 
 
 def test_auths_base64_and_docker_hub_key(tmp_path):
-    env = docker_config(tmp_path, {"auths": {"https://index.docker.io/v1/": {"auth": b64("hub:pw")}, "https://reg.example:5000": {"auth": b64("u:p:w")}}})
+    env = docker_config(
+        tmp_path, {"auths": {"https://index.docker.io/v1/": {"auth": b64("hub:pw")}, "https://reg.example:5000": {"auth": b64("u:p:w")}}}
+    )
     creds = DockerCredentials(env)
     hub, reg = creds.get("docker.io", "library/nginx"), creds.get("reg.example:5000", "team/app")
     assert (hub.username, hub.password) == ("hub", "pw")
@@ -101,8 +106,16 @@ def test_an_unreadable_config_is_an_error(tmp_path):
 
 @pytest.mark.parametrize(
     "domain, loopback",
-    [("localhost:5000", True), ("127.0.0.1:5000", True), ("127.1.2.3", True), ("[::1]:5000", True), ("reg.localhost", True),
-     ("10.0.0.1:5000", False), ("registry.example", False), ("localhost.example.com", False)],
+    [
+        ("localhost:5000", True),
+        ("127.0.0.1:5000", True),
+        ("127.1.2.3", True),
+        ("[::1]:5000", True),
+        ("reg.localhost", True),
+        ("10.0.0.1:5000", False),
+        ("registry.example", False),
+        ("localhost.example.com", False),
+    ],
 )
 def test_loopback(domain, loopback):
     assert is_loopback(domain) is loopback
@@ -118,13 +131,21 @@ def test_plain_http_only_for_loopback_and_named_hosts():
 
 def test_challenges_are_parsed_with_quoted_commas():
     header = 'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push"'
-    assert parse_challenge(header) == ("bearer", {"realm": "https://auth.example/token", "service": "registry.example", "scope": "repository:a/b:pull,push"})
+    assert parse_challenge(header) == (
+        "bearer",
+        {"realm": "https://auth.example/token", "service": "registry.example", "scope": "repository:a/b:pull,push"},
+    )
     assert parse_challenge('Basic realm="prepull-test"') == ("basic", {"realm": "prepull-test"})
     assert parse_challenge("") == ("", {})
 
 
 def test_registry_messages_and_reasons_are_short():
-    assert registry_message(b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}') == "MANIFEST_UNKNOWN: manifest unknown"
+    assert (
+        registry_message(b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}') == "MANIFEST_UNKNOWN: manifest unknown"
+    )
     assert registry_message(b"404 page not found\n") == "404 page not found"
-    long = "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded (Caused by NewConnectionError('...: [Errno 111] Connection refused'))"
+    long = (
+        "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded "
+        "(Caused by NewConnectionError('...: [Errno 111] Connection refused'))"
+    )
     assert why(Exception(long)) == "Connection refused"

@@ -122,10 +122,20 @@ def _mutated(path, value):
         (("images", MULTI, "digest"), "sha256:abc", f"f: images[{MULTI!r}].digest", "must be a digest"),
         (("images", MULTI, "digest"), KeyError, f"f: images[{MULTI!r}].digest", "is required"),
         (("images", MULTI, "extra"), 1, f"f: images[{MULTI!r}].extra", "unknown field"),
-        (("images", MULTI, "platforms", "linux/amd64", "size"), -1, f"f: images[{MULTI!r}].platforms['linux/amd64'].size", "must not be negative"),
+        (
+            ("images", MULTI, "platforms", "linux/amd64", "size"),
+            -1,
+            f"f: images[{MULTI!r}].platforms['linux/amd64'].size",
+            "must not be negative",
+        ),
         (("images", MULTI, "platforms", "linux/amd64", "size"), "1", f"f: images[{MULTI!r}].platforms['linux/amd64'].size", "whole number"),
         (("images", MULTI, "platforms", "amd64"), {"digest": D["amd"], "size": 1}, f"f: images[{MULTI!r}].platforms['amd64']", "os/arch"),
-        (("images", "python:3.13-slim"), {"digest": D["amd"], "mediaType": "x", "platforms": {}}, "f: images['python:3.13-slim']", "canonical form"),
+        (
+            ("images", "python:3.13-slim"),
+            {"digest": D["amd"], "mediaType": "x", "platforms": {}},
+            "f: images['python:3.13-slim']",
+            "canonical form",
+        ),
     ],
 )
 def test_a_malformed_lock_names_the_file_the_entry_and_the_field(path, value, field, reason):
@@ -173,7 +183,11 @@ def test_a_lock_entry_no_stack_image_uses_is_stale():
 def test_sizes_reach_the_prepuller_and_balance_its_lanes():
     spec = apply_lock(load_stack(config(pool_extra={"lanes": 2}, pool_images=(AMD_ONLY, "nginx:1.27"))), _with_nginx(), "f", "dev")
     args = prepuller_args(spec, spec.pools[0])
-    assert {ref.original: size for ref, size in args["image_sizes"].items()} == {f"{MULTI}@{D['index']}": 40_000_000, f"{AMD_ONLY}@{D['app']}": 9_000_000_000, _NGINX_LOCKED: 1_000}
+    assert {ref.original: size for ref, size in args["image_sizes"].items()} == {
+        f"{MULTI}@{D['index']}": 40_000_000,
+        f"{AMD_ONLY}@{D['app']}": 9_000_000_000,
+        _NGINX_LOCKED: 1_000,
+    }
     lanes = [o for o in stack_manifests(spec) if o["kind"] == "DaemonSet"]
     images = [[c["image"] for c in ds["spec"]["template"]["spec"]["initContainers"][1:]] for ds in lanes]
     # Round-robin would pair the 9 GB image with nginx; by size it is alone.

@@ -15,7 +15,12 @@ def body(doc) -> bytes:
 
 
 def image(media_type=OCI_MANIFEST, sizes=(10, 20)):
-    return {"schemaVersion": 2, "mediaType": media_type, "config": {"digest": D1, "size": 5}, "layers": [{"digest": D2, "size": s} for s in sizes]}
+    return {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": {"digest": D1, "size": 5},
+        "layers": [{"digest": D2, "size": s} for s in sizes],
+    }
 
 
 def index(*entries):

@@ -62,14 +62,17 @@ def stack(tmp_path, *images, pool_extra: str = "") -> str:
     """A stacks dir with Pulumi.dev.yaml: one existing pool pulling ``images``."""
     stacks = tmp_path / "stacks"
     stacks.mkdir(exist_ok=True)
-    (stacks / "Pulumi.dev.yaml").write_text(textwrap.dedent(f"""\
+    (stacks / "Pulumi.dev.yaml").write_text(
+        textwrap.dedent(f"""\
         config:
           prepull:nodePools:
             - name: general
               provider: existing
               labels: {{pool: general}}
               images: {json.dumps(list(images))}
-        """) + pool_extra)
+        """)
+        + pool_extra
+    )
     return str(stacks)
 
 
@@ -97,7 +100,8 @@ def test_tags_and_a_multi_architecture_index_are_locked(tmp_path, registry, layo
     assert entries(stacks) == {
         f"{registry.host}/t/multi:1": {"digest": index["digest"], "mediaType": OCI_INDEX, "platforms": want},
         f"{registry.host}/t/amd:1": {
-            "digest": amd["digest"], "mediaType": amd["mediaType"],
+            "digest": amd["digest"],
+            "mediaType": amd["mediaType"],
             "platforms": {"linux/amd64": {"digest": amd["digest"], "size": layers_size(layout, amd["digest"])}},
         },
     }
@@ -117,7 +121,11 @@ def test_a_moved_tag_changes_only_its_entry_and_check_sees_it(tmp_path, registry
     capsys.readouterr()
     assert lock(stacks, "--check") == 1
     out = capsys.readouterr().out
-    assert "stale" in out and f"changed  {registry.host}/t/amd:1: {descriptor(layout, 'amd64')['digest']} -> {descriptor(layout, 'amd64-v2')['digest']}" in out
+    assert (
+        "stale" in out
+        and f"changed  {registry.host}/t/amd:1: {descriptor(layout, 'amd64')['digest']} -> {descriptor(layout, 'amd64-v2')['digest']}"
+        in out
+    )
     assert lock_text(stacks) == before  # --check writes nothing
     assert lock(stacks) == 0
     after = lock_text(stacks)
@@ -287,12 +295,16 @@ class Stub(http.server.BaseHTTPRequestHandler):
     def _answer(self, send_body: bool) -> None:
         if self.token and self.path.startswith("/v2/") and self.headers.get("Authorization") != f"Bearer {self.token}":
             realm = f"http://{self.headers['Host']}/token"
-            return self._send(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="stub",scope="repository:t/app:pull"'}, b"", send_body)
+            return self._send(
+                401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="stub",scope="repository:t/app:pull"'}, b"", send_body
+            )
         if self.path.startswith("/token"):
             good = "Basic " + base64.b64encode(b"ci:s3cret").decode()
             ok = self.headers.get("Authorization") == good and "scope=repository%3At%2Fapp%3Apull" in self.path
             return self._send(200 if ok else 401, {}, json.dumps({"token": self.token}).encode() if ok else b"", send_body)
-        status, headers, body = self.routes.get(self.path, (404, {}, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}'))
+        status, headers, body = self.routes.get(
+            self.path, (404, {}, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')
+        )
         self._send(status, headers, body, send_body)
 
     def _send(self, status, headers, body, send_body) -> None:
@@ -327,7 +339,9 @@ def serve_image(stub, layout, tag: str) -> str:
     manifest = blob(layout, desc["digest"])
     config = json.loads(manifest)["config"]["digest"]
     headers = {"Content-Type": desc["mediaType"], "Docker-Content-Digest": desc["digest"]}
-    stub.handler.routes.update({"/v2/t/app/manifests/1": (200, headers, manifest), f"/v2/t/app/blobs/{config}": (200, {}, blob(layout, config))})
+    stub.handler.routes.update(
+        {"/v2/t/app/manifests/1": (200, headers, manifest), f"/v2/t/app/blobs/{config}": (200, {}, blob(layout, config))}
+    )
     return desc["digest"]
 
 
@@ -335,7 +349,11 @@ def serve_image(stub, layout, tag: str) -> str:
     "body, headers, reason",
     [
         (b"<html>sorry</html>", {"Content-Type": "text/html"}, "the manifest is not JSON"),
-        (b"{}", {"Docker-Content-Digest": "sha256:" + "0" * 64}, f"its content has digest sha256:{hashlib.sha256(b'{}').hexdigest()}, not sha256:"),
+        (
+            b"{}",
+            {"Docker-Content-Digest": "sha256:" + "0" * 64},
+            f"its content has digest sha256:{hashlib.sha256(b'{}').hexdigest()}, not sha256:",
+        ),
     ],
 )
 def test_malformed_bodies_are_refused(tmp_path, stub, body, headers, reason, capsys):

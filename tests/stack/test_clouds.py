@@ -46,7 +46,13 @@ LABELS = {"prepull.dev/pool": "gpu", "team": "ml"}
 
 
 def cloud_pool(provider: str, name: str = "gpu", gate: bool = False, **settings) -> dict:
-    pool = {"name": name, "provider": provider, "labels": dict(LABELS), "taints": [dict(t) for t in TAINTS], provider: {**SETTINGS[provider], **settings}}
+    pool = {
+        "name": name,
+        "provider": provider,
+        "labels": dict(LABELS),
+        "taints": [dict(t) for t in TAINTS],
+        provider: {**SETTINGS[provider], **settings},
+    }
     if gate:
         pool["startupGate"] = True
     return pool
@@ -283,13 +289,17 @@ def test_create_node_pool_refuses_a_pool_no_cloud_manages():
     from prepull.stack import clouds
     from prepull.stack.pools import load_stack
 
-    (pool,) = load_stack({"images": ["nginx:1.27"], "nodePools": [{"name": "web", "provider": "existing", "labels": {"pool": "web"}}]}).pools
+    (pool,) = load_stack(
+        {"images": ["nginx:1.27"], "nodePools": [{"name": "web", "provider": "existing", "labels": {"pool": "web"}}]}
+    ).pools
     with pytest.raises(PrePullInputError) as exc:
         clouds.create_node_pool(pool, depends_on=[])
     assert str(exc.value) == "nodePools.web.provider: is not a cloud provider (eks, gke, aks) (got 'existing')"
 
 
-@pytest.mark.parametrize("provider, module, extra", [("eks", "pulumi_aws", "eks"), ("gke", "pulumi_gcp", "gke"), ("aks", "pulumi_azure_native", "aks")])
+@pytest.mark.parametrize(
+    "provider, module, extra", [("eks", "pulumi_aws", "eks"), ("gke", "pulumi_gcp", "gke"), ("aks", "pulumi_azure_native", "aks")]
+)
 def test_missing_sdk_names_the_pip_extra(run_program, monkeypatch, provider, module, extra):
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
     err, run = run_expecting_error(run_program, [cloud_pool(provider, gate=True)])

@@ -38,8 +38,6 @@ def one_node(ds, states=None, node_name="n1", events_for=None, **pod_kw):
     return report([ds], [p], [so.node(node_name)], events), p
 
 
-
-
 # ---------------------------------------------------------------- present and pulling
 
 
@@ -80,15 +78,16 @@ def test_a_pod_of_an_older_revision_is_still_pulling_the_new_image():
 # ---------------------------------------------------------------- failed, with the kubelet's message
 
 
-
-
-@pytest.mark.parametrize("reason, message", [
-    ("ErrImagePull", so.NOT_FOUND),
-    ("ErrImagePull", 'failed to pull and unpack image "ghcr.io/astral-sh/uv:0.5.11": 401 Unauthorized'),
-    ("ErrImagePull", 'no match for platform in manifest: not found'),
-    ("InvalidImageName", 'Failed to apply default image tag "ghcr.io/Astral/uv": couldn\'t parse image name: invalid reference format'),
-    ("ImagePullBackOff", f'Back-off pulling image "{so.UV}": ErrImagePull: {so.NOT_FOUND}'),
-])
+@pytest.mark.parametrize(
+    "reason, message",
+    [
+        ("ErrImagePull", so.NOT_FOUND),
+        ("ErrImagePull", 'failed to pull and unpack image "ghcr.io/astral-sh/uv:0.5.11": 401 Unauthorized'),
+        ("ErrImagePull", "no match for platform in manifest: not found"),
+        ("InvalidImageName", 'Failed to apply default image tag "ghcr.io/Astral/uv": couldn\'t parse image name: invalid reference format'),
+        ("ImagePullBackOff", f'Back-off pulling image "{so.UV}": ErrImagePull: {so.NOT_FOUND}'),
+    ],
+)
 def test_pull_errors_are_failed_with_the_kubelets_reason_and_message(reason, message):
     ds = so.daemon_set()
     rep, _ = one_node(ds, [so.terminated(2, 3), so.terminated(4, 5), so.waiting(reason, message)])
@@ -102,8 +101,11 @@ def test_a_back_off_without_the_error_takes_it_from_the_failed_event():
     ds = so.daemon_set()
     uv_container = so.init_names(ds)[2]
     back_off = f'Back-off pulling image "{so.UV}"'
-    rep, _ = one_node(ds, [so.terminated(2, 3), so.terminated(4, 5), so.waiting("ImagePullBackOff", back_off)],
-                      events_for=lambda p: [so.event(p, uv_container, "Failed", f'Failed to pull image "{so.UV}": {so.NOT_FOUND}')])
+    rep, _ = one_node(
+        ds,
+        [so.terminated(2, 3), so.terminated(4, 5), so.waiting("ImagePullBackOff", back_off)],
+        events_for=lambda p: [so.event(p, uv_container, "Failed", f'Failed to pull image "{so.UV}": {so.NOT_FOUND}')],
+    )
     uv = by_image(only_node(rep))[so.UV]
     assert (uv.state, uv.reason, uv.message) == (FAILED, "ImagePullBackOff", f"{back_off}: {so.NOT_FOUND}")
 
@@ -114,12 +116,19 @@ def test_a_non_zero_exit_is_failed_with_its_code_and_message():
     exec_error = 'exec: "/.prepull/busybox": stat /.prepull/busybox: no such file or directory'
     rep, _ = one_node(ds, [so.terminated(2, 3), so.terminated(4, 5, code=128, reason="StartError", message=exec_error), so.waiting()])
     images = by_image(only_node(rep))
-    assert (images[so.PYTHON].state, images[so.PYTHON].reason, images[so.PYTHON].message) == (FAILED, "StartError", f"exit code 128: {exec_error}")
+    assert (images[so.PYTHON].state, images[so.PYTHON].reason, images[so.PYTHON].message) == (
+        FAILED,
+        "StartError",
+        f"exit code 128: {exec_error}",
+    )
     assert (images[so.UV].state, images[so.UV].reason) == (PULLING, "Queued")
 
     # Restarted and backing off: the failure is in lastState.
-    rep, _ = one_node(ds, [so.terminated(2, 3), so.waiting("CrashLoopBackOff", "back-off 10s restarting failed container"), so.waiting()],
-                      last_states={python: so.terminated(4, 5, code=1)})
+    rep, _ = one_node(
+        ds,
+        [so.terminated(2, 3), so.waiting("CrashLoopBackOff", "back-off 10s restarting failed container"), so.waiting()],
+        last_states={python: so.terminated(4, 5, code=1)},
+    )
     failed = by_image(only_node(rep))[so.PYTHON]
     assert (failed.state, failed.reason) == (FAILED, "Error")
     assert failed.message == "exit code 1 (back-off 10s restarting failed container)"
@@ -150,9 +159,11 @@ def test_an_untolerated_taint_is_not_scheduled_and_not_waited_for():
 
 def test_tolerated_and_daemonset_taints_do_not_explain_a_missing_pod():
     ds = so.daemon_set(tolerations=[{"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"}])
-    taints = [{"key": "dedicated", "value": "batch", "effect": "NoSchedule"},
-              {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},  # cordoned: DaemonSet pods tolerate it
-              {"key": "spot", "value": "true", "effect": "PreferNoSchedule"}]      # a preference keeps no pod off
+    taints = [
+        {"key": "dedicated", "value": "batch", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},  # cordoned: DaemonSet pods tolerate it
+        {"key": "spot", "value": "true", "effect": "PreferNoSchedule"},
+    ]  # a preference keeps no pod off
     node = only_node(report([ds], [], [so.node("n1", taints=taints)]))
     assert (node.state, node.reason, node.targeted) == (NOT_SCHEDULED, "NoPod", True)
     assert node.message == "no pod yet: the DaemonSet controller has not created one"
@@ -183,7 +194,9 @@ def test_per_platform_daemonsets_select_by_node_affinity():
     daemon_sets = [o for o in prepull.manifests(args, "p") if o["kind"] == "DaemonSet"]
     rep = report(daemon_sets, [], [so.node("amd"), so.node("arm", labels={"kubernetes.io/arch": "arm64"})])
     assert {ds.name: ([n.name for n in ds.nodes], ds.images) for ds in rep.daemon_sets} == {
-        "p-arm64": (["arm"], (so.PYTHON, so.UV)), "p-other": (["amd"], (so.PYTHON,))}
+        "p-arm64": (["arm"], (so.PYTHON, so.UV)),
+        "p-other": (["amd"], (so.PYTHON,)),
+    }
 
 
 # ---------------------------------------------------------------- the gate
@@ -205,7 +218,9 @@ def test_the_gate_reports_whether_the_startup_taint_is_still_on_each_node():
 
 def test_a_denied_untaint_step_is_failed_and_the_taint_stays():
     ds = so.gated_daemon_set()
-    denied = 'nodes "n1" is forbidden: ValidatingAdmissionPolicy denied request: the pre-puller may only change the node its own pod runs on'
+    denied = (
+        'nodes "n1" is forbidden: ValidatingAdmissionPolicy denied request: the pre-puller may only change the node its own pod runs on'
+    )
     states = [*so.all_done(ds)[:-1], so.terminated(9, 10, code=1, message=denied)]
     node = only_node(report([ds], [so.pod(ds, "n1", states)], [so.node("n1", taints=[dict(so.GATE_TAINT)])]))
     assert node.state == FAILED and node.gate.present
@@ -224,7 +239,6 @@ def test_the_gate_taint_is_read_back_from_the_untaint_script():
     assert removed_taint({**container, "name": "pull-x"}) is None
 
 
-
 # ---------------------------------------------------------------- other methods
 
 
@@ -241,6 +255,8 @@ def test_image_volumes_are_present_once_the_holder_runs_and_failed_by_name():
     p = so.pod(ds, "n1", [])
     p["status"]["containerStatuses"] = [{"name": "holder", "state": so.running(5)}]
     assert [(i.image, i.state) for i in only_node(report([ds], [p], [so.node("n1")])).images] == [(so.PYTHON, PRESENT), (so.UV, PRESENT)]
-    p["status"]["containerStatuses"] = [{"name": "holder", "state": so.waiting("ErrImagePull", f'failed to pull image "{so.UV}": not found')}]
+    p["status"]["containerStatuses"] = [
+        {"name": "holder", "state": so.waiting("ErrImagePull", f'failed to pull image "{so.UV}": not found')}
+    ]
     states = {i.image: i.state for i in only_node(report([ds], [p], [so.node("n1")])).images}
     assert states == {so.PYTHON: PULLING, so.UV: FAILED}

@@ -37,13 +37,24 @@ def one_node(ds, states=None, node_name="n1", events_for=None, **pod_kw):
     return report([ds], [p], [so.node(node_name)], events), p
 
 
-
-
 # ---------------------------------------------------------------- times
 
 
-@pytest.mark.parametrize("text, seconds", [("1.234s", 1.234), ("850ms", 0.85), ("1m2.5s", 62.5), ("1h0m0s", 3600.0), ("0s", 0.0),
-                                           ("250µs", 0.00025), ("1.5", None), ("s", None), ("", None), ("2x", None)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("1.234s", 1.234),
+        ("850ms", 0.85),
+        ("1m2.5s", 62.5),
+        ("1h0m0s", 3600.0),
+        ("0s", 0.0),
+        ("250µs", 0.00025),
+        ("1.5", None),
+        ("s", None),
+        ("", None),
+        ("2x", None),
+    ],
+)
 def test_go_durations(text, seconds):
     assert go_duration_seconds(text) == (pytest.approx(seconds) if seconds is not None else None)
 
@@ -79,8 +90,11 @@ def test_the_latest_event_counts_and_other_pods_events_do_not():
     other = so.pod(ds, "n2")
 
     def events(p):
-        return [so.pulled(p, python, so.PYTHON, "9s", at=5), so.pulled(p, python, so.PYTHON, "3s", at=50),
-                so.pulled(other, python, so.PYTHON, "7s", at=90)]
+        return [
+            so.pulled(p, python, so.PYTHON, "9s", at=5),
+            so.pulled(p, python, so.PYTHON, "3s", at=50),
+            so.pulled(other, python, so.PYTHON, "7s", at=90),
+        ]
 
     rep, _ = one_node(ds, events_for=events)
     assert by_image(only_node(rep))[so.PYTHON].seconds == 3.0

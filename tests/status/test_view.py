@@ -39,8 +39,6 @@ def one_node(ds, states=None, node_name="n1", events_for=None, **pod_kw):
     return report([ds], [p], [so.node(node_name)], events), p
 
 
-
-
 # ---------------------------------------------------------------- JSON and the table
 
 
@@ -48,11 +46,20 @@ def mixed_report():
     """Two DaemonSets, four nodes, given in reverse order: present, failed, pulling, not scheduled, gated."""
     general, gated = so.daemon_set(), so.gated_daemon_set()
     python = so.init_names(general)[1]
-    nodes = [so.node("n4", taints=[{"key": "dedicated", "value": "batch", "effect": "NoSchedule"}]), so.node("n3"), so.node("n2"),
-             so.node("n1", taints=[dict(so.GATE_TAINT)])]
-    pods = [so.pod(general, "n3", [so.terminated(2, 3), so.waiting(), so.waiting()]),
-            so.pod(general, "n2", [so.terminated(2, 3), so.terminated(4, 5), so.waiting("ErrImagePull", so.NOT_FOUND)]),
-            so.pod(general, "n1"), so.pod(gated, "n1"), so.pod(gated, "n2"), so.pod(gated, "n3")]
+    nodes = [
+        so.node("n4", taints=[{"key": "dedicated", "value": "batch", "effect": "NoSchedule"}]),
+        so.node("n3"),
+        so.node("n2"),
+        so.node("n1", taints=[dict(so.GATE_TAINT)]),
+    ]
+    pods = [
+        so.pod(general, "n3", [so.terminated(2, 3), so.waiting(), so.waiting()]),
+        so.pod(general, "n2", [so.terminated(2, 3), so.terminated(4, 5), so.waiting("ErrImagePull", so.NOT_FOUND)]),
+        so.pod(general, "n1"),
+        so.pod(gated, "n1"),
+        so.pod(gated, "n2"),
+        so.pod(gated, "n3"),
+    ]
     events = [so.pulled(pods[2], python, so.PYTHON, "1.234s", size=1000)]
     return report([gated, general], pods, nodes, events)
 
@@ -66,8 +73,17 @@ def test_json_is_the_documented_structure_sorted_and_stable():
     assert (general["nodesSelected"], general["nodesTargeted"], general["nodesPresent"]) == (4, 3, 1)
     assert [n["state"] for n in general["nodes"]] == [PRESENT, FAILED, PULLING, NOT_SCHEDULED]
     n1 = general["nodes"][0]
-    assert n1["images"][1] == {"image": so.PYTHON, "container": so.init_names(so.daemon_set())[1], "role": "pull", "state": PRESENT,
-                               "reason": None, "message": None, "seconds": 1.234, "timeSource": "event", "sizeBytes": 1000}
+    assert n1["images"][1] == {
+        "image": so.PYTHON,
+        "container": so.init_names(so.daemon_set())[1],
+        "role": "pull",
+        "state": PRESENT,
+        "reason": None,
+        "message": None,
+        "seconds": 1.234,
+        "timeSource": "event",
+        "sizeBytes": 1000,
+    }
     assert doc["daemonSets"][0]["nodes"][0]["gate"] == {"taint": "prepull.dev/not-ready:NoSchedule", "taintPresent": True}
     assert json.dumps(doc) == json.dumps(report_json(mixed_report()))
 

@@ -60,7 +60,11 @@ def resolve_version(requested: Optional[str]) -> str:
         raise UsageError(f"invalid Kubernetes version {requested!r}: expected X.Y (supported: {supported})")
     minor = f"{int(match.group(1))}.{int(match.group(2))}"
     if minor not in versions:
-        why = "is older than the oldest supported" if _as_tuple(minor) < OLDEST_SUPPORTED else "has no schemas in the installed kubernetes-validate"
+        why = (
+            "is older than the oldest supported"
+            if _as_tuple(minor) < OLDEST_SUPPORTED
+            else "has no schemas in the installed kubernetes-validate"
+        )
         raise UsageError(f"unsupported Kubernetes version {requested!r}: {minor} {why} (supported: {supported})")
     return minor
 
@@ -95,9 +99,7 @@ def _problem(err: "ValidationError") -> tuple[str, str]:
     return field_path(path) or "(object)", message
 
 
-def check_objects(
-    objects: Sequence[KubeView], version: str
-) -> tuple[list[str], list[tuple[str, str]], list[tuple[str, str, str]]]:
+def check_objects(objects: Sequence[KubeView], version: str) -> tuple[list[str], list[tuple[str, str]], list[tuple[str, str, str]]]:
     """Validate each object strictly against the upstream schemas of ``version`` (``X.Y``).
 
     Returns ``(valid, skipped, problems)``: ids of valid objects; ``(id, reason)``
@@ -147,13 +149,15 @@ def _gate_version_problems(obj: KubeView, oid: str, version: str) -> list[tuple[
     for i, rule in enumerate(spec.get("validations") or []):
         if NODE_NAME_EXTRA in str(rule.get("expression", "")):
             ga = ".".join(map(str, NODE_NAME_CLAIM_GA))
-            return [(
-                oid,
-                f"spec.validations[{i}].expression",
-                f"the new-node gate needs Kubernetes >= {ga}: this policy admits the untaint step only with the "
-                f"node-name claim of service-account tokens ({NODE_NAME_EXTRA}, KEP-4193, GA in {ga}); on {version} "
-                "it may be missing, the untaint step is then denied and gated nodes keep their startup taint",
-            )]
+            return [
+                (
+                    oid,
+                    f"spec.validations[{i}].expression",
+                    f"the new-node gate needs Kubernetes >= {ga}: this policy admits the untaint step only with the "
+                    f"node-name claim of service-account tokens ({NODE_NAME_EXTRA}, KEP-4193, GA in {ga}); on {version} "
+                    "it may be missing, the untaint step is then denied and gated nodes keep their startup taint",
+                )
+            ]
     return []
 
 

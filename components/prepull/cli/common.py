@@ -33,7 +33,6 @@ class UsageError(Exception):
     """A bad argument: reported on stderr as one message, exit code 2, no traceback."""
 
 
-
 # ---------------------------------------------------------------- stacks
 
 
@@ -49,7 +48,7 @@ def available_stacks(stacks_dir: Path) -> list[str]:
     """Stack names with a ``Pulumi.<name>.yaml`` file in ``stacks_dir``, sorted."""
     if not stacks_dir.is_dir():
         return []
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
 
 
 def stack_file(stacks_dir: Path, stack: str) -> Path:
@@ -89,7 +88,7 @@ def stack_config(path: Path, encrypted: Optional[list[str]] = None) -> dict[str,
     for key, value in config.items():
         if not isinstance(key, str) or not key.startswith(CONFIG_NAMESPACE):
             continue
-        name = key[len(CONFIG_NAMESPACE):]
+        name = key[len(CONFIG_NAMESPACE) :]
         if isinstance(value, Mapping) and set(value) == {"secure"}:
             if name in CONNECTION_KEYS:
                 if encrypted is not None:

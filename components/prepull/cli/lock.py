@@ -151,14 +151,23 @@ def _check_result(lock_path: Path, stack: str, current: Optional[str], text: str
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """The ``lock`` subcommand's arguments."""
-    p = sub.add_parser("lock", help="resolve every stack image to its digest (per platform, with sizes) into stacks/prepull.<stack>.lock.yaml")
-    p.add_argument("--stack", required=True, help="stack name: reads <stacks-dir>/Pulumi.<stack>.yaml, writes <stacks-dir>/prepull.<stack>.lock.yaml")
+    p = sub.add_parser(
+        "lock", help="resolve every stack image to its digest (per platform, with sizes) into stacks/prepull.<stack>.lock.yaml"
+    )
+    p.add_argument(
+        "--stack", required=True, help="stack name: reads <stacks-dir>/Pulumi.<stack>.yaml, writes <stacks-dir>/prepull.<stack>.lock.yaml"
+    )
     p.add_argument("--stacks-dir", help="directory of the stack files (default: ./stacks, else the checkout's stacks/)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the lock file is stale (CI)")
-    p.add_argument("--plain-http", action="append", metavar="HOST",
-                   help="talk plain HTTP to this registry (host or host:port; repeatable). Loopback registries always use HTTP")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="bound on each registry request, connecting and reading (default 30)")
+    p.add_argument(
+        "--plain-http",
+        action="append",
+        metavar="HOST",
+        help="talk plain HTTP to this registry (host or host:port; repeatable). Loopback registries always use HTTP",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="bound on each registry request, connecting and reading (default 30)"
+    )
     p.set_defaults(func=lock_command)
 
 

@@ -81,8 +81,9 @@ def parser() -> argparse.ArgumentParser:
         help="Kubernetes version to validate against (default: the newest supported; "
         "supported: 1.29 up to the newest kubernetes-validate ships; a wrong value lists them)",
     )
-    c.add_argument("--server", action="store_true",
-                   help="instead: send every object to the cluster's API server as a dry run (nothing is persisted)")
+    c.add_argument(
+        "--server", action="store_true", help="instead: send every object to the cluster's API server as a dry run (nothing is persisted)"
+    )
     c.add_argument("--context", help="with --server: kubeconfig context (default: the current one)")
     c.add_argument("--kubeconfig", help="with --server: kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
     c.set_defaults(func=check_command)

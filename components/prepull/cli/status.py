@@ -84,8 +84,11 @@ def resolve_target(args: argparse.Namespace) -> Target:
         for key in encrypted:
             option = "--kubeconfig" if key.endswith("kubeconfig") else "--context"
             if not getattr(args, option[2:]):
-                print(f"prepull: warning: {path.name}: {key} is encrypted (secure:) and not read here; "
-                      f"pass {option} (using the default instead)", file=sys.stderr)
+                print(
+                    f"prepull: warning: {path.name}: {key} is encrypted (secure:) and not read here; "
+                    f"pass {option} (using the default instead)",
+                    file=sys.stderr,
+                )
     namespace = args.namespace or config.get("namespace") or DEFAULT_NAMESPACE
     try:
         check_dns_label(namespace, "--namespace" if args.namespace else "prepull:namespace")
@@ -95,8 +98,14 @@ def resolve_target(args: argparse.Namespace) -> Target:
     return Target(namespace, kubeconfig, args.context or config.get("kubeContext"))
 
 
-def watch(take: Callable[[], Report], show: Callable[[Report], None], timeout: float, interval: float,
-          clock: Optional[Callable[[], float]] = None, sleep: Optional[Callable[[float], None]] = None) -> Report:
+def watch(
+    take: Callable[[], Report],
+    show: Callable[[Report], None],
+    timeout: float,
+    interval: float,
+    clock: Optional[Callable[[], float]] = None,
+    sleep: Optional[Callable[[float], None]] = None,
+) -> Report:
     """Take and show reports until everything is present, something failed, or ``timeout`` seconds passed."""
     clock, sleep = clock or time.monotonic, sleep or time.sleep  # looked up now, so tests can replace them
     deadline = clock() + timeout
@@ -157,7 +166,9 @@ def status_command(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         if args.verbose and reader is not None:
-            print(f"prepull: {reader.calls} API call(s) in {reader.snapshots} snapshot(s) of namespace {target.namespace!r}", file=sys.stderr)
+            print(
+                f"prepull: {reader.calls} API call(s) in {reader.snapshots} snapshot(s) of namespace {target.namespace!r}", file=sys.stderr
+            )
     if args.output == "json":
         print(json.dumps(report_json(report), indent=2))
     return EXIT_CODES[report.state]
@@ -171,7 +182,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     s.add_argument("--namespace", "-n", help=f"namespace of the pre-pull DaemonSets (default: {DEFAULT_NAMESPACE})")
     s.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
     s.add_argument("--context", help="kubeconfig context (default: the current one)")
-    s.add_argument("--output", "-o", choices=("table", "json"), default="table", help="table (default; live with --watch in a terminal) or json")
+    s.add_argument(
+        "--output", "-o", choices=("table", "json"), default="table", help="table (default; live with --watch in a terminal) or json"
+    )
     s.add_argument("--watch", "-w", action="store_true", help="update until every image is present, something fails, or --timeout")
     s.add_argument("--timeout", help=f"with --watch: give up after this long (90s, 10m, 1h; default {DEFAULT_TIMEOUT}), exit 2")
     s.add_argument("--interval", default="5s", help="with --watch: time between snapshots (default 5s)")

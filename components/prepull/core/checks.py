@@ -200,9 +200,7 @@ def check_required(value: Mapping[Any, Any], keys: Sequence[str], field: str, wh
             raise PrePullInputError(Path(field).child(key), None, f"is required{why}")
 
 
-def check_string_map(
-    value: object, field: str, check_value: Optional[Callable[[str, str], str]] = None
-) -> tuple[tuple[str, str], ...]:
+def check_string_map(value: object, field: str, check_value: Optional[Callable[[str, str], str]] = None) -> tuple[tuple[str, str], ...]:
     """Qualified-name keys to strings, each also checked by ``check_value`` (default: any string); sorted pairs."""
     path = Path(field)
     pairs = []
@@ -317,7 +315,6 @@ def quantity_value(value: str) -> Decimal:
     if result is None:
         raise ValueError(f"not a Kubernetes quantity: {value!r}")
     return result
-
 
 
 # --- input names --------------------------------------------------------------------------------------------

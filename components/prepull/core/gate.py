@@ -64,6 +64,7 @@ def cel_variables(taint: Mapping[str, str]) -> list[KubeObject]:
 
 def cel_validations() -> list[KubeObject]:
     """The policy's validations: each must hold for the update to be admitted."""
+
     def same(path: str, empty: Optional[str]) -> str:
         """``path`` unchanged, an absent value counting as ``empty``.
 
@@ -109,7 +110,10 @@ def cel_validations() -> list[KubeObject]:
 
 # kubectl is a large Go binary that runs API discovery: the no-op containers' 32Mi would OOM it.
 # The pod's effective request is the largest init container's, so this raises it only in gated pools.
-UNTAINT_RESOURCES: Mapping[str, Mapping[str, str]] = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+UNTAINT_RESOURCES: Mapping[str, Mapping[str, str]] = {
+    "requests": {"cpu": "10m", "memory": "64Mi"},
+    "limits": {"cpu": "500m", "memory": "256Mi"},
+}
 
 
 def untaint_container(taint: Mapping[str, str], image: str) -> KubeObject:
@@ -220,7 +224,9 @@ def gate_objects(plan: Plan) -> list[KubeObject]:
                 "matchConstraints": {
                     "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["nodes"]}]
                 },
-                "matchConditions": [{"name": "is-untaint-identity", "expression": f"request.userInfo.username == '{username(namespace, base)}'"}],
+                "matchConditions": [
+                    {"name": "is-untaint-identity", "expression": f"request.userInfo.username == '{username(namespace, base)}'"}
+                ],
                 "variables": cel_variables(taint),
                 "validations": cel_validations(),
             },

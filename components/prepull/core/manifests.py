@@ -16,7 +16,17 @@ from prepull.core.kobject import KubeObject, KubeView
 from prepull.core.names import container_name
 from prepull.core.labels import APP, ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME
 from prepull.core.plan import Group, Plan, build_plan
-from prepull.core.metadata import BUSYBOX, HELPER_MOUNT, HELPER_VOLUME, NOOP, helper_mount_read_only, object_labels, object_meta, pairs, security_context
+from prepull.core.metadata import (
+    BUSYBOX,
+    HELPER_MOUNT,
+    HELPER_VOLUME,
+    NOOP,
+    helper_mount_read_only,
+    object_labels,
+    object_meta,
+    pairs,
+    security_context,
+)
 
 ANNOTATION_IMAGES_HASH = "prepull.dev/images-hash"  # users cannot set prepull.dev/ keys (plan.py)
 # The first init container, which copies the static busybox (``status`` tells it from the pulls by this name).
@@ -28,8 +38,15 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 CHECKOV_SKIPS = (
     ("CKV_K8S_8", "pause has no endpoint to probe; liveness adds nothing to a process that only sleeps"),
     ("CKV_K8S_9", "readiness is the completion of the pulls (init containers or image volumes), which the kubelet reports without a probe"),
-    ("CKV_K8S_43", "references are used exactly as given (tag and/or digest); pin digests in images, pause_image and helper_image to satisfy it"),
-    ("CKV_K8S_15", "IfNotPresent is deliberate: Always re-contacts the registry on every pod start; pull_policy Always is offered for the pulled images"),
+    (
+        "CKV_K8S_43",
+        "references are used exactly as given (tag and/or digest); pin digests in images, pause_image and helper_image to satisfy it",
+    ),
+    (
+        "CKV_K8S_15",
+        "IfNotPresent is deliberate: Always re-contacts the registry on every pod start; "
+        "pull_policy Always is offered for the pulled images",
+    ),
 )
 
 

@@ -52,8 +52,6 @@ _TOLERATION_KEYS = ("key", "operator", "value", "effect", "toleration_seconds")
 _TIMEOUT_KEYS = ("create", "update", "delete")
 
 
-
-
 _RESOURCE_DEFAULTS: Mapping[str, Any] = DEFAULTS["resources"]
 _RESOURCE_KEYS = tuple(_RESOURCE_DEFAULTS)
 
@@ -175,7 +173,11 @@ def _image_sizes(value: Any, images: tuple[ImageRef, ...]) -> dict[str, int]:
         sizes[canonical] = check_int(size, field, 0)
     for i, ref in enumerate(images):
         if ref.canonical not in sizes:
-            raise PrePullInputError("image_sizes", {image_text(k): v for k, v in value.items()}, f"has no size for images[{i}] ({ref.original!r}): give every image a size, or none")
+            raise PrePullInputError(
+                "image_sizes",
+                {image_text(k): v for k, v in value.items()},
+                f"has no size for images[{i}] ({ref.original!r}): give every image a size, or none",
+            )
     return sizes
 
 
@@ -210,7 +212,9 @@ def _startup_taint(value: Any) -> dict[str, str]:
     taint = check_taint(value, field, default_effect=TaintEffect(DEFAULTS["startup_taint_effect"]))
     if taint["effect"] == TaintEffect.PREFER_NO_SCHEDULE.value:
         raise PrePullInputError(
-            field.child("effect"), taint["effect"], "must be NoSchedule or NoExecute: PreferNoSchedule does not keep workloads off a cold node"
+            field.child("effect"),
+            taint["effect"],
+            "must be NoSchedule or NoExecute: PreferNoSchedule does not keep workloads off a cold node",
         )
     return taint
 
@@ -252,7 +256,9 @@ def _groups(
     sizes = sizes or {}
     if fixed_arch is not None and platforms:
         raise PrePullInputError(
-            Path("node_selector").entry(ARCH_LABEL), fixed_arch, "conflicts with image_platforms: per-image platforms already choose the architectures"
+            Path("node_selector").entry(ARCH_LABEL),
+            fixed_arch,
+            "conflicts with image_platforms: per-image platforms already choose the architectures",
         )
     groups = []
     for suffix, group_images, arch_in, arch_not_in in _arch_sets(images, platforms, gate):
@@ -335,15 +341,34 @@ def build_plan(args: Optional[Mapping[str, Any]], name: str = "prepull") -> Plan
     own = _component_images(args, method, gate)
     groups = _daemon_sets(args, images, platforms, naming.base_name, rollout.lanes, scheduling.node_selector, gate)
     return Plan(
-        base_name=naming.base_name, namespace=naming.namespace, create_namespace=naming.create_namespace,
-        images=images, platforms=platforms, groups=groups,
-        node_selector=scheduling.node_selector, tolerations=scheduling.tolerations, startup_taint=scheduling.startup_taint,
-        image_pull_secrets=pull_secrets, pull_policy=pull_policy, method=method,
-        pause_image=own.pause, helper_image=own.helper, docker_cli_image=own.docker_cli, untaint_image=own.untaint,
-        lanes=rollout.lanes, max_unavailable=rollout.max_unavailable, max_surge=rollout.max_surge,
-        priority_class_name=metadata.priority_class_name, labels=metadata.labels, annotations=metadata.annotations,
-        custom_timeouts=timeouts.custom_timeouts, skip_await=timeouts.skip_await, resources=resources,
-        run_as_user=run_as_user, remove_startup_taint=gate, network_policy=check_bool(get("network_policy"), "network_policy"),
+        base_name=naming.base_name,
+        namespace=naming.namespace,
+        create_namespace=naming.create_namespace,
+        images=images,
+        platforms=platforms,
+        groups=groups,
+        node_selector=scheduling.node_selector,
+        tolerations=scheduling.tolerations,
+        startup_taint=scheduling.startup_taint,
+        image_pull_secrets=pull_secrets,
+        pull_policy=pull_policy,
+        method=method,
+        pause_image=own.pause,
+        helper_image=own.helper,
+        docker_cli_image=own.docker_cli,
+        untaint_image=own.untaint,
+        lanes=rollout.lanes,
+        max_unavailable=rollout.max_unavailable,
+        max_surge=rollout.max_surge,
+        priority_class_name=metadata.priority_class_name,
+        labels=metadata.labels,
+        annotations=metadata.annotations,
+        custom_timeouts=timeouts.custom_timeouts,
+        skip_await=timeouts.skip_await,
+        resources=resources,
+        run_as_user=run_as_user,
+        remove_startup_taint=gate,
+        network_policy=check_bool(get("network_policy"), "network_policy"),
     )
 
 
@@ -359,7 +384,9 @@ def _rollout(args: Mapping[str, Any], get: Getter, image_count: int) -> _Rollout
     max_unavailable = check_int_or_percent(get("max_unavailable"), "max_unavailable", 1)
     max_surge = check_int_or_percent(get("max_surge"), "max_surge", 0)
     if amount(max_surge) and args.get("max_unavailable") is not None:
-        raise PrePullInputError("max_unavailable", args["max_unavailable"], "conflicts with max_surge, which replaces pods without taking any away")
+        raise PrePullInputError(
+            "max_unavailable", args["max_unavailable"], "conflicts with max_surge, which replaces pods without taking any away"
+        )
     return _Rollout(lanes, max_unavailable, max_surge if amount(max_surge) else 0)
 
 
@@ -372,7 +399,9 @@ def _naming(args: Mapping[str, Any], get: Getter, name: str, platforms: Mapping[
     create_namespace = check_bool(get("create_namespace"), "create_namespace")
     if create_namespace and namespace in SYSTEM_NAMESPACES:
         raise PrePullInputError(
-            "namespace", namespace, "is a system namespace the component must not create (and delete on destroy): set create_namespace to false"
+            "namespace",
+            namespace,
+            "is a system namespace the component must not create (and delete on destroy): set create_namespace to false",
         )
     return _Naming(base, namespace, create_namespace)
 
@@ -406,7 +435,9 @@ def _pull_secrets(args: Mapping[str, Any], method: Method) -> tuple[str, ...]:
         raise PrePullInputError("image_pull_secrets", secrets, "lists a secret more than once")
     if method is Method.DOCKER_SOCKET and secrets:
         raise PrePullInputError(
-            "image_pull_secrets", secrets, "cannot be honoured by method docker-socket: the Docker daemon pulls with the node's own credentials"
+            "image_pull_secrets",
+            secrets,
+            "cannot be honoured by method docker-socket: the Docker daemon pulls with the node's own credentials",
         )
     return tuple(secrets)
 
@@ -422,15 +453,23 @@ def _check_method_inputs(args: Mapping[str, Any], method: Method, pull_policy: P
     if not remove_taint and args.get("untaint_image") is not None:
         raise PrePullInputError("untaint_image", args["untaint_image"], "is only used with remove_startup_taint")
     if method is not Method.KUBELET and not remove_taint and args.get("helper_image") is not None:
-        raise PrePullInputError("helper_image", args["helper_image"], f"is only used by method kubelet or remove_startup_taint, not {method.value}")
+        raise PrePullInputError(
+            "helper_image", args["helper_image"], f"is only used by method kubelet or remove_startup_taint, not {method.value}"
+        )
     if method is not Method.DOCKER_SOCKET and args.get("docker_cli_image") is not None:
         raise PrePullInputError("docker_cli_image", args["docker_cli_image"], f"is only used by method docker-socket, not {method.value}")
     if method is Method.DOCKER_SOCKET and args.get("pull_policy") is not None and pull_policy is not PullPolicy.ALWAYS:
         raise PrePullInputError(
-            "pull_policy", args["pull_policy"], "cannot be honoured by method docker-socket: `docker pull` always asks the registry (leave it unset or Always)"
+            "pull_policy",
+            args["pull_policy"],
+            "cannot be honoured by method docker-socket: `docker pull` always asks the registry (leave it unset or Always)",
         )
     if method is Method.DOCKER_SOCKET and args.get("run_as_user") is not None:
-        raise PrePullInputError("run_as_user", args["run_as_user"], "cannot be honoured by method docker-socket: its pull step must run as root to reach the socket")
+        raise PrePullInputError(
+            "run_as_user",
+            args["run_as_user"],
+            "cannot be honoured by method docker-socket: its pull step must run as root to reach the socket",
+        )
 
 
 def _timeouts(args: Mapping[str, Any], get: Getter) -> _Timeouts:
@@ -438,9 +477,13 @@ def _timeouts(args: Mapping[str, Any], get: Getter) -> _Timeouts:
     skip_await = check_bool(get("skip_await"), "skip_await")
     timeouts_raw = check_mapping(args.get("custom_timeouts") or {}, "custom_timeouts")
     check_keys(timeouts_raw, _TIMEOUT_KEYS, "custom_timeouts")
-    timeouts = {k: check_duration(timeouts_raw[k], Path("custom_timeouts").child(k)) for k in _TIMEOUT_KEYS if timeouts_raw.get(k) is not None}
+    timeouts = {
+        k: check_duration(timeouts_raw[k], Path("custom_timeouts").child(k)) for k in _TIMEOUT_KEYS if timeouts_raw.get(k) is not None
+    }
     if skip_await and ({"create", "update"} & set(timeouts)):
-        raise PrePullInputError("custom_timeouts", dict(timeouts_raw), "create/update timeouts conflict with skip_await: nothing waits for the rollout")
+        raise PrePullInputError(
+            "custom_timeouts", dict(timeouts_raw), "create/update timeouts conflict with skip_await: nothing waits for the rollout"
+        )
     return _Timeouts(skip_await, timeouts)
 
 
@@ -452,7 +495,9 @@ def _resources(args: Mapping[str, Any]) -> dict[str, str]:
     for what in ("cpu", "memory"):
         if quantity_value(resources[f"{what}_request"]) > quantity_value(resources[f"{what}_limit"]):
             request, limit = f"{what}_request", f"{what}_limit"
-            raise PrePullInputError(Path("resources").child(request), resources[request], f"must not exceed resources.{limit} ({resources[limit]})")
+            raise PrePullInputError(
+                Path("resources").child(request), resources[request], f"must not exceed resources.{limit} ({resources[limit]})"
+            )
     return resources
 
 
@@ -461,16 +506,22 @@ def _metadata(args: Mapping[str, Any]) -> _Metadata:
     labels = check_string_map(args.get("labels") or {}, "labels", check_label_value)
     for key, _ in labels:
         if key in RESERVED_LABELS:
-            raise PrePullInputError(Path("labels").entry(key), dict(labels)[key], "is set by the component (it selects the pods) and cannot be overridden")
+            raise PrePullInputError(
+                Path("labels").entry(key), dict(labels)[key], "is set by the component (it selects the pods) and cannot be overridden"
+            )
     annotations = check_string_map(args.get("annotations") or {}, "annotations")
     for key, value in annotations:
         if key.startswith(RESERVED_ANNOTATION_PREFIXES):
             raise PrePullInputError(
-                Path("annotations").entry(key), value, f"keys starting with {', '.join(RESERVED_ANNOTATION_PREFIXES)} are set by the component (use its inputs instead)"
+                Path("annotations").entry(key),
+                value,
+                f"keys starting with {', '.join(RESERVED_ANNOTATION_PREFIXES)} are set by the component (use its inputs instead)",
             )
     size = sum(len(k) + len(v) for k, v in annotations)
     if size > MAX_ANNOTATIONS_BYTES:
-        raise PrePullInputError("annotations", f"<{size} bytes>", f"exceed Kubernetes' {MAX_ANNOTATIONS_BYTES} bytes for all annotations of an object")
+        raise PrePullInputError(
+            "annotations", f"<{size} bytes>", f"exceed Kubernetes' {MAX_ANNOTATIONS_BYTES} bytes for all annotations of an object"
+        )
     priority = args.get("priority_class_name")
     return _Metadata(labels, annotations, None if priority is None else check_dns_subdomain(priority, "priority_class_name"))
 
@@ -512,7 +563,8 @@ def _daemon_sets(
     largest = max(len(g.images) for g in groups)
     if largest > MAX_IMAGES_PER_DAEMONSET:
         raise PrePullInputError(
-            "images", f"<{len(images)} images>",
+            "images",
+            f"<{len(images)} images>",
             f"{largest} images in one DaemonSet exceed {MAX_IMAGES_PER_DAEMONSET} (object size limits): raise lanes",
         )
     return groups

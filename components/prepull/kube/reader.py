@@ -57,14 +57,21 @@ class ClusterReader:
         """DaemonSets, pods, nodes and pull events now; NotFound if the namespace has none of our DaemonSets."""
         ns = self.namespace
         self.snapshots += 1
-        daemon_sets = self._list(f"DaemonSets in namespace {ns!r}", self.apps.list_namespaced_daemon_set, ns, label_selector=MANAGED_BY_SELECTOR)
+        daemon_sets = self._list(
+            f"DaemonSets in namespace {ns!r}", self.apps.list_namespaced_daemon_set, ns, label_selector=MANAGED_BY_SELECTOR
+        )
         if not daemon_sets:
-            raise NotFound(f"no DaemonSet labelled {MANAGED_BY_SELECTOR} in namespace {ns!r}: is --namespace (or the stack's "
-                           "prepull:namespace) right, is --context the right cluster, and was the stack deployed?")
+            raise NotFound(
+                f"no DaemonSet labelled {MANAGED_BY_SELECTOR} in namespace {ns!r}: is --namespace (or the stack's "
+                "prepull:namespace) right, is --context the right cluster, and was the stack deployed?"
+            )
         pods = self._list(f"pods in namespace {ns!r}", self.core.list_namespaced_pod, ns, label_selector=MANAGED_BY_SELECTOR)
         nodes = self._list("nodes", self.core.list_node)
-        events = [e for selector in PULL_EVENTS
-                  for e in self._list(f"events in namespace {ns!r}", self.core.list_namespaced_event, ns, field_selector=selector)]
+        events = [
+            e
+            for selector in PULL_EVENTS
+            for e in self._list(f"events in namespace {ns!r}", self.core.list_namespaced_event, ns, field_selector=selector)
+        ]
         return Snapshot(ns, daemon_sets, pods, nodes, events)
 
 

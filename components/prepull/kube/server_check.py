@@ -95,16 +95,20 @@ def check_on_server(objects: Sequence[KubeView], client: "DynamicClient") -> Ser
     return report
 
 
-def dry_run_apply(client: "DynamicClient", resource: "Resource", obj: KubeView, namespace: Optional[str]) -> tuple[Optional[str], list[str]]:
+def dry_run_apply(
+    client: "DynamicClient", resource: "Resource", obj: KubeView, namespace: Optional[str]
+) -> tuple[Optional[str], list[str]]:
     """(why the server rejected ``obj``, or None; the warnings it sent back)."""
     from kubernetes.client.exceptions import ApiException
 
     api = client.client
     request = api.param_serialize(
-        "PATCH", resource.path(name=obj["metadata"]["name"], namespace=namespace),
+        "PATCH",
+        resource.path(name=obj["metadata"]["name"], namespace=namespace),
         query_params=[("dryRun", "All"), ("fieldManager", FIELD_MANAGER), ("fieldValidation", "Strict"), ("force", "true")],
         header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-        body=json.dumps(obj), auth_settings=["BearerToken"],
+        body=json.dumps(obj),
+        auth_settings=["BearerToken"],
     )
     response = api.call_api(*request)
     if not 200 <= response.status <= 299:

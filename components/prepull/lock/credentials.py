@@ -60,7 +60,7 @@ def _hostname(key: str) -> str:
     """Docker's normalisation of an ``auths`` key: ``https://host/v1/`` -> ``host``."""
     for prefix in ("https://", "http://"):
         if key.startswith(prefix):
-            key = key[len(prefix):]
+            key = key[len(prefix) :]
     return key.split("/", 1)[0]
 
 
@@ -94,7 +94,9 @@ def run_helper(helper: str, server: str, timeout: float = HELPER_TIMEOUT, env: O
     if proc.returncode != 0:
         if "credentials not found" in (out + proc.stderr.decode(errors="replace")).lower():
             return None  # the helpers' protocol for "nothing stored for this server"
-        raise CredentialError(f"the credential helper {binary} failed (exit {proc.returncode}): {out or proc.stderr.decode(errors='replace').strip()}")
+        raise CredentialError(
+            f"the credential helper {binary} failed (exit {proc.returncode}): {out or proc.stderr.decode(errors='replace').strip()}"
+        )
     try:
         doc = json.loads(out)
         user, secret = doc["Username"], doc["Secret"]

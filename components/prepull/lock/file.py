@@ -180,8 +180,10 @@ def check_matches(spec: StackSpec, lock: Lock, source: str, stack: str) -> None:
     stale = sorted(set(lock.images) - wanted)
     if stale:
         raise LockError(
-            f"{source}: images", stale, f"{len(stale)} {'entry matches' if len(stale) == 1 else 'entries match'} no image of Pulumi.{stack}.yaml any more "
-            f"(removed or changed there), so the lock is stale: {_rerun(stack)}"
+            f"{source}: images",
+            stale,
+            f"{len(stale)} {'entry matches' if len(stale) == 1 else 'entries match'} no image of Pulumi.{stack}.yaml any more "
+            f"(removed or changed there), so the lock is stale: {_rerun(stack)}",
         )
 
 
@@ -202,8 +204,10 @@ def check_platforms(pool: Pool, known: KnownArches, refs: Sequence[ImageRef], lo
         missing = sorted(needed - entry.linux_arches())
         if missing:
             raise PrePullInputError(
-                f"nodePools.{pool.name}.images", ref.original,
-                f"has no {', '.join('linux/' + a for a in missing)} image (locked platforms: {', '.join(sorted(entry.platforms)) or 'none'}), but the pool's nodes "
+                f"nodePools.{pool.name}.images",
+                ref.original,
+                f"has no {', '.join('linux/' + a for a in missing)} image "
+                f"(locked platforms: {', '.join(sorted(entry.platforms)) or 'none'}), but the pool's nodes "
                 f"are {', '.join(known.arches)} ({known.source}): it would fail to pull there; remove it from the pool, restrict it "
                 "with prepuller.imagePlatforms, or use an image built for that platform",
             )
@@ -275,6 +279,18 @@ def lock_stack(spec: StackSpec, stacks_dir: Path, stack: str) -> StackSpec:
 
 
 __all__ = [
-    "Lock", "LockEntry", "LockError", "LockedPlatform", "apply_lock", "check_matches", "check_platforms", "dump_lock", "lock_changes",
-    "lock_file_name", "lock_stack", "locked_reference", "parse_lock", "read_lock",
+    "Lock",
+    "LockEntry",
+    "LockError",
+    "LockedPlatform",
+    "apply_lock",
+    "check_matches",
+    "check_platforms",
+    "dump_lock",
+    "lock_changes",
+    "lock_file_name",
+    "lock_stack",
+    "locked_reference",
+    "parse_lock",
+    "read_lock",
 ]

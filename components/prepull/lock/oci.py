@@ -149,6 +149,17 @@ def config_platform(body: bytes) -> str:
 
 
 __all__ = [
-    "ACCEPT", "DOCKER_LIST", "DOCKER_MANIFEST", "IMAGE_TYPES", "INDEX_TYPES", "MalformedManifest", "Manifest", "OCI_INDEX", "OCI_MANIFEST",
-    "config_platform", "digest_of", "parse_manifest", "platform_name",
+    "ACCEPT",
+    "DOCKER_LIST",
+    "DOCKER_MANIFEST",
+    "IMAGE_TYPES",
+    "INDEX_TYPES",
+    "MalformedManifest",
+    "Manifest",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "config_platform",
+    "digest_of",
+    "parse_manifest",
+    "platform_name",
 ]

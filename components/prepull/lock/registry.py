@@ -153,8 +153,13 @@ class RegistryClient:
     # ------------------------------------------------------------ requests
 
     def _call(
-        self, t: Target, method: str, url: str, headers: Mapping[str, str],
-        data: Optional[Mapping[str, Any]] = None, params: Optional[Mapping[str, Any]] = None,
+        self,
+        t: Target,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        data: Optional[Mapping[str, Any]] = None,
+        params: Optional[Mapping[str, Any]] = None,
     ) -> requests.Response:
         """One request, its transport failures as RegistryErrors (a body is read later, by _read)."""
         host = urllib.parse.urlsplit(url).netloc
@@ -163,7 +168,9 @@ class RegistryClient:
                 method, url, headers=headers, timeout=(self.timeout, self.timeout), stream=True, data=data, params=params
             )
         except requests.exceptions.SSLError as err:
-            raise RegistryError(t.image, "error", f"TLS failed with {host}: {why(err)} (a plain-HTTP registry must be named with --plain-http)") from None
+            raise RegistryError(
+                t.image, "error", f"TLS failed with {host}: {why(err)} (a plain-HTTP registry must be named with --plain-http)"
+            ) from None
         except requests.exceptions.Timeout:
             raise RegistryError(t.image, "timeout", f"{host} did not answer within {self.timeout:g} s (--timeout)") from None
         except requests.exceptions.ConnectionError as err:
@@ -201,12 +208,18 @@ class RegistryClient:
             response = self._call(t, method, url, {**headers, "Authorization": self._auth[key]})
         if response.status_code in (401, 403):
             response.close()
-            raise RegistryError(t.image, "denied", f"{urllib.parse.urlsplit(url).netloc} denied access (HTTP {response.status_code}): {self._who(t)}")
+            raise RegistryError(
+                t.image, "denied", f"{urllib.parse.urlsplit(url).netloc} denied access (HTTP {response.status_code}): {self._who(t)}"
+            )
         return response
 
     def _who(self, t: Target) -> str:
         cred = self._credential(t)
-        return f"the credentials from {cred.source} were refused" if cred else "no credentials were found for it (docker login, or a credential helper)"
+        return (
+            f"the credentials from {cred.source} were refused"
+            if cred
+            else "no credentials were found for it (docker login, or a credential helper)"
+        )
 
     # ------------------------------------------------------------ authentication
 
@@ -231,8 +244,13 @@ class RegistryClient:
         realm = params["realm"]
         parts = urllib.parse.urlsplit(realm)
         if parts.scheme != "https" and scheme_for(parts.netloc, self.plain_http) != "http":
-            raise RegistryError(t.image, "denied", f"the token realm {realm} is not HTTPS: refusing to send credentials there (see --plain-http)")
-        query: dict[str, Any] = {"service": params.get("service", ""), "scope": (params.get("scope") or f"repository:{t.path}:pull").split(" ")}
+            raise RegistryError(
+                t.image, "denied", f"the token realm {realm} is not HTTPS: refusing to send credentials there (see --plain-http)"
+            )
+        query: dict[str, Any] = {
+            "service": params.get("service", ""),
+            "scope": (params.get("scope") or f"repository:{t.path}:pull").split(" "),
+        }
         if cred and cred.identity_token:  # an OAuth2 refresh token, as docker sends it
             data = {**query, "grant_type": "refresh_token", "refresh_token": cred.identity_token, "client_id": USER_AGENT}
             response = self._call(t, "POST", realm, {}, data=data)
@@ -241,7 +259,9 @@ class RegistryClient:
             response = self._call(t, "GET", realm, basic, params=query)
         if response.status_code in (401, 403):
             response.close()
-            raise RegistryError(t.image, "denied", f"the token service {parts.netloc} refused a token (HTTP {response.status_code}): {self._who(t)}")
+            raise RegistryError(
+                t.image, "denied", f"the token service {parts.netloc} refused a token (HTTP {response.status_code}): {self._who(t)}"
+            )
         doc = self._json(t, response, "token response")
         token = doc.get("token") or doc.get("access_token")
         if not isinstance(token, str) or not token:
@@ -276,7 +296,9 @@ class RegistryClient:
         response = self._send(t, "HEAD", f"{t.base}/manifests/{reference}", {"Accept": ACCEPT})
         response.close()
         if response.status_code == 404:
-            raise RegistryError(t.image, "not-found", f"{t.domain} has no manifest {t.path}:{reference} (HTTP 404): the tag or digest does not exist")
+            raise RegistryError(
+                t.image, "not-found", f"{t.domain} has no manifest {t.path}:{reference} (HTTP 404): the tag or digest does not exist"
+            )
         return response.headers.get("Docker-Content-Digest") if response.ok else None
 
     def manifest(self, t: Target, reference: str) -> tuple[Manifest, str]:
@@ -327,4 +349,13 @@ def resolve(client: RegistryClient, ref: ImageRef, previous: Optional[LockEntry]
     return LockEntry(digest, manifest.media_type, platforms)
 
 
-__all__ = ["DEFAULT_TIMEOUT", "CredentialSource", "RegistryClient", "RegistryError", "is_loopback", "parse_challenge", "resolve", "scheme_for"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "CredentialSource",
+    "RegistryClient",
+    "RegistryError",
+    "is_loopback",
+    "parse_challenge",
+    "resolve",
+    "scheme_for",
+]

@@ -185,8 +185,16 @@ def eks_settings(pool: Pool) -> EksSettings:
     if capacity is not None:
         check_choice(capacity, EKS_CAPACITY_TYPES, _path(pool, "capacityType"))
     return EksSettings(
-        cluster_name=cluster, node_role_arn=role, subnet_ids=subnets, instance_types=instance_types,
-        min_size=low, max_size=high, desired_size=desired, ami_type=ami, disk_size=disk, capacity_type=capacity,
+        cluster_name=cluster,
+        node_role_arn=role,
+        subnet_ids=subnets,
+        instance_types=instance_types,
+        min_size=low,
+        max_size=high,
+        desired_size=desired,
+        ami_type=ami,
+        disk_size=disk,
+        capacity_type=capacity,
     )
 
 
@@ -197,8 +205,15 @@ def gke_settings(pool: Pool) -> GkeSettings:
     project, account = _opt_str(pool, "project"), _opt_str(pool, "serviceAccount")
     disk, spot = _opt_int(pool, "diskSizeGb", 10), _opt_bool(pool, "spot")
     return GkeSettings(
-        cluster=cluster, location=location, machine_type=machine, min_nodes=low, max_nodes=high,
-        project=project, service_account=account, disk_size_gb=disk, spot=spot,
+        cluster=cluster,
+        location=location,
+        machine_type=machine,
+        min_nodes=low,
+        max_nodes=high,
+        project=project,
+        service_account=account,
+        disk_size_gb=disk,
+        spot=spot,
     )
 
 
@@ -210,11 +225,19 @@ def aks_settings(pool: Pool) -> AksSettings:
     name = _str(pool, "agentPoolName", default=pool.name)
     if not AKS_POOL_NAME.fullmatch(name):
         raise PrePullInputError(
-            _path(pool, "agentPoolName"), name, "AKS agent pool names are 1-12 lowercase letters and digits, starting with a letter: set aks.agentPoolName"
+            _path(pool, "agentPoolName"),
+            name,
+            "AKS agent pool names are 1-12 lowercase letters and digits, starting with a letter: set aks.agentPoolName",
         )
     return AksSettings(
-        resource_group_name=group, cluster_name=cluster, vm_size=size, min_count=low, max_count=high,
-        agent_pool_name=name, gate_api_version=_str(pool, "gateApiVersion", default=AKS_GATE_API_VERSION), os_sku=os_sku,
+        resource_group_name=group,
+        cluster_name=cluster,
+        vm_size=size,
+        min_count=low,
+        max_count=high,
+        agent_pool_name=name,
+        gate_api_version=_str(pool, "gateApiVersion", default=AKS_GATE_API_VERSION),
+        os_sku=os_sku,
     )
 
 
@@ -230,7 +253,9 @@ def kubectl_taint(taint: Taint) -> str:
 
 
 def _opts(depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions], **extra: Any) -> pulumi.ResourceOptions:
-    return pulumi.ResourceOptions.merge(provider_opts or pulumi.ResourceOptions(), pulumi.ResourceOptions(depends_on=list(depends_on), **extra))
+    return pulumi.ResourceOptions.merge(
+        provider_opts or pulumi.ResourceOptions(), pulumi.ResourceOptions(depends_on=list(depends_on), **extra)
+    )
 
 
 # --- EKS ------------------------------------------------------------------------------------------------------
@@ -277,13 +302,16 @@ def _eks_launch_template(pool: Pool, gate: Taint, settings: EksSettings, ec2: Mo
     if settings.disk_size:  # a node group with a launch template must not set disk_size: the volume goes in the template
         template["block_device_mappings"] = [
             ec2.LaunchTemplateBlockDeviceMappingArgs(
-                device_name=EKS_AL2023_ROOT_DEVICE, ebs=ec2.LaunchTemplateBlockDeviceMappingEbsArgs(volume_size=settings.disk_size, volume_type="gp3")
+                device_name=EKS_AL2023_ROOT_DEVICE,
+                ebs=ec2.LaunchTemplateBlockDeviceMappingEbsArgs(volume_size=settings.disk_size, volume_type="gp3"),
             )
         ]
     return ec2.LaunchTemplate(f"nodepool-{pool.name}-launch-template", **template, opts=opts)
 
 
-def eks_node_group(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+def eks_node_group(
+    pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None
+) -> pulumi.Resource:
     """An EKS managed node group (``aws.eks.NodeGroup``); with the gate, plus a launch template that registers the taint."""
     s = eks_settings(pool)
     aws = _sdk(pool)
@@ -299,9 +327,7 @@ def eks_node_group(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_o
         "labels": dict(pool.labels),
         # The pool's own taints stay on the node group: cluster-autoscaler and eks:node-manager read them there.
         # The gate taint never goes there (node-manager would apply it after registration, racing the pre-puller).
-        "taints": [
-            eks.NodeGroupTaintArgs(key=t["key"], value=t.get("value"), effect=CLOUD_EFFECTS[t["effect"]]) for t in pool.taints
-        ]
+        "taints": [eks.NodeGroupTaintArgs(key=t["key"], value=t.get("value"), effect=CLOUD_EFFECTS[t["effect"]]) for t in pool.taints]
         or None,
     }
     if s.ami_type:
@@ -323,7 +349,9 @@ def eks_node_group(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_o
 # --- GKE ------------------------------------------------------------------------------------------------------
 
 
-def gke_node_pool(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+def gke_node_pool(
+    pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None
+) -> pulumi.Resource:
     """A GKE node pool (``gcp.container.NodePool``) with labels and taints (the gate included) in ``node_config``."""
     s = gke_settings(pool)
     container = importlib.import_module(f"{_sdk(pool).__name__}.container")
@@ -333,7 +361,8 @@ def gke_node_pool(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_op
         "labels": dict(pool.labels),
         # GKE's NodeTaint takes a value (empty for a key-only taint).
         "taints": [
-            container.NodePoolNodeConfigTaintArgs(key=t["key"], value=t.get("value", ""), effect=CLOUD_EFFECTS[t["effect"]]) for t in _taints(pool)
+            container.NodePoolNodeConfigTaintArgs(key=t["key"], value=t.get("value", ""), effect=CLOUD_EFFECTS[t["effect"]])
+            for t in _taints(pool)
         ]
         or None,
     }
@@ -369,7 +398,9 @@ def aks_gate_type(api_version: str) -> str:
     return f"azure-native:containerservice/v{api_version.replace('-', '')}:AgentPool"
 
 
-def aks_agent_pool(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+def aks_agent_pool(
+    pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None
+) -> pulumi.Resource:
     """An AKS agent pool: node labels and taints; with the gate, the gate as a node *initialization* taint."""
     s = aks_settings(pool)
     sdk = _sdk(pool)
@@ -396,7 +427,9 @@ def aks_agent_pool(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_o
     opts = _opts(depends_on, provider_opts, ignore_changes=["count"])
     if not pool.gate_taint:
         containerservice = importlib.import_module(f"{sdk.__name__}.containerservice")
-        agent_pool: pulumi.Resource = containerservice.AgentPool(f"nodepool-{pool.name}", **{_AKS_ARGUMENTS[k]: v for k, v in props.items()}, opts=opts)
+        agent_pool: pulumi.Resource = containerservice.AgentPool(
+            f"nodepool-{pool.name}", **{_AKS_ARGUMENTS[k]: v for k, v in props.items()}, opts=opts
+        )
         return agent_pool
     # nodeInitializationTaints exist only in preview API versions, which pulumi-azure-native 3.x reaches through
     # their explicit type tokens (same provider plugin). The alias keeps switching the gate on or off an update.
@@ -436,7 +469,11 @@ ADAPTERS: Mapping[PoolProvider, Adapter] = {
     PoolProvider.GKE: gke_node_pool,
     PoolProvider.AKS: aks_agent_pool,
 }
-SETTINGS: Mapping[PoolProvider, Callable[[Pool], CloudSettings]] = {PoolProvider.EKS: eks_settings, PoolProvider.GKE: gke_settings, PoolProvider.AKS: aks_settings}
+SETTINGS: Mapping[PoolProvider, Callable[[Pool], CloudSettings]] = {
+    PoolProvider.EKS: eks_settings,
+    PoolProvider.GKE: gke_settings,
+    PoolProvider.AKS: aks_settings,
+}
 assert set(ADAPTERS) == set(SETTINGS) == set(CLOUD_PROVIDERS)
 
 
@@ -447,7 +484,9 @@ def validate_node_pool(pool: Pool) -> CloudSettings:
     return settings
 
 
-def create_node_pool(pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Resource:
+def create_node_pool(
+    pool: Pool, depends_on: Sequence[pulumi.Resource], provider_opts: Optional[pulumi.ResourceOptions] = None
+) -> pulumi.Resource:
     """Create the cloud node pool of ``pool`` (eks, gke or aks), depending on ``depends_on`` (its pre-puller)."""
     adapter = ADAPTERS.get(pool.provider)
     if adapter is None:

@@ -82,19 +82,38 @@ PROVIDER_FIELDS = {
         optional=("desiredSize", "amiType", "diskSize", "capacityType"),
     ),
     PoolProvider.GKE: ProviderFields(
-        required=("cluster", "location", "machineType", "minNodes", "maxNodes"), optional=("project", "diskSizeGb", "spot", "serviceAccount")
+        required=("cluster", "location", "machineType", "minNodes", "maxNodes"),
+        optional=("project", "diskSizeGb", "spot", "serviceAccount"),
     ),
     PoolProvider.AKS: ProviderFields(
-        required=("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"), optional=("agentPoolName", "osSku", "gateApiVersion")
+        required=("resourceGroupName", "clusterName", "vmSize", "minCount", "maxCount"),
+        optional=("agentPoolName", "osSku", "gateApiVersion"),
     ),
 }
-POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller", "platforms") + tuple(p.value for p in PoolProvider)
+POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller", "platforms") + tuple(
+    p.value for p in PoolProvider
+)
 # ImagePrePuller inputs a pool may set in its `prepuller` block, and their keys there (camelCase, as in the
 # schema). The pool itself decides images, namespace, base name, node selection, tolerations and the gate.
 PREPULLER_INPUTS = (
-    "pull_policy", "method", "pause_image", "helper_image", "docker_cli_image", "untaint_image", "image_platforms",
-    "image_pull_secrets", "priority_class_name", "labels", "annotations", "max_unavailable", "max_surge",
-    "custom_timeouts", "skip_await", "resources", "run_as_user", "network_policy",
+    "pull_policy",
+    "method",
+    "pause_image",
+    "helper_image",
+    "docker_cli_image",
+    "untaint_image",
+    "image_platforms",
+    "image_pull_secrets",
+    "priority_class_name",
+    "labels",
+    "annotations",
+    "max_unavailable",
+    "max_surge",
+    "custom_timeouts",
+    "skip_await",
+    "resources",
+    "run_as_user",
+    "network_policy",
 )
 PREPULLER_KEYS = tuple(camel_case(name) for name in PREPULLER_INPUTS)
 KARPENTER_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
@@ -156,7 +175,6 @@ class StackSpec:
     prepullers: Mapping[str, PrePuller] = field(default_factory=dict)  # by pool name, in pool order
 
 
-
 def _prepuller_block(raw: Any, path: Path) -> dict[str, Any]:
     """The pool's `prepuller` block as ImagePrePullerArgs keys (validated later by build_plan)."""
     if raw is None:
@@ -178,7 +196,9 @@ def _check_karpenter(settings: Mapping[str, Any], path: Path) -> dict[str, Any]:
     ref = settings["nodeClassRef"]
     if not isinstance(ref, Mapping) or set(ref) != {"group", "kind", "name"} or not all(isinstance(v, str) and v for v in ref.values()):
         raise PrePullInputError(
-            path.child("nodeClassRef"), ref, "must be {group, kind, name}, e.g. {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}"
+            path.child("nodeClassRef"),
+            ref,
+            "must be {group, kind, name}, e.g. {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}",
         )
     if settings.get("requirements") is not None:
         reqs = check_list(settings["requirements"], path.child("requirements"), "{key, operator, values}")
@@ -186,7 +206,9 @@ def _check_karpenter(settings: Mapping[str, Any], path: Path) -> dict[str, Any]:
             _karpenter_requirement(req, path.child("requirements").at(i))
     limits = settings.get("limits")
     if limits is not None:
-        for key, value in check_mapping(limits, path.child("limits"), "resource names to quantities, e.g. {cpu: '400', memory: 1600Gi}").items():
+        for key, value in check_mapping(
+            limits, path.child("limits"), "resource names to quantities, e.g. {cpu: '400', memory: 1600Gi}"
+        ).items():
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise PrePullInputError(path.child("limits").entry(key), value, "must be a quantity such as '400' or '1600Gi'")
     if settings.get("disruption") is not None:
@@ -215,7 +237,9 @@ def _taints(raw: Any, path: Path) -> tuple[dict[str, str], ...]:
     return tuple(check_taint(t, path.at(i)) for i, t in enumerate(check_list(raw, path, "{key, value, effect}")))
 
 
-def _platforms(raw: Any, path: Path, provider: PoolProvider, settings: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[Platform, ...]:
+def _platforms(
+    raw: Any, path: Path, provider: PoolProvider, settings: Mapping[str, Any], labels: Mapping[str, str]
+) -> tuple[Platform, ...]:
     """The pool's declared node platforms; they must agree with what its labels or node settings imply."""
     if raw is None:
         return ()
@@ -225,7 +249,9 @@ def _platforms(raw: Any, path: Path, provider: PoolProvider, settings: Mapping[s
     extra = sorted({p.arch for p in platforms} - set(implied.arches)) if implied else []
     if implied and extra:
         raise PrePullInputError(
-            path, raw, f"lists {', '.join(extra)}, but the pool's {implied.source} allows only {', '.join(implied.arches) or 'no architecture'}"
+            path,
+            raw,
+            f"lists {', '.join(extra)}, but the pool's {implied.source} allows only {', '.join(implied.arches) or 'no architecture'}",
         )
     return platforms
 
@@ -280,7 +306,8 @@ def _gate_taint(provider: PoolProvider, settings: Mapping[str, Any], path: Path)
             raise PrePullInputError(
                 path.child("aks").child("gateApiVersion"),
                 version,
-                "must be an AKS preview API version such as '2025-10-02-preview': nodeInitializationTaints exist only in preview API versions",
+                "must be an AKS preview API version such as '2025-10-02-preview': "
+                "nodeInitializationTaints exist only in preview API versions",
             )
     return {"key": AUTOSCALER_GATE_KEY, "value": "pulling", "effect": GATE_EFFECT}
 
@@ -305,7 +332,9 @@ def _settings(raw: Mapping[str, Any], provider: PoolProvider, path: Path) -> Map
     """The provider's block (required keys present, no unknown ones); no other provider's block may be set."""
     for other in PoolProvider:
         if other is not provider and raw.get(other.value) is not None:
-            raise PrePullInputError(path.child(other.value), raw[other.value], f"belongs to provider {other.value!r}, not {provider.value!r}")
+            raise PrePullInputError(
+                path.child(other.value), raw[other.value], f"belongs to provider {other.value!r}, not {provider.value!r}"
+            )
     block = path.child(provider.value)
     settings = check_mapping(raw.get(provider.value) or {}, block)
     fields = PROVIDER_FIELDS[provider]
@@ -357,7 +386,9 @@ def validate_stack(config: Mapping[str, Any]) -> StackSpec:
     raw_pools = check_list(config.get("nodePools"), POOLS, "node pools", non_empty=True)
     names: dict[str, int] = {}
     pools = tuple(_pool(p, i, images, names) for i, p in enumerate(raw_pools))
-    kube = {key: check_str(config[key], CONFIG.child(key), empty=True) for key in ("kubeconfig", "kubeContext") if config.get(key) is not None}
+    kube = {
+        key: check_str(config[key], CONFIG.child(key), empty=True) for key in ("kubeconfig", "kubeContext") if config.get(key) is not None
+    }
     return StackSpec(namespace, pools, kube.get("kubeconfig") or None, kube.get("kubeContext") or None)
 
 
@@ -395,7 +426,9 @@ def _check_collisions(prepullers: Mapping[str, PrePuller]) -> None:
             key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
             if key in owners:
                 raise PrePullInputError(
-                    POOLS.child(pool).child("name"), pool, f"its {key[0]} {key[2]!r} has the same name as one of pool {owners[key]!r}: rename a pool"
+                    POOLS.child(pool).child("name"),
+                    pool,
+                    f"its {key[0]} {key[2]!r} has the same name as one of pool {owners[key]!r}: rename a pool",
                 )
             owners[key] = pool
 

@@ -299,7 +299,10 @@ def _why_not_scheduled(pod: Optional[KubeView], taints: list[str]) -> tuple[str,
         scheduled = conditions.get("PodScheduled") or {}
         return UNSCHEDULABLE, scheduled.get("message") or f"pod {pod['metadata']['name']} is pending: not scheduled yet"
     if taints:
-        return UNTOLERATED_TAINT, f"untolerated taint{'s' if len(taints) > 1 else ''} {', '.join(taints)}: the DaemonSet controller leaves the node out"
+        return (
+            UNTOLERATED_TAINT,
+            f"untolerated taint{'s' if len(taints) > 1 else ''} {', '.join(taints)}: the DaemonSet controller leaves the node out",
+        )
     return NO_POD, "no pod yet: the DaemonSet controller has not created one"
 
 
@@ -310,7 +313,9 @@ def node_status(ds: KubeView, node: KubeView, pods: list[KubeView], events: Even
     taint = _gate_taint(spec)
     gate = None
     if taint:
-        on_node = any(t.get("key") == taint["key"] and t.get("effect") == taint["effect"] for t in (node.get("spec") or {}).get("taints") or [])
+        on_node = any(
+            t.get("key") == taint["key"] and t.get("effect") == taint["effect"] for t in (node.get("spec") or {}).get("taints") or []
+        )
         gate = Gate(f"{taint['key']}:{taint['effect']}", on_node)
     pod = pick_pod(pods, (ds.get("metadata") or {}).get("generation"))
     if pod is None or not (pod.get("spec") or {}).get("nodeName"):

@@ -28,26 +28,41 @@ def _seconds(value: Optional[float]) -> Optional[float]:
 
 def _image_json(image: ImageStatus) -> dict[str, Any]:
     return {
-        "image": image.image, "container": image.container, "role": image.role, "state": image.state,
-        "reason": image.reason, "message": image.message,
-        "seconds": _seconds(image.seconds), "timeSource": image.time_source, "sizeBytes": image.size_bytes,
+        "image": image.image,
+        "container": image.container,
+        "role": image.role,
+        "state": image.state,
+        "reason": image.reason,
+        "message": image.message,
+        "seconds": _seconds(image.seconds),
+        "timeSource": image.time_source,
+        "sizeBytes": image.size_bytes,
     }
 
 
 def _node_json(node: NodeStatus) -> dict[str, Any]:
     return {
-        "name": node.name, "state": node.state, "pod": node.pod, "reason": node.reason, "message": node.message,
+        "name": node.name,
+        "state": node.state,
+        "pod": node.pod,
+        "reason": node.reason,
+        "message": node.message,
         "targeted": node.targeted,
         "gate": {"taint": node.gate.taint, "taintPresent": node.gate.present} if node.gate else None,
-        "pullsDone": node.pulls_done, "pullsTotal": len(node.pulls),
+        "pullsDone": node.pulls_done,
+        "pullsTotal": len(node.pulls),
         "images": [_image_json(i) for i in node.images],
     }
 
 
 def _daemon_set_json(ds: DaemonSetStatus) -> dict[str, Any]:
     return {
-        "name": ds.name, "images": list(ds.images), "gateTaint": ds.gate_taint,
-        "nodesSelected": len(ds.nodes), "nodesTargeted": len(ds.targeted), "nodesPresent": ds.done,
+        "name": ds.name,
+        "images": list(ds.images),
+        "gateTaint": ds.gate_taint,
+        "nodesSelected": len(ds.nodes),
+        "nodesTargeted": len(ds.targeted),
+        "nodesPresent": ds.done,
         "nodes": [_node_json(n) for n in ds.nodes],
     }
 
@@ -55,15 +70,22 @@ def _daemon_set_json(ds: DaemonSetStatus) -> dict[str, Any]:
 def _summary_json(summary: ImageSummary) -> dict[str, Any]:
     slowest = {"node": summary.slowest_node, "seconds": _seconds(summary.slowest_seconds)} if summary.slowest_node else None
     return {
-        "image": summary.image, "pulls": summary.pulls, "present": summary.present, "timed": summary.timed,
-        "medianSeconds": _seconds(summary.median_seconds), "slowest": slowest,
+        "image": summary.image,
+        "pulls": summary.pulls,
+        "present": summary.present,
+        "timed": summary.timed,
+        "medianSeconds": _seconds(summary.median_seconds),
+        "slowest": slowest,
     }
 
 
 def report_json(report: Report) -> dict[str, Any]:
     """The documented JSON document (docs/status.md): keys in a fixed order, lists sorted by name."""
     return {
-        "apiVersion": API_VERSION, "kind": KIND, "namespace": report.namespace, "state": report.state,
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "namespace": report.namespace,
+        "state": report.state,
         "daemonSets": [_daemon_set_json(ds) for ds in report.daemon_sets],
         "images": [_summary_json(s) for s in report.images],
     }
