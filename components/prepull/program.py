@@ -10,6 +10,7 @@ from prepull.component import ImagePrePuller
 from prepull.lock.file import lock_stack
 from prepull.stack.pools import (
     CLOUD_PROVIDERS,
+    CONFIG_NAMESPACE,
     STACK_KEYS,
     PoolProvider,
     StackSpec,
@@ -24,7 +25,7 @@ from prepull.run_error import reported_plainly
 
 def read_config(config: Optional[pulumi.Config] = None) -> dict[str, Any]:
     """The ``prepull:*`` keys of the current stack, decoded (arrays and objects from JSON)."""
-    config = config or pulumi.Config("prepull")
+    config = config or pulumi.Config(CONFIG_NAMESPACE)
     out: dict[str, Any] = {}
     for key in STACK_KEYS:
         value: Any = config.get_object(key) if key in ("images", "nodePools") else config.get(key)
@@ -62,7 +63,7 @@ def deploy(spec: StackSpec, provider: Optional[k8s.Provider] = None) -> Mapping[
         if pool.provider is PoolProvider.KARPENTER:
             obj = karpenter_node_pool(pool)
             k8s.apiextensions.CustomResource(
-                f"nodepool-{pool.name}",
+                pool.resource_name,
                 api_version=obj["apiVersion"],
                 kind=obj["kind"],
                 metadata=obj["metadata"],

@@ -15,14 +15,14 @@ import yaml
 from prepull.core.kobject import KubeView
 from prepull.errors import PrePullInputError
 from prepull.lock.file import LockError, lock_stack
-from prepull.stack.pools import StackSpec, stack_manifests, validate_stack, with_prepullers
+from prepull.stack.pools import CONFIG, StackSpec, stack_manifests, validate_stack, with_prepullers
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
-CONFIG_NAMESPACE = "prepull:"
+CONFIG_PREFIX = str(CONFIG)  # `prepull:`
 # Keys the stack program reads with Config.get_object: a string value is JSON, as Pulumi decodes it.
 JSON_KEYS = ("images", "nodePools")
 # Only the provider connection reads these; rendering does not need them, so an encrypted value is no obstacle.
@@ -86,9 +86,9 @@ def stack_config(path: Path, encrypted: Optional[list[str]] = None) -> dict[str,
         raise UsageError(f"{path}: `config:` must be a mapping, got {type(config).__name__}")
     out: dict[str, Any] = {}
     for key, value in config.items():
-        if not isinstance(key, str) or not key.startswith(CONFIG_NAMESPACE):
+        if not isinstance(key, str) or not key.startswith(CONFIG_PREFIX):
             continue
-        name = key[len(CONFIG_NAMESPACE) :]
+        name = key[len(CONFIG_PREFIX) :]
         if isinstance(value, Mapping) and set(value) == {"secure"}:
             if name in CONNECTION_KEYS:
                 if encrypted is not None:
@@ -126,5 +126,5 @@ def load_objects(stacks_dir: Optional[str], stack: str) -> tuple[Path, list[Kube
 
 def prefixed(err: PrePullInputError) -> str:
     """The error with its field written as the stack key (``prepull:nodePools.batch.taints[0].effect``)."""
-    field = err.field if err.field.startswith(CONFIG_NAMESPACE) else CONFIG_NAMESPACE + err.field
+    field = err.field if err.field.startswith(CONFIG_PREFIX) else CONFIG_PREFIX + err.field
     return f"{field}: {err.reason} (got {err.value!r})"

@@ -35,7 +35,7 @@ from prepull.version import __version__
 
 def provider_schema() -> dict[str, Any]:
     """The package schema the Pulumi analyzer infers for the component provider (what other languages see)."""
-    from prepull.provider import PrePullProvider
+    from prepull.provider import PrePullProvider  # the Pulumi SDK: only `schema` needs it (render and check must not)
 
     text = PrePullProvider().schema
     if text is None:

@@ -46,7 +46,7 @@ class Target:
 
 
 class SnapshotSource(Protocol):
-    """What ``status`` reads the cluster through: status_api.ClusterReader, or a test's recorded cluster."""
+    """What ``status`` reads the cluster through: kube.reader.ClusterReader, or a test's recorded cluster."""
 
     def snapshot(self) -> Snapshot:
         """The cluster's objects now."""

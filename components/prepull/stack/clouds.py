@@ -306,7 +306,7 @@ def _eks_launch_template(pool: Pool, gate: Taint, settings: EksSettings, ec2: Mo
                 ebs=ec2.LaunchTemplateBlockDeviceMappingEbsArgs(volume_size=settings.disk_size, volume_type="gp3"),
             )
         ]
-    return ec2.LaunchTemplate(f"nodepool-{pool.name}-launch-template", **template, opts=opts)
+    return ec2.LaunchTemplate(f"{pool.resource_name}-launch-template", **template, opts=opts)
 
 
 def eks_node_group(
@@ -341,7 +341,7 @@ def eks_node_group(
         args["disk_size"] = s.disk_size
     # cluster-autoscaler owns the desired size once the group exists.
     node_group: pulumi.Resource = eks.NodeGroup(
-        f"nodepool-{pool.name}", **args, opts=_opts(depends_on, provider_opts, ignore_changes=["scalingConfig.desiredSize"])
+        pool.resource_name, **args, opts=_opts(depends_on, provider_opts, ignore_changes=["scalingConfig.desiredSize"])
     )
     return node_group
 
@@ -385,7 +385,7 @@ def gke_node_pool(
         args["project"] = s.project
     # The autoscaler changes the size; initial_node_count would otherwise force a replacement.
     node_pool: pulumi.Resource = container.NodePool(
-        f"nodepool-{pool.name}", **args, opts=_opts(depends_on, provider_opts, ignore_changes=["initialNodeCount"])
+        pool.resource_name, **args, opts=_opts(depends_on, provider_opts, ignore_changes=["initialNodeCount"])
     )
     return node_pool
 
@@ -428,7 +428,7 @@ def aks_agent_pool(
     if not pool.gate_taint:
         containerservice = importlib.import_module(f"{sdk.__name__}.containerservice")
         agent_pool: pulumi.Resource = containerservice.AgentPool(
-            f"nodepool-{pool.name}", **{_AKS_ARGUMENTS[k]: v for k, v in props.items()}, opts=opts
+            pool.resource_name, **{_AKS_ARGUMENTS[k]: v for k, v in props.items()}, opts=opts
         )
         return agent_pool
     # nodeInitializationTaints exist only in preview API versions, which pulumi-azure-native 3.x reaches through
@@ -437,7 +437,7 @@ def aks_agent_pool(
     opts = pulumi.ResourceOptions.merge(
         opts, pulumi.ResourceOptions(version=importlib.metadata.version("pulumi-azure-native"), aliases=[pulumi.Alias(type_=AKS_TYPE)])
     )
-    return pulumi.CustomResource(aks_gate_type(s.gate_api_version), f"nodepool-{pool.name}", props, opts)
+    return pulumi.CustomResource(aks_gate_type(s.gate_api_version), pool.resource_name, props, opts)
 
 
 # The AgentPool properties set above: the API's names (sent as they are at a preview type token) and the typed

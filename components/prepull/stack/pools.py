@@ -123,7 +123,9 @@ CLOUD_PROVIDERS = (PoolProvider.EKS, PoolProvider.GKE, PoolProvider.AKS)
 POOL_NAME_MAX = 40  # leaves room for "-<arch>" and the untaint suffixes in derived names
 # Field paths: the stack's own settings are Pulumi config keys (`prepull:kubeContext`); a pool's
 # fields are named after the pool once its name is known (`nodePools.gpu.taints[0].effect`).
-CONFIG = Path("prepull:")
+# The stack's config namespace: the Pulumi project's name (Pulumi.yaml), whose keys are `prepull:<key>`.
+CONFIG_NAMESPACE = "prepull"
+CONFIG = Path(f"{CONFIG_NAMESPACE}:")
 POOLS = Path("nodePools")
 
 
@@ -148,6 +150,11 @@ class Pool:
     def path(self) -> Path:
         """Where the pool's fields are in the stack config (``nodePools.<name>``)."""
         return POOLS.child(self.name)
+
+    @property
+    def resource_name(self) -> str:
+        """The Pulumi resource name of the pool's node pool (``nodepool-<name>``), whoever provides it."""
+        return f"nodepool-{self.name}"
 
     def node_arches(self) -> Optional[KnownArches]:
         """The pool's node architectures: its ``platforms`` if given, else what its labels or settings imply; None if unknown."""
