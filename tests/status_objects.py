@@ -11,6 +11,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import prepull
+from prepull.status.report import Snapshot, classify
 
 NAMESPACE = "prepull"
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -172,3 +173,27 @@ NOT_FOUND = (
     'rpc error: code = NotFound desc = failed to pull and unpack image "ghcr.io/astral-sh/uv:0.5.11": '
     'failed to resolve reference "ghcr.io/astral-sh/uv:0.5.11": ghcr.io/astral-sh/uv:0.5.11: not found'
 )
+
+
+# ---------------------------------------------------------------- reports of these objects
+
+
+def report(daemon_sets, pods=(), nodes=(), events=()):
+    return classify(Snapshot(NAMESPACE, list(daemon_sets), list(pods), list(nodes), list(events)))
+
+
+def only_node(rep, name=None):
+    nodes = [n for ds in rep.daemon_sets for n in ds.nodes if name is None or n.name == name]
+    assert len(nodes) == 1, nodes
+    return nodes[0]
+
+
+def by_image(node_status):
+    return {i.image: i for i in node_status.images if i.role == "pull"}
+
+
+def one_node(ds, states=None, node_name="n1", events_for=None, **pod_kw):
+    """The report for ``ds`` on a single node whose pod's init containers are in ``states``."""
+    p = pod(ds, node_name, states, **pod_kw)
+    events = events_for(p) if events_for else []
+    return report([ds], [p], [node(node_name)], events), p

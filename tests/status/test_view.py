@@ -10,33 +10,13 @@ import re
 from pathlib import Path
 
 import status_objects as so
+from status_objects import report
 
 
-from prepull.status.report import FAILED, NOT_SCHEDULED, PRESENT, PULLING, Snapshot, classify
+from prepull.status.report import FAILED, NOT_SCHEDULED, PRESENT, PULLING
 from prepull.status.view import duration, report_json, size, table
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def report(daemon_sets, pods=(), nodes=(), events=()):
-    return classify(Snapshot(so.NAMESPACE, list(daemon_sets), list(pods), list(nodes), list(events)))
-
-
-def only_node(rep, name=None):
-    nodes = [n for ds in rep.daemon_sets for n in ds.nodes if name is None or n.name == name]
-    assert len(nodes) == 1, nodes
-    return nodes[0]
-
-
-def by_image(node_status):
-    return {i.image: i for i in node_status.images if i.role == "pull"}
-
-
-def one_node(ds, states=None, node_name="n1", events_for=None, **pod_kw):
-    """The report for ``ds`` on a single node whose pod's init containers are in ``states``."""
-    p = so.pod(ds, node_name, states, **pod_kw)
-    events = events_for(p) if events_for else []
-    return report([ds], [p], [so.node(node_name)], events), p
 
 
 # ---------------------------------------------------------------- JSON and the table
