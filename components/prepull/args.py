@@ -159,6 +159,10 @@ class ContainerResources(TypedDict, total=False):
     """Default: `100m`. Accepts an Output."""
     memory_limit: Input[str]
     """Default: `32Mi`. Accepts an Output."""
+    ephemeral_storage_request: Input[str]
+    """Default: `16Mi`: room for what a pod writes (the helper's copy of its static busybox, at most the 16Mi of its volume, and logs). Under disk pressure the kubelet evicts pods that use more than their request first, and evicting the holder unpins the images. Accepts an Output."""
+    ephemeral_storage_limit: Input[str]
+    """Default: `256Mi`. Accepts an Output."""
 
 
 class ImageEntry(TypedDict):
@@ -298,7 +302,14 @@ DEFAULTS: Defaults = {
     "skip_await": False,
     "run_as_user": 65532,
     "network_policy": True,
-    "resources": {"cpu_request": "1m", "memory_request": "8Mi", "cpu_limit": "100m", "memory_limit": "32Mi"},
+    "resources": {
+        "cpu_request": "1m",
+        "memory_request": "8Mi",
+        "cpu_limit": "100m",
+        "memory_limit": "32Mi",
+        "ephemeral_storage_request": "16Mi",
+        "ephemeral_storage_limit": "256Mi",
+    },
     "startup_taint_effect": TaintEffect.NO_SCHEDULE,
 }
 

@@ -541,6 +541,10 @@ def start_kwok(d: Path, nodes: int) -> None:
         kubectl(d, "apply", "-f", "-", input=json.dumps(kwok_node(f"prepull-kwok-{i}", labels, taints)))
 
 
+# What each simulated node offers: kwok's defaults, plus local storage as every real node reports it.
+KWOK_RESOURCES = {"cpu": "1k", "memory": "1Ti", "pods": "1M", "ephemeral-storage": "1Ti"}
+
+
 def kwok_node(name: str, labels: dict, taints=()) -> dict:
     """A Node for kwok to manage (its annotation): simulated, and labelled so (SIMULATED_LABEL), Linux on amd64.
 
@@ -562,6 +566,9 @@ def kwok_node(name: str, labels: dict, taints=()) -> dict:
             },
         },
         "spec": {"taints": list(taints)},
+        # kwok keeps a status it is given; its default has no ephemeral-storage, and the scheduler
+        # puts no pod that requests some (ours all do) on a node without it.
+        "status": {"allocatable": dict(KWOK_RESOURCES), "capacity": dict(KWOK_RESOURCES)},
     }
 
 

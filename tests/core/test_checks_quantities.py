@@ -70,11 +70,13 @@ def resources_of(args: dict) -> list:
         ("cpu", "0.0000000011", "0.000000002"),  # both 2n for the API server
         ("memory", "1.5Gi", "1536Mi"),
         ("memory", "1e6", "1M"),
+        ("ephemeral_storage", "256Mi", "268435456"),
     ],
 )
 def test_a_request_equal_to_its_limit_is_accepted_and_kept_as_written(resource, requested, limit):
     args = {"images": IMAGES, "resources": {f"{resource}_request": requested, f"{resource}_limit": limit}}
-    pairs = [(r["requests"][resource], r["limits"][resource]) for r in resources_of(args)]
+    key = resource.replace("_", "-")  # ephemeral_storage is the ephemeral-storage resource
+    pairs = [(r["requests"][key], r["limits"][key]) for r in resources_of(args)]
     assert pairs and set(pairs) == {(requested, limit)}
 
 
@@ -84,6 +86,7 @@ def test_a_request_equal_to_its_limit_is_accepted_and_kept_as_written(resource, 
         ("cpu", "0.100000001", "100m"),  # one nano above
         ("memory", "9007199254740993", "8Pi"),  # 2^53 + 1 bytes over 2^53: equal as floats
         ("cpu", "100000000000000001m", "1e14"),  # 1m above 10^14: equal as floats
+        ("ephemeral_storage", "257Mi", "256Mi"),
     ],
 )
 def test_a_request_above_its_limit_by_a_tiny_exact_amount_is_rejected(resource, requested, limit):

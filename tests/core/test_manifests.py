@@ -323,13 +323,22 @@ def test_service_account_token_is_not_mounted():
         assert pod(one_ds({"images": IMAGES, "method": method}))["automountServiceAccountToken"] is False
 
 
+@pytest.mark.parametrize("gate", [False, True], ids=["no-gate", "gate"])
 @pytest.mark.parametrize("method", list(Method))
-def test_requests_and_limits_on_every_container(method):
-    for c in all_containers(pod(one_ds({"images": IMAGES, "method": method}))):
+def test_requests_and_limits_on_every_container(method, gate):
+    """CPU, memory and ephemeral storage: under disk pressure the kubelet evicts pods over their
+    ephemeral-storage request first, and evicting the holder unpins the images."""
+    args = {"images": IMAGES, "method": method}
+    if gate:
+        args |= {"startup_taint": {"key": "prepull.dev/not-ready"}, "remove_startup_taint": True}
+    pods = [o["spec"]["template"]["spec"] for o in prepull.manifests(args, "pp") if o["kind"] == "DaemonSet"]
+    containers = [c for spec in pods for c in all_containers(spec)]
+    assert containers and any(c["name"] == "untaint" for c in containers) == gate
+    for c in containers:
         for kind in ("requests", "limits"):
-            assert set(c["resources"][kind]) >= {"cpu", "memory"}, (c["name"], kind)
-            for res in ("cpu", "memory"):
-                assert quantity(c["resources"][kind][res]) > 0
+            assert set(c["resources"][kind]) == {"cpu", "memory", "ephemeral-storage"}, (c["name"], kind)
+            for res in ("cpu", "memory", "ephemeral-storage"):
+                assert 0 < quantity(c["resources"][kind][res]) <= quantity(c["resources"]["limits"][res]), (c["name"], res)
 
 
 def test_custom_resources_apply_to_every_container():

@@ -111,8 +111,9 @@ def cel_validations() -> list[KubeObject]:
 # kubectl is a large Go binary that runs API discovery: the no-op containers' 32Mi would OOM it.
 # The pod's effective request is the largest init container's, so this raises it only in gated pools.
 UNTAINT_RESOURCES: Mapping[str, Mapping[str, str]] = {
-    "requests": {"cpu": "10m", "memory": "64Mi"},
-    "limits": {"cpu": "500m", "memory": "256Mi"},
+    # kubectl writes its discovery cache to its home (an emptyDir of at most 128Mi), and logs.
+    "requests": {"cpu": "10m", "memory": "64Mi", "ephemeral-storage": "32Mi"},
+    "limits": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "256Mi"},
 }
 
 

@@ -62,8 +62,8 @@ def _images_hash(plan: Plan, group: Group) -> str:
 def _resources(plan: Plan) -> KubeObject:
     r = plan.resources
     return {
-        "requests": {"cpu": r["cpu_request"], "memory": r["memory_request"]},
-        "limits": {"cpu": r["cpu_limit"], "memory": r["memory_limit"]},
+        "requests": {"cpu": r["cpu_request"], "memory": r["memory_request"], "ephemeral-storage": r["ephemeral_storage_request"]},
+        "limits": {"cpu": r["cpu_limit"], "memory": r["memory_limit"], "ephemeral-storage": r["ephemeral_storage_limit"]},
     }
 
 

@@ -492,7 +492,7 @@ def _resources(args: Mapping[str, Any]) -> dict[str, str]:
     resources_raw = check_mapping(args.get("resources") or {}, "resources")
     check_keys(resources_raw, _RESOURCE_KEYS, "resources")
     resources = {k: check_quantity(resources_raw.get(k, _RESOURCE_DEFAULTS[k]), Path("resources").child(k)) for k in _RESOURCE_KEYS}
-    for what in ("cpu", "memory"):
+    for what in ("cpu", "memory", "ephemeral_storage"):
         if quantity_value(resources[f"{what}_request"]) > quantity_value(resources[f"{what}_limit"]):
             request, limit = f"{what}_request", f"{what}_limit"
             raise PrePullInputError(
