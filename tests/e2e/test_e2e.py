@@ -154,9 +154,7 @@ def assert_pool_has_images(spec, pool_name: str, images: list) -> None:
 
 def expected_images(spec) -> dict:
     """Pool name -> normalised images, as the core computes them (what the init containers must pull)."""
-    from prepull.core.images import parse_image
-
-    return {p.name: [parse_image(i, "image").canonical for i in p.images] for p in spec.pools}
+    return {p.name: [ref.canonical for ref in p.images] for p in spec.pools}
 
 
 def current_spec(project: Path):
