@@ -70,3 +70,25 @@ def down_kubeconfig(tmp_path) -> Path:
 
 def pytest_report_header(config):
     return f"checkov: {os.environ.get('PREPULL_CHECKOV', 'not configured')}"
+
+
+# Figures the cluster tier's fault tests measure (recovery times): printed at the end of the run,
+# so CI's log carries them beside the verdicts (docs/reliability.md quotes them).
+_MEASURED: list = []
+
+
+@pytest.fixture
+def measured(request):
+    """``measured(what, seconds)`` records a figure of this test for the session's summary."""
+
+    def record(what: str, seconds: float) -> None:
+        _MEASURED.append((request.node.nodeid, what, seconds))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _MEASURED:
+        terminalreporter.section("measured")
+        for nodeid, what, seconds in _MEASURED:
+            terminalreporter.write_line(f"{seconds:7.1f} s  {what}  ({nodeid})")

@@ -321,6 +321,11 @@ def test_stack_file_that_is_not_yaml(tmp_path):
     assert_usage_error(cli("check", "--stack", "bad", "--stacks-dir", tmp_path), "is not valid YAML")
 
 
+def test_stack_file_that_is_not_utf8(tmp_path):
+    (tmp_path / "Pulumi.bin.yaml").write_bytes(b"config:\n  prepull:images: [\xff\xfe]\n")
+    assert_usage_error(cli("render", "--stack", "bin", "--stacks-dir", tmp_path), "Pulumi.bin.yaml is not valid YAML", "utf-8")
+
+
 def test_stack_file_without_a_config_mapping(tmp_path):
     (tmp_path / "Pulumi.list.yaml").write_text("config: [1, 2]\n")
     assert_usage_error(cli("render", "--stack", "list", "--stacks-dir", tmp_path), "`config:` must be a mapping")

@@ -284,6 +284,19 @@ def test_a_hand_broken_lock_file_is_a_usage_error(tmp_path, capsys):
     assert "prepull.dev.lock.yaml: images['x']" in capsys.readouterr().err
 
 
+def test_another_stacks_lock_file_is_refused_and_left_as_it_is(tmp_path, capsys):
+    """prod's lock file copied over dev's: its entries match none of dev's images; nothing is rewritten."""
+    other = dump_lock(Lock({_NGINX: LOCK.images[MULTI]}), "prod")
+    _stack_dir(tmp_path, LOCK, STACK)
+    (tmp_path / "prepull.dev.lock.yaml").write_text(other)
+    for command in ("render", "check"):
+        assert main([command, "--stack", "dev", "--stacks-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert f"prepull:nodePools.general.images: is not in the lock file {tmp_path / 'prepull.dev.lock.yaml'}" in err
+        assert "run `python -m prepull lock --stack dev`" in err
+    assert (tmp_path / "prepull.dev.lock.yaml").read_text() == other
+
+
 # ---------------------------------------------------------------- the stack program reads it
 
 
