@@ -29,6 +29,13 @@ def fresh_event_loop():
     settings.configure(saved)
 
 
+@pytest.fixture(autouse=True)
+def no_kubeconfig_of_the_machine(request, monkeypatch):
+    """Outside the cluster tier, no test reads this machine's kubeconfig (the stack program checks its context there)."""
+    if request.node.get_closest_marker("e2e") is None:
+        monkeypatch.setenv("KUBECONFIG", os.devnull)
+
+
 @pytest.fixture
 def run_program():
     """Run ``fn`` as a Pulumi program under fresh mocks and return a :class:`Run`.

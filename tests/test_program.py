@@ -132,11 +132,13 @@ def test_every_kubernetes_resource_uses_the_explicit_provider(run_program, path)
         assert "pulumi:providers:kubernetes::k8s::" in r.provider, r.name
 
 
-def test_provider_takes_kubeconfig_and_context_from_config(run_program):
-    config = {**stack_config(ROOT / "stacks" / "Pulumi.dev.yaml"), "prepull:kubeconfig": "/tmp/kc.yaml", "prepull:kubeContext": "kind-x"}
+def test_provider_takes_kubeconfig_and_context_from_config(run_program, tmp_path):
+    kubeconfig = tmp_path / "kc.yaml"
+    kubeconfig.write_text(json.dumps({"apiVersion": "v1", "kind": "Config", "contexts": [{"name": "kind-x", "context": {}}]}))
+    config = {**stack_config(ROOT / "stacks" / "Pulumi.dev.yaml"), "prepull:kubeconfig": str(kubeconfig), "prepull:kubeContext": "kind-x"}
     run = run_main(run_program, config)
     provider = run.state(next(r for r in run.requests if r.type == "pulumi:providers:kubernetes"))
-    assert provider["kubeconfig"] == "/tmp/kc.yaml" and provider["context"] == "kind-x"
+    assert provider["kubeconfig"] == str(kubeconfig) and provider["context"] == "kind-x"
 
 
 def _config(pools, images=("nginx:1.27",)) -> dict:

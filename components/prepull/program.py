@@ -21,6 +21,7 @@ from prepull.stack.pools import (
     with_prepullers,
 )
 from prepull.run_error import reported_plainly
+from prepull.stack.connection import check_connection
 
 
 def read_config(config: Optional[pulumi.Config] = None) -> dict[str, Any]:
@@ -85,6 +86,7 @@ def main(stacks_dir: Optional[Path] = None) -> None:
     """
     with reported_plainly():
         spec = with_prepullers(lock_stack(validate_stack(read_config()), stacks_dir or Path.cwd() / "stacks", pulumi.get_stack()))
+        check_connection(spec)  # before the provider registers: it would let both through a preview
         outputs = deploy(spec)
     for name, value in outputs.items():
         pulumi.export(name, value)

@@ -170,21 +170,41 @@ def test_a_changed_image_list_rolls_out_with_a_second_up(project):
     p.pulumi("preview", "--stack", STACK, "--expect-no-changes")
 
 
-def bad_stack(p: Project, name: str) -> str:
-    """Stack ``name``: the dev stack's file with the batch pool's taint effect misspelt; returns our expected message."""
+def bad_stack(p: Project, name: str, fault: str) -> str:
+    """Stack ``name``: the dev stack's file with ``fault``; returns our expected message.
+
+    ``taint``: the batch pool's taint effect misspelt; ``kubeconfig``: a kubeconfig path that names no
+    file; ``context``: a context the kubeconfig lacks (the provider lets both through a preview).
+    """
     config = yaml.safe_load((p.path / "stacks" / f"Pulumi.{STACK}.yaml").read_text())
-    pools = config["config"]["prepull:nodePools"]
-    pool = next(pool for pool in pools if pool.get("taints"))
-    pool["taints"][0]["effect"] = "NoRun"
+    if fault == "taint":
+        pool = next(pool for pool in config["config"]["prepull:nodePools"] if pool.get("taints"))
+        pool["taints"][0]["effect"] = "NoRun"
+        message = f"nodePools.{pool['name']}.taints[0].effect: must be one of 'NoSchedule', 'PreferNoSchedule', 'NoExecute' (got 'NoRun')"
+    elif fault == "kubeconfig":
+        config["config"]["prepull:kubeconfig"] = "/nonexistent/kubeconfig"
+        message = (
+            "prepull:kubeconfig: names no readable file: give the path of a kubeconfig file, or its contents "
+            "(got '/nonexistent/kubeconfig')"
+        )
+    else:
+        config["config"]["prepull:kubeContext"] = "no-such-context"
+        kubeconfig = os.environ["KUBECONFIG"]
+        contexts = sorted(c["name"] for c in yaml.safe_load(Path(kubeconfig).read_text())["contexts"])
+        message = (
+            f"prepull:kubeContext: is not a context of $KUBECONFIG ({kubeconfig}); "
+            f"its contexts: {', '.join(contexts)} (got 'no-such-context')"
+        )
     (p.path / "stacks" / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return f"nodePools.{pool['name']}.taints[0].effect: must be one of 'NoSchedule', 'PreferNoSchedule', 'NoExecute' (got 'NoRun')"
+    return message
 
 
+@pytest.mark.parametrize("fault", ["taint", "kubeconfig", "context"])
 @pytest.mark.parametrize("command", ["preview", "up"])
-def test_a_bad_stack_file_fails_with_one_line_and_registers_nothing(project, command):
+def test_a_bad_stack_file_fails_with_one_line_and_registers_nothing(project, command, fault):
     p = project["project"]
-    name = f"bad-{command}"
-    message = bad_stack(p, name)
+    name = f"bad-{command}-{fault}"
+    message = bad_stack(p, name, fault)
     p.pulumi("stack", "select", "--create", name)
     try:
         done = p.pulumi(command, "--stack", name, check=False)
