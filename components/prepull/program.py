@@ -11,6 +11,7 @@ from prepull.lock.file import lock_stack
 from prepull.stack.pools import (
     CLOUD_PROVIDERS,
     CONFIG_NAMESPACE,
+    OBJECT_KEYS,
     STACK_KEYS,
     PoolProvider,
     StackSpec,
@@ -29,7 +30,7 @@ def read_config(config: Optional[pulumi.Config] = None) -> dict[str, Any]:
     config = config or pulumi.Config(CONFIG_NAMESPACE)
     out: dict[str, Any] = {}
     for key in STACK_KEYS:
-        value: Any = config.get_object(key) if key in ("images", "nodePools") else config.get(key)
+        value: Any = config.get_object(key) if key in OBJECT_KEYS else config.get(key)
         if value is not None:
             out[key] = value
     return out

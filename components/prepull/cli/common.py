@@ -15,7 +15,7 @@ import yaml
 from prepull.core.kobject import KubeView
 from prepull.errors import PrePullInputError
 from prepull.lock.file import LockError, lock_stack
-from prepull.stack.pools import CONFIG, StackSpec, stack_manifests, validate_stack, with_prepullers
+from prepull.stack.pools import CONFIG, OBJECT_KEYS, StackSpec, stack_manifests, validate_stack, with_prepullers
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -23,8 +23,6 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
 CONFIG_PREFIX = str(CONFIG)  # `prepull:`
-# Keys the stack program reads with Config.get_object: a string value is JSON, as Pulumi decodes it.
-JSON_KEYS = ("images", "nodePools")
 # Only the provider connection reads these; rendering does not need them, so an encrypted value is no obstacle.
 CONNECTION_KEYS = ("kubeconfig", "kubeContext")
 
@@ -95,7 +93,7 @@ def stack_config(path: Path, encrypted: Optional[list[str]] = None) -> dict[str,
                     encrypted.append(key)
                 continue
             raise UsageError(f"{path}: {key} is encrypted (secure:); it cannot be rendered offline")
-        if name in JSON_KEYS and isinstance(value, str):
+        if name in OBJECT_KEYS and isinstance(value, str):
             try:
                 value = json.loads(value)
             except ValueError as err:

@@ -119,6 +119,8 @@ PREPULLER_KEYS = tuple(camel_case(name) for name in PREPULLER_INPUTS)
 KARPENTER_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
 KARPENTER_REQUIREMENT_KEYS = ("key", "operator", "values", "minValues")
 STACK_KEYS = ("images", "namespace", "nodePools", "kubeconfig", "kubeContext")
+# The keys whose values are lists or objects: the program reads them with Config.get_object (a string is JSON).
+OBJECT_KEYS = ("images", "nodePools")
 CLOUD_PROVIDERS = (PoolProvider.EKS, PoolProvider.GKE, PoolProvider.AKS)
 POOL_NAME_MAX = 40  # leaves room for "-<arch>" and the untaint suffixes in derived names
 # Field paths: the stack's own settings are Pulumi config keys (`prepull:kubeContext`); a pool's
