@@ -174,6 +174,8 @@ def test_a_kubeconfig_given_as_contents_is_parsed(tmp_path):
     assert status_cli.kubeconfig_value(contents)["kind"] == "Config"
     assert status_cli.kubeconfig_value("/path/to/kubeconfig") == "/path/to/kubeconfig"
     assert status_cli.kubeconfig_value(None) is None
+    # One line of JSON is contents too, as the stack program (stack/connection.py) tells them apart.
+    assert status_cli.kubeconfig_value('{"apiVersion": "v1", "kind": "Config"}')["kind"] == "Config"
 
 
 def test_an_unknown_stack_is_a_usage_error(capsys, tmp_path):

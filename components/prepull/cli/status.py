@@ -24,6 +24,7 @@ from prepull.kube.reader import NotFound, connect_reader
 from prepull.kube.client import Kubeconfig, Unreachable
 from prepull.status.report import FAILED, PRESENT, PULLING, Report, Snapshot, classify
 from prepull.status.times import go_duration_seconds
+from prepull.stack.connection import is_contents
 from prepull.status.view import report_json, table
 
 if TYPE_CHECKING:
@@ -62,8 +63,8 @@ def parse_duration(option: str, text: str) -> float:
 
 
 def kubeconfig_value(value: Optional[str]) -> Kubeconfig:
-    """A stack's ``prepull:kubeconfig`` is a path or the file's contents (as the Kubernetes provider takes it)."""
-    if not value or "\n" not in value.strip():
+    """A stack's ``prepull:kubeconfig`` is a path or the file's contents (told apart as the stack program tells them)."""
+    if not value or not is_contents(value.strip()):
         return value or None
     try:
         parsed = yaml.safe_load(value)
