@@ -19,10 +19,9 @@ from prepull.args import (
     Toleration,
     TolerationOperator,
 )
-from prepull.errors import PrePullInputError
 from prepull.core.manifests import manifests
+from prepull.errors import PrePullInputError
 from prepull.version import __version__ as __version__  # explicit re-export
-
 
 if TYPE_CHECKING:
     # Type checkers see the real names (a module __getattr__ would make them, and every misspelt name, Any).

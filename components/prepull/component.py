@@ -6,9 +6,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from prepull.args import ImagePrePullerArgs
-from prepull.outputs import has_outputs, plain_containers, shape_args, with_parsed_images
 from prepull.core.manifests import render
 from prepull.core.plan import Plan, build_plan
+from prepull.outputs import has_outputs, plain_containers, shape_args, with_parsed_images
 from prepull.run_error import PrePullRunError, reported_plainly
 
 TYPE_TOKEN = "prepull:index:ImagePrePuller"

@@ -13,9 +13,9 @@ from typing import Any
 
 from pulumi import Output
 
-from prepull.errors import PrePullInputError
 from prepull.core.checks import check_image, is_list
 from prepull.core.images import ImageRef
+from prepull.errors import PrePullInputError
 
 # Inputs that only set values inside the objects (ImagePrePullerArgs' "Accepts an Output" fields).
 VALUE_INPUTS = (

@@ -8,6 +8,8 @@ import pulumi_kubernetes as k8s
 
 from prepull.component import ImagePrePuller
 from prepull.lock.file import lock_stack
+from prepull.run_error import reported_plainly
+from prepull.stack.connection import check_connection
 from prepull.stack.pools import (
     CLOUD_PROVIDERS,
     CONFIG_NAMESPACE,
@@ -21,8 +23,6 @@ from prepull.stack.pools import (
     validate_stack,
     with_prepullers,
 )
-from prepull.run_error import reported_plainly
-from prepull.stack.connection import check_connection
 
 
 def read_config(config: Optional[pulumi.Config] = None) -> dict[str, Any]:

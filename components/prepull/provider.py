@@ -14,10 +14,10 @@ from pulumi.provider import ConstructResult, main
 from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.provider.server import ComponentInitError
 
-from prepull.version import __version__
-from prepull.core.checks import INPUT_NAMES
 from prepull.component import ImagePrePuller
+from prepull.core.checks import INPUT_NAMES
 from prepull.errors import PrePullInputError
+from prepull.version import __version__
 
 PACKAGE = "prepull"
 

@@ -10,11 +10,11 @@ from typing import Any
 import pulumi
 from pulumi._types import is_output_type, output_type_to_dict
 
-from prepull.errors import camel_case
 from prepull.core.checks import check_image, is_list
 from prepull.core.labels import LABEL_DAEMONSET
-from prepull.run_error import reported_plainly
 from prepull.core.workloads import POD_SPEC_PATHS, iter_images, kind_of, pod_spec
+from prepull.errors import camel_case
+from prepull.run_error import reported_plainly
 
 Found = list[tuple[object, str]]  # (image as found, where it was found), in order
 

@@ -25,6 +25,9 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
+from prepull.core.images import ImageRef, parse_image
+from prepull.core.workloads import CONTAINER_LISTS, kind_of, pod_spec
+from prepull.errors import PrePullInputError
 from pulumi_policy import (
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -32,10 +35,6 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-
-from prepull.errors import PrePullInputError
-from prepull.core.images import ImageRef, parse_image
-from prepull.core.workloads import CONTAINER_LISTS, kind_of, pod_spec
 
 from .config import (
     DEFAULTS,

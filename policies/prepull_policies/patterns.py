@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from prepull.errors import PrePullInputError
 from prepull.core.images import ImageRef, parse_image
+from prepull.errors import PrePullInputError
 
 # Stand-ins for the wildcards while the repository part goes through the
 # reference parser: valid path-component text that no real pattern contains.

@@ -14,12 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
-from pulumi_policy import ResourceValidationArgs, Secret, proxy
-from pulumi_policy.proxy import UnknownValueError
-
-from prepull.errors import PrePullInputError
 from prepull.core.images import parse_image
 from prepull.core.workloads import CONTAINER_LISTS, POD_SPEC_PATHS, iter_images, kind_of
+from prepull.errors import PrePullInputError
+from pulumi_policy import ResourceValidationArgs, Secret, proxy
+from pulumi_policy.proxy import UnknownValueError
 
 from .patterns import shorten, shown
 

@@ -11,11 +11,11 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 from prepull.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, UsageError, load_objects
+from prepull.core.gate import NODE_NAME_EXTRA
+from prepull.core.kobject import KubeView
+from prepull.core.manifests import object_id
 from prepull.kube.client import Unreachable
 from prepull.kube.server_check import check_on_server, connect
-from prepull.core.kobject import KubeView
-from prepull.core.gate import NODE_NAME_EXTRA
-from prepull.core.manifests import object_id
 
 if TYPE_CHECKING:
     from kubernetes_validate import ValidationError

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional
 
 from prepull.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, UsageError, load_spec, prefixed
-from prepull.errors import PrePullInputError
 from prepull.core.images import ImageRef
+from prepull.errors import PrePullInputError
 from prepull.lock.file import Lock, LockEntry, LockError, apply_lock, dump_lock, lock_changes, lock_file_name, parse_lock
 from prepull.stack.pools import StackSpec
 

@@ -29,7 +29,6 @@ from prepull.cli.common import EXIT_OK, EXIT_USAGE, UsageError
 from prepull.cli.render import render_command
 from prepull.version import __version__
 
-
 # ---------------------------------------------------------------- schema
 
 

@@ -18,13 +18,13 @@ import yaml
 
 from prepull.args import DEFAULTS
 from prepull.cli.common import EXIT_UNREACHABLE, UsageError, default_stacks_dir, stack_config, stack_file
-from prepull.errors import PrePullInputError
 from prepull.core.names import check_dns_label
-from prepull.kube.reader import NotFound, connect_reader
+from prepull.errors import PrePullInputError
 from prepull.kube.client import Kubeconfig, Unreachable
+from prepull.kube.reader import NotFound, connect_reader
+from prepull.stack.connection import is_contents
 from prepull.status.report import FAILED, PRESENT, PULLING, Report, Snapshot, classify
 from prepull.status.times import go_duration_seconds
-from prepull.stack.connection import is_contents
 from prepull.status.view import report_json, table
 
 if TYPE_CHECKING:

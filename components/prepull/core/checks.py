@@ -15,9 +15,9 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_UP, Context, Decimal, In
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeGuard, TypeVar, Union
 
 from prepull.args import ContainerResources, CustomTimeouts, ImagePrePullerArgs, StartupTaint, TaintEffect, Toleration
-from prepull.errors import PrePullInputError, camel_case
 from prepull.core.images import ImageRef, parse_image
 from prepull.core.names import check_label_value, check_qualified_name
+from prepull.errors import PrePullInputError, camel_case
 
 E = TypeVar("E", bound=enum.Enum)
 IntOrPercent = Union[int, str]

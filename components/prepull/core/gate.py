@@ -18,9 +18,9 @@ import re
 from typing import Mapping, Optional
 
 from prepull.core.kobject import KubeObject, KubeView
+from prepull.core.metadata import BUSYBOX, helper_mount_read_only, object_meta, security_context
 from prepull.core.names import check_dns_subdomain
 from prepull.core.plan import Plan
-from prepull.core.metadata import BUSYBOX, helper_mount_read_only, object_meta, security_context
 
 NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
 # The last init container of a gated pod (``status`` finds the gate's taint in its script).

@@ -13,9 +13,7 @@ from prepull.args import ImagePrePullerArgs, Method
 from prepull.core.gate import gate_objects, gate_taint, service_account_name, untaint_container, untaint_volumes
 from prepull.core.images import ImageRef
 from prepull.core.kobject import KubeObject, KubeView
-from prepull.core.names import container_name
 from prepull.core.labels import APP, ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME
-from prepull.core.plan import Group, Plan, build_plan
 from prepull.core.metadata import (
     BUSYBOX,
     HELPER_MOUNT,
@@ -27,6 +25,8 @@ from prepull.core.metadata import (
     pairs,
     security_context,
 )
+from prepull.core.names import container_name
+from prepull.core.plan import Group, Plan, build_plan
 
 ANNOTATION_IMAGES_HASH = "prepull.dev/images-hash"  # users cannot set prepull.dev/ keys (plan.py)
 # The first init container, which copies the static busybox (``status`` tells it from the pulls by this name).

@@ -15,10 +15,9 @@ from prepull.core.checks import (
     Path,
     amount,
     check_bool,
-    check_image,
-    image_text,
     check_duration,
     check_enum,
+    check_image,
     check_int,
     check_int_or_percent,
     check_keys,
@@ -27,13 +26,14 @@ from prepull.core.checks import (
     check_quantity,
     check_string_map,
     check_taint,
+    image_text,
     quantity_value,
 )
-from prepull.errors import PrePullInputError
 from prepull.core.images import ImageRef, Platform, parse_image, parse_platform
 from prepull.core.labels import ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, OS_LABEL
 from prepull.core.lanes import assign as assign_lanes
 from prepull.core.names import DNS1123_LABEL_MAX, check_dns_label, check_dns_subdomain, check_label_value, check_qualified_name
+from prepull.errors import PrePullInputError
 
 # Labels the component owns (core.labels): a user's labels may not override them.
 RESERVED_LABELS = (LABEL_NAME, LABEL_INSTANCE, LABEL_DAEMONSET, LABEL_MANAGED_BY)

@@ -16,9 +16,9 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from prepull.kube.client import api_client, api_message, cannot_reach
 from prepull.core.kobject import KubeView
 from prepull.core.manifests import object_id
+from prepull.kube.client import api_client, api_message, cannot_reach
 
 if TYPE_CHECKING:
     # The kubernetes client is the optional `check` / `status` extra: imported where it is used.

@@ -17,10 +17,10 @@ from typing import Any, Mapping, Optional, Sequence, TypeVar
 
 import yaml
 
-from prepull.stack.arches import KnownArches
-from prepull.errors import PrePullInputError
 from prepull.core.images import ImageRef, parse_image
+from prepull.errors import PrePullInputError
 from prepull.lock.oci import DIGEST
+from prepull.stack.arches import KnownArches
 from prepull.stack.pools import Pool, StackSpec
 
 _T = TypeVar("_T")

@@ -32,8 +32,8 @@ from typing import Any, Collection, Mapping, Optional, Protocol
 
 import requests
 
-from prepull.lock.credentials import Credential, CredentialError, DockerCredentials
 from prepull.core.images import ImageRef
+from prepull.lock.credentials import Credential, CredentialError, DockerCredentials
 from prepull.lock.file import LockedPlatform, LockEntry
 from prepull.lock.oci import ACCEPT, MalformedManifest, Manifest, config_platform, digest_of, parse_manifest
 

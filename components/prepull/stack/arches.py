@@ -22,7 +22,6 @@ from typing import Any, Mapping, Optional
 
 from prepull.core.labels import ARCH_LABEL
 
-
 # GKE machine series by architecture. Only series whose architecture is documented and
 # single; a series missing here (a new one) leaves the pool's architectures unknown.
 GKE_SERIES = {

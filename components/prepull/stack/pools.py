@@ -11,15 +11,15 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
-from prepull.stack.arches import KnownArches, implied_arches
+from prepull.args import DEFAULTS
 from prepull.core.checks import (
     INPUT_NAMES,
     PYTHON_NAMES,
     Path,
     check_bool,
-    check_image,
     check_choice,
     check_enum,
+    check_image,
     check_int,
     check_keys,
     check_list,
@@ -29,13 +29,13 @@ from prepull.core.checks import (
     check_string_map,
     check_taint,
 )
-from prepull.errors import PrePullInputError, camel_case
-from prepull.args import DEFAULTS
 from prepull.core.images import ImageRef, Platform, parse_platform
 from prepull.core.labels import APP, LABEL_MANAGED_BY, LABEL_NAME, OS_LABEL
 from prepull.core.manifests import namespace_object, render
 from prepull.core.names import check_dns_label, check_label_value, check_qualified_name
 from prepull.core.plan import Pairs, Plan, build_plan
+from prepull.errors import PrePullInputError, camel_case
+from prepull.stack.arches import KnownArches, implied_arches
 
 
 class PoolProvider(str, enum.Enum):
