@@ -22,6 +22,8 @@ K8S_TYPES = {
     "ServiceAccount": "kubernetes:core/v1:ServiceAccount",
     "ClusterRole": "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
     "ClusterRoleBinding": "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+    "Role": "kubernetes:rbac.authorization.k8s.io/v1:Role",
+    "RoleBinding": "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
     "ValidatingAdmissionPolicy": "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy",
     "ValidatingAdmissionPolicyBinding": "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding",
 }
@@ -77,8 +79,10 @@ def test_type_token_and_one_registration(run_program):
         {"images": IMAGES, "method": "image-volume", "pull_policy": "Always", "skip_await": True},
         {"images": IMAGES, "method": "docker-socket"},
         {"images": IMAGES, "create_namespace": False, "namespace": "kube-system"},
+        {"images": IMAGES, "pull_retry_seconds": 30},
+        {"images": IMAGES, "pull_retry_seconds": 30, "startup_taint": {"key": "prepull.dev/not-ready"}, "remove_startup_taint": True},
     ],
-    ids=["defaults", "lanes", "platforms", "image-volume", "docker-socket", "no-namespace"],
+    ids=["defaults", "lanes", "platforms", "image-volume", "docker-socket", "no-namespace", "pull-retry", "pull-retry-gate"],
 )
 def test_children_are_exactly_the_manifests(run_program, args):
     run, got = build(run_program, args)
@@ -240,3 +244,25 @@ def test_without_options_children_use_the_default_provider(run_program):
 def test_child_names_are_prefixed_with_the_component_name(run_program):
     run, _ = build(run_program, {"images": IMAGES, "lanes": 2}, name="workers")
     assert sorted(r.name for r in children(run)) == ["workers-ds-l1", "workers-ds-l2", "workers-netpol", "workers-ns"]
+
+
+def test_pull_retry_children_have_names_of_their_own_and_leave_the_gates_unchanged(run_program):
+    gate = {"startup_taint": {"key": "prepull.dev/not-ready"}, "remove_startup_taint": True}
+    run, _ = build(run_program, {"images": IMAGES, **gate}, name="w")
+    gated = [r.name for r in children(run)]
+    run, _ = build(run_program, {"images": IMAGES, "pull_retry_seconds": 30, **gate}, name="w")
+    both = [r.name for r in children(run)]
+    assert len(set(both)) == len(both) and set(gated) <= set(both)
+    assert sorted(set(both) - set(gated)) == ["w-retry-role", "w-retry-rolebinding", "w-retry-vap", "w-retry-vapbinding"]
+    # Without the gate: the watchdog's own ServiceAccount under the same child name.
+    run, _ = build(run_program, {"images": IMAGES, "pull_retry_seconds": 30}, name="w")
+    assert sorted(r.name for r in children(run)) == [
+        "w-ds",
+        "w-netpol",
+        "w-ns",
+        "w-retry-role",
+        "w-retry-rolebinding",
+        "w-retry-vap",
+        "w-retry-vapbinding",
+        "w-sa",
+    ]

@@ -240,6 +240,18 @@ CASES = [
         "untaint_image",
         "kubectl:",
     ),
+    ("pull-retry-too-short", {"images": OK, "pull_retry_seconds": 5}, "pp", "pull_retry_seconds", 5),
+    ("pull-retry-too-long", {"images": OK, "pull_retry_seconds": 7200}, "pp", "pull_retry_seconds", 7200),
+    ("pull-retry-not-a-number", {"images": OK, "pull_retry_seconds": "30s"}, "pp", "pull_retry_seconds", "30s"),
+    ("pull-retry-with-image-volume", {"images": OK, "method": "image-volume", "pull_retry_seconds": 30}, "pp", "pull_retry_seconds", 30),
+    ("pull-retry-with-docker-socket", {"images": OK, "method": "docker-socket", "pull_retry_seconds": 30}, "pp", "pull_retry_seconds", 30),
+    (
+        "bad-untaint-image-for-pull-retry",
+        {"images": OK, "pull_retry_seconds": 30, "untaint_image": "kubectl:"},
+        "pp",
+        "untaint_image",
+        "kubectl:",
+    ),
     ("bad-network-policy-flag", {"images": OK, "network_policy": "no"}, "pp", "network_policy", "no"),
     (
         "docker-socket-with-secrets",

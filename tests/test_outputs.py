@@ -164,6 +164,7 @@ def test_secret_values_stay_secret(run_program):
         (lambda: {"images": ["redis:7"], "lanes": output(2)}, "lanes"),
         (lambda: {"images": ["redis:7"], "method": output("kubelet")}, "method"),
         (lambda: {"images": ["redis:7"], "startup_taint": {"key": output("k")}}, "startup_taint"),
+        (lambda: {"images": ["redis:7"], "pull_retry_seconds": output(30)}, "pull_retry_seconds"),
         (lambda: {"images": [{"image": "redis:7", "platforms": output(["linux/amd64"])}]}, "images[0].platforms"),
     ],
 )

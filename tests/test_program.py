@@ -186,6 +186,13 @@ BAD_CONFIGS = [
     ("bad-pool-name", [{**GOOD, "name": "GPU_pool"}], "nodePools[0].name", "GPU_pool"),
     ("bad-pool-image", [{**GOOD, "images": ["Bad Image"]}], "nodePools.a.images[0]", "Bad Image"),
     ("bad-pool-lanes", [{**GOOD, "lanes": 0}], "nodePools.a.lanes", 0),
+    ("bad-pool-pull-retry", [{**GOOD, "pullRetrySeconds": 5}], "nodePools.a.pullRetrySeconds", 5),
+    (
+        "pool-pull-retry-with-image-volume",
+        [{**GOOD, "pullRetrySeconds": 30, "prepuller": {"method": "image-volume"}}],
+        "nodePools.a.pullRetrySeconds",
+        30,
+    ),
     ("no-pools", [], "nodePools", []),
     ("karpenter-node-class-not-a-mapping", [{**KARP, "karpenter": {"nodeClassRef": 5}}], "nodePools.k.karpenter.nodeClassRef", 5),
     (
@@ -295,6 +302,39 @@ def test_prepuller_block_reaches_the_daemon_sets(run_program):
     assert {c["resources"]["limits"]["memory"] for c in spec["initContainers"] + spec["containers"]} == {"64Mi"}
     # The pool still decides selection.
     assert spec["nodeSelector"] == {"pool": "a", "kubernetes.io/os": "linux"}
+
+
+def test_pull_retry_seconds_is_a_pool_key_and_reaches_only_that_pools_pre_puller():
+    from prepull.stack.pools import load_stack
+
+    pools = [{**GOOD, "pullRetrySeconds": 30}, {**GOOD, "name": "b", "labels": {"pool": "b"}}]
+    spec = load_stack({"images": ["nginx:1"], "nodePools": pools})
+    assert spec.prepullers["a"].plan.pull_retry_seconds == 30 and spec.prepullers["b"].plan.pull_retry_seconds is None
+    kinds = {pool: sorted(o["kind"] for o in spec.prepullers[pool].objects) for pool in ("a", "b")}
+    assert kinds["b"] == ["DaemonSet", "NetworkPolicy"]
+    assert set(kinds["a"]) - set(kinds["b"]) == {
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
+    (ds,) = [o for o in spec.prepullers["a"].objects if o["kind"] == "DaemonSet"]
+    assert [c["name"] for c in ds["spec"]["template"]["spec"]["initContainers"]][:2] == ["prepull-noop", "prepull-retry"]
+
+
+def test_pull_retry_errors_name_the_pool_key_in_the_stack_file_spelling():
+    from prepull.stack.pools import load_stack
+
+    with pytest.raises(PrePullInputError) as exc:
+        load_stack({"images": ["nginx:1"], "nodePools": [{**GOOD, "pullRetrySeconds": 30, "prepuller": {"method": "docker-socket"}}]})
+    assert exc.value.field == "nodePools.a.pullRetrySeconds"
+    assert str(exc.value).startswith("nodePools.a.pullRetrySeconds: needs method kubelet, not docker-socket")
+    # untaintImage in the prepuller block names the pool key as the stack file spells it.
+    with pytest.raises(PrePullInputError) as exc:
+        load_stack({"images": ["nginx:1"], "nodePools": [{**GOOD, "prepuller": {"untaintImage": "registry.k8s.io/kubectl:v1.33.0"}}]})
+    assert exc.value.field == "nodePools.a.prepuller.untaintImage"
+    assert exc.value.reason == "is only used with removeStartupTaint or pullRetrySeconds"
 
 
 def test_pool_with_no_images_at_all_is_rejected():

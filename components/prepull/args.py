@@ -33,7 +33,7 @@ Each field's docstring ends by saying which kind it is. Defaults live in code
 
 import enum
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, ForwardRef, Literal, Mapping, Required, Sequence, TypedDict, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ForwardRef, Literal, Mapping, Optional, Required, Sequence, TypedDict, TypeVar, Union
 
 if TYPE_CHECKING:
     from pulumi import Input
@@ -234,7 +234,9 @@ class ImagePrePullerArgs(TypedDict, total=False):
     remove_startup_taint: bool
     """Remove `startup_taint` from each node once every image is present there (the new-node gate): adds a ServiceAccount, a ClusterRole limited to get/patch on nodes and a ValidatingAdmissionPolicy that allows only that removal, only on the pod's own node. Needs `startup_taint`, `lanes` 1 and Kubernetes >= 1.30 (1.32 for the node-name claim in tokens). Default: false. Plain value: decides which objects exist."""
     untaint_image: Input[str]
-    """Image with `kubectl` for the taint removal step. Default: `registry.k8s.io/kubectl:v1.32.3` (official, multi-arch, kubectl only). Accepts an Output."""
+    """Image with `kubectl` for the taint removal step and for the `pull_retry_seconds` watchdog. Default: `registry.k8s.io/kubectl:v1.32.3` (official, multi-arch, kubectl only). Accepts an Output."""
+    pull_retry_seconds: Optional[int]
+    """Bound the kubelet's image-pull back-off (10 s doubling to 5 minutes, per pod and image), e.g. after a registry outage: each pod gets a watchdog sidecar (kubectl from `untaint_image`) that, every this many seconds until every pull is done, deletes its own pod when a pull is in ErrImagePull or ImagePullBackOff, so that the DaemonSet's new pod pulls at once. Adds a ServiceAccount (the gate's, when there is one), a Role with get and delete on pods in `namespace`, and a ValidatingAdmissionPolicy that lets it delete only its own pod. From 10 to 300 (the kubelet's own cap: a longer period would shorten nothing). Method kubelet only; Kubernetes >= 1.30. A pull that cannot succeed (an unknown tag) is then retried every this many seconds rather than every 5 minutes, and the pod keeps the watchdog's requests (10m / 64Mi) for its lifetime. Default: none (the kubelet's back-off alone). Plain value: decides which objects exist."""
     lanes: int
     """Split the images over this many DaemonSets: round-robin in order, or by size with `image_sizes` (largest first to the lane with the fewest bytes). A pod pulls its images one after another; separate pods pull in parallel when the kubelet has `serializeImagePulls: false` (EKS, AKS >= 1.31, GKE, Bottlerocket). Each lane costs one pod slot per node. Default: 1. Plain value: decides which objects exist."""
     priority_class_name: Input[str]

@@ -8,6 +8,7 @@ import pulumi_kubernetes as k8s
 from prepull.args import ImagePrePullerArgs
 from prepull.core.manifests import render
 from prepull.core.plan import Plan, build_plan
+from prepull.core.retry import retry_object_ids
 from prepull.outputs import has_outputs, plain_containers, shape_args, with_parsed_images
 from prepull.run_error import PrePullRunError, reported_plainly
 
@@ -23,6 +24,8 @@ KINDS: dict[str, tuple[Any, str]] = {
     "ServiceAccount": (k8s.core.v1.ServiceAccount, "sa"),
     "ClusterRole": (k8s.rbac.v1.ClusterRole, "clusterrole"),
     "ClusterRoleBinding": (k8s.rbac.v1.ClusterRoleBinding, "clusterrolebinding"),
+    "Role": (k8s.rbac.v1.Role, "role"),
+    "RoleBinding": (k8s.rbac.v1.RoleBinding, "rolebinding"),
     "ValidatingAdmissionPolicy": (k8s.admissionregistration.v1.ValidatingAdmissionPolicy, "vap"),
     "ValidatingAdmissionPolicyBinding": (k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding, "vapbinding"),
     "NetworkPolicy": (k8s.networking.v1.NetworkPolicy, "netpol"),
@@ -128,8 +131,11 @@ class ImagePrePuller(pulumi.ComponentResource):
         namespace: list[pulumi.CustomResource] = []  # the Namespace resource, when the component creates it
         daemon_sets: list[pulumi.CustomResource] = []
         timeouts = pulumi.CustomTimeouts(**plan.custom_timeouts) if plan.custom_timeouts else None
+        # The pull-retry watchdog's objects are "<name>-retry-<slug>": its policy and the gate's are both "vap" by kind.
+        retry_ids = retry_object_ids(plan)
         for obj, kwargs in zip(objects, properties):
             cls, slug = KINDS[obj["kind"]]
+            slug = f"retry-{slug}" if (obj["kind"], obj["metadata"]["name"]) in retry_ids else slug
             if obj["kind"] == "DaemonSet":
                 # "<name>-ds" plus the DaemonSet's split suffix ("-arm64-l2"), if any.
                 child = f"{name}-ds{obj['metadata']['name'][len(plan.base_name) :]}"

@@ -7,8 +7,14 @@ DIR/pids/, and `down` stops exactly those. Pods reach the API server through one
 DNAT rule (the `kubernetes` Service IP -> 127.0.0.1), which is all of kube-proxy's
 job that the pre-puller's untaint step needs.
 
+The real node's runtime is Debian's containerd 1.6 by default, or containerd 2 (built by
+tests/cluster/build, piece ``containerd2``) with ``up DIR --runtime containerd2``, for image volumes.
+The choice is kept in DIR/runtime.json, so that ``down`` and every restart of containerd (the fault
+and garbage-collection tests call start_containerd) use the same runtime.
+
 Standard library only: it runs before any virtualenv exists. Binaries come from
-PATH, which `up` sets from tests/cluster/build's cache.
+PATH, which `up` sets from tests/cluster/build's cache; containerd 2's are not on it (up passes
+their folder in PREPULL_CONTAINERD2_BIN), so that Debian's containerd and ctr stay the default.
 """
 
 import argparse
@@ -51,6 +57,11 @@ SPARE_LABELS = {"prepull.dev/spare": "true"}
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 # Every kwok node says what it is: simulated, never pulls an image.
 SIMULATED_LABEL = "prepull.dev/simulated"
+# The real node's runtimes: Debian's containerd (the default, and the cluster tier's first run) and
+# containerd 2 from tests/cluster/build (image volumes, `method: image-volume`; the tier's second run).
+RUNTIMES = ("containerd1.6", "containerd2")
+DEFAULT_RUNTIME = "containerd1.6"
+CONTAINERD2_BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr")
 ORDER = ["etcd", "registry", "containerd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kwok"]
 
 
@@ -91,8 +102,11 @@ def recorded_pid(d: Path, name: str):
     return int(pid) if same and pid_alive(int(pid)) else None
 
 
-def start(d: Path, name: str, argv: list) -> None:
-    """Start ``argv`` in its own session, logging to DIR/logs/NAME.log; a no-op if it runs already."""
+def start(d: Path, name: str, argv: list, env=None) -> None:
+    """Start ``argv`` in its own session, logging to DIR/logs/NAME.log; a no-op if it runs already.
+
+    ``env``: the whole environment of the process (default: ours).
+    """
     if recorded_pid(d, name):
         log(f"{name} is already running")
         return
@@ -101,7 +115,7 @@ def start(d: Path, name: str, argv: list) -> None:
         raise StartError(f"{name}: {argv[0]} is not on PATH (run tests/cluster/build)")
     logfile = open(d / "logs" / f"{name}.log", "ab")
     proc = subprocess.Popen(
-        [str(a) for a in argv], stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        [str(a) for a in argv], stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
     )
     (d / "pids" / f"{name}.pid").write_text(f"{proc.pid} {exe}\n")
     log(f"started {name} (pid {proc.pid})")
@@ -286,7 +300,63 @@ def containerd_socket(d: Path) -> Path:
     return d / "containerd" / "containerd.sock"
 
 
+# ---------------------------------------------------------------- the runtime
+
+
+def runtime_file(d: Path) -> Path:
+    return d / "runtime.json"
+
+
+def runtime(d: Path) -> str:
+    """The real node's runtime, as ``up`` chose it: one of RUNTIMES (a DIR without the record: the default)."""
+    path = runtime_file(d)
+    return json.loads(path.read_text())["runtime"] if path.exists() else DEFAULT_RUNTIME
+
+
+def containerd2_bin(d: Path) -> Path:
+    """The folder of containerd 2's binaries (containerd, its runc shim, ctr), as ``up`` recorded it."""
+    return Path(json.loads(runtime_file(d).read_text())["containerd2_bin"])
+
+
+def choose_runtime(d: Path, wanted, containerd2_dir) -> str:
+    """Record the runtime of DIR (``wanted``, or the one recorded, or the default) in DIR/runtime.json.
+
+    A DIR keeps the runtime it first started with: containerd's root under DIR/containerd belongs
+    to that runtime. containerd 2 must be built (tests/cluster/build containerd2).
+    """
+    path = runtime_file(d)
+    recorded = runtime(d) if path.exists() else None
+    if recorded is None and (d / "containerd" / "root").exists():
+        recorded = DEFAULT_RUNTIME  # a DIR started before runtimes were recorded: 1.6's
+    chosen = wanted or recorded or DEFAULT_RUNTIME
+    if recorded and chosen != recorded:
+        raise StartError(f"{d} was started with --runtime {recorded}: stop it (tests/cluster/down {d}) and use another DIR for {chosen}")
+    doc = {"runtime": chosen}
+    if chosen == "containerd2":
+        if not containerd2_dir:
+            raise StartError("--runtime containerd2: PREPULL_CONTAINERD2_BIN is not set (tests/cluster/up sets it)")
+        bin_dir = Path(containerd2_dir).resolve()
+        missing = [b for b in CONTAINERD2_BINARIES if not os.access(bin_dir / b, os.X_OK)]
+        if missing:
+            raise StartError(f"--runtime containerd2: {', '.join(missing)} missing in {bin_dir} (run tests/cluster/build containerd2)")
+        doc["containerd2_bin"] = str(bin_dir)
+    path.write_text(json.dumps(doc) + "\n")
+    return chosen
+
+
+def ctr(d: Path) -> str:
+    """The ctr client matching DIR's containerd: containerd 2's own, or Debian's (on PATH).
+
+    Debian's ctr 1.6 also works against containerd 2 (version, images and tasks were checked): it
+    is the fallback when containerd 2's build is gone, so that ``down`` still removes the containers.
+    """
+    if runtime(d) == "containerd2" and os.access(containerd2_bin(d) / "ctr", os.X_OK):
+        return str(containerd2_bin(d) / "ctr")
+    return "ctr"
+
+
 def containerd_config(d: Path) -> Path:
+    """DIR/containerd/config.toml for DIR's runtime: version 2 for containerd 1.6, version 3 for containerd 2."""
     c = d / "containerd"
     certs = c / "certs.d"
     for host in [*images.mirrored_hosts(), registry()]:
@@ -295,6 +365,9 @@ def containerd_config(d: Path) -> Path:
         (certs / host / "hosts.toml").write_text(
             f'server = "http://{registry()}"\n\n[host."http://{registry()}"]\n  capabilities = ["pull", "resolve"]\n'
         )
+    if runtime(d) == "containerd2":
+        (c / "config.toml").write_text(containerd2_config_text(d))
+        return c / "config.toml"
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     (c / "config.toml").write_text(f"""version = 2
 root = "{c / "root"}"
@@ -328,6 +401,48 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     return c / "config.toml"
 
 
+def containerd2_config_text(d: Path) -> str:
+    """containerd 2's configuration (``version = 3``): the same paths, mirrors, stream port and CNI as 1.6's.
+
+    Version 3 splits the CRI plugin: images (snapshotter, sandbox image, registry mirrors) and
+    runtime (runc, CNI, the OOM score clamp) are plugins of their own; only the streaming server
+    stays in ``io.containerd.grpc.v1.cri``. The snapshotters not built (btrfs, zfs: see build) need no entry.
+    """
+    c = d / "containerd"
+    images_plugin, runtime_plugin = "plugins.'io.containerd.cri.v1.images'", "plugins.'io.containerd.cri.v1.runtime'"
+    return f"""version = 3
+root = "{c / "root"}"
+state = "{c / "state"}"
+disabled_plugins = ["io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.opt", "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.nri.v1.nri"]
+[grpc]
+  address = "{containerd_socket(d)}"
+[ttrpc]
+  address = "{c / "containerd.sock.ttrpc"}"
+[{images_plugin}]
+  snapshotter = "overlayfs"
+  [{images_plugin}.pinned_images]
+    sandbox = "registry.k8s.io/pause:3.10.1"
+  [{images_plugin}.registry]
+    config_path = "{c / "certs.d"}"
+[{runtime_plugin}]
+  # As for 1.6: no CAP_SYS_RESOURCE here, so the sandboxes' oom_score_adj is clamped to containerd's own.
+  restrict_oom_score_adj = true
+  [{runtime_plugin}.containerd]
+    default_runtime_name = "runc"
+    [{runtime_plugin}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [{runtime_plugin}.containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [{runtime_plugin}.cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "{d / "cni" / "net.d"}"
+[plugins.'io.containerd.grpc.v1.cri']
+  stream_server_address = "{HOST}"
+  stream_server_port = "{PORTS["cri-stream"]}"
+"""
+
+
 def cni_config(d: Path) -> None:
     net = d / "cni" / "net.d"
     net.mkdir(parents=True, exist_ok=True)
@@ -341,12 +456,27 @@ def cni_config(d: Path) -> None:
     (net / "10-prepull.conflist").write_text(json.dumps({"cniVersion": "0.4.0", "name": "prepull", "plugins": [bridge]}, indent=1))
 
 
+def containerd_command(d: Path, config: Path) -> tuple:
+    """(argv, env) starting DIR's runtime: Debian's containerd from PATH, or containerd 2 by its path.
+
+    containerd 2 gets a PATH with its own folder first: containerd looks its runc shim
+    (containerd-shim-runc-v2) up on PATH, where Debian's 1.6 shim would otherwise come first.
+    """
+    argv = ["containerd", "--config", config, "--log-level", "warn"]
+    if runtime(d) != "containerd2":
+        return argv, None
+    bin_dir = containerd2_bin(d)
+    return [bin_dir / "containerd", *argv[1:]], {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
 def start_containerd(d: Path) -> None:
+    """Start DIR's containerd (the runtime recorded in DIR/runtime.json) and wait until it answers."""
     cni_config(d)
     config = containerd_config(d)
-    start(d, "containerd", ["containerd", "--config", config, "--log-level", "warn"])
+    argv, env = containerd_command(d, config)
+    start(d, "containerd", argv, env)
     sock = containerd_socket(d)
-    wait_until(d, "containerd", lambda: run("ctr", "--address", sock, "version", check=False).returncode == 0)
+    wait_until(d, "containerd", lambda: run(ctr(d), "--address", sock, "version", check=False).returncode == 0)
 
 
 def pod_network(d: Path) -> None:
@@ -598,9 +728,13 @@ def write_env(d: Path) -> None:
     home = d / "pulumi-home"
     home.mkdir(exist_ok=True)
     (d / "pulumi-state").mkdir(exist_ok=True)
+    path = os.environ["PATH"]
+    if runtime(d) == "containerd2":
+        # ctr on PATH (the tests' cluster_env.containerd_images) is then containerd 2's own client.
+        path = f"{containerd2_bin(d)}:{path}"
     env = {
         "KUBECONFIG": d / "admin.kubeconfig",
-        "PATH": os.environ["PATH"],
+        "PATH": path,
         "PULUMI_HOME": home,
         "PULUMI_BACKEND_URL": (d / "pulumi-state").as_uri(),
         "PULUMI_CONFIG_PASSPHRASE": "prepull-local",
@@ -608,6 +742,7 @@ def write_env(d: Path) -> None:
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PREPULL_TEST_REGISTRY": registry(),
         "PREPULL_TEST_CONTAINERD": containerd_socket(d),
+        "PREPULL_TEST_RUNTIME": runtime(d),
         "PREPULL_TEST_CLUSTER": d,
         "PREPULL_TEST_REAL_NODE": REAL_NODE,
         "PREPULL_E2E_CONTEXT": CONTEXT,
@@ -615,9 +750,10 @@ def write_env(d: Path) -> None:
     (d / "env").write_text("".join(f"export {k}='{v}'\n" for k, v in env.items()))
 
 
-def up(d: Path, kwok_nodes: int, sized_mib: int) -> None:
+def up(d: Path, kwok_nodes: int, sized_mib: int, wanted_runtime=None, containerd2_dir=None) -> None:
     for sub in ("logs", "pids"):
         (d / sub).mkdir(parents=True, exist_ok=True)
+    log(f"runtime of the real node: {choose_runtime(d, wanted_runtime, containerd2_dir)}")
     pki = make_pki(d)
     kubeconfig(d, "admin")
     start_etcd(d)
@@ -658,17 +794,17 @@ def remove_containers(d: Path) -> None:
     sock = containerd_socket(d)
     if not recorded_pid(d, "containerd"):
         return
-    ctr = ["ctr", "--address", sock, "-n", "k8s.io"]
-    tasks = run(*ctr, "tasks", "ls", "-q", check=False).stdout.split()
+    client = [ctr(d), "--address", sock, "-n", "k8s.io"]
+    tasks = run(*client, "tasks", "ls", "-q", check=False).stdout.split()
     for task in tasks:
-        run(*ctr, "tasks", "kill", "-s", "SIGKILL", task, check=False)
+        run(*client, "tasks", "kill", "-s", "SIGKILL", task, check=False)
     for task in tasks:
         for _ in range(50):
-            if run(*ctr, "tasks", "delete", task, check=False).returncode == 0:
+            if run(*client, "tasks", "delete", task, check=False).returncode == 0:
                 break
             time.sleep(0.1)
-    for container in run(*ctr, "containers", "ls", "-q", check=False).stdout.split():
-        run(*ctr, "containers", "delete", container, check=False)
+    for container in run(*client, "containers", "ls", "-q", check=False).stdout.split():
+        run(*client, "containers", "delete", container, check=False)
 
 
 def unmount_under(d: Path) -> None:
@@ -699,12 +835,17 @@ def main(argv=None) -> int:
     parser.add_argument("dir", type=Path)
     parser.add_argument("--kwok-nodes", type=int, default=3, help="simulated kwok nodes (default 3)")
     parser.add_argument("--sized-mib", type=int, default=64, help="size of the prepull-test/sized image in MiB (default 64)")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help=f"the real node's runtime (default: the one DIR was started with, else {DEFAULT_RUNTIME}); containerd2 has image volumes",
+    )
     args = parser.parse_args(argv)
     d = args.dir.resolve()
     try:
         if args.action == "up":
             d.mkdir(parents=True, exist_ok=True)
-            up(d, args.kwok_nodes, args.sized_mib)
+            up(d, args.kwok_nodes, args.sized_mib, args.runtime, os.environ.get("PREPULL_CONTAINERD2_BIN"))
         else:
             down(d)
     except StartError as err:

@@ -21,6 +21,10 @@ cluster_pieces() {
 # piece_dir NAME VERSION: the cache directory of one built piece, keyed by its pin and the recipe.
 piece_dir() { echo "$PREPULL_CLUSTER_CACHE/$1-$2-r$RECIPE"; }
 
+# containerd 2's folder (containerd, containerd-shim-runc-v2, ctr): not on cluster_bin_path, so that
+# Debian's containerd 1.6 stays the default; `up DIR --runtime containerd2` runs these by their path.
+containerd2_bin() { echo "$(piece_dir containerd2 "$CONTAINERD2_VERSION")/bin"; }
+
 # The PATH entries holding every built binary, in a fixed order.
 cluster_bin_path() {
   local p="" name version

@@ -126,3 +126,18 @@ def test_startup_taint_gate_validates_from_1_30(method, version):
     assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy"} <= {o["kind"] for o in objs}
     for obj in objs:
         kubernetes_validate.validate(obj, version, strict=True)
+
+
+@pytest.mark.parametrize("version", [GATE_MIN, NEWEST])
+@pytest.mark.parametrize("gate", [False, True], ids=["retry", "retry-gate"])
+def test_pull_retry_watchdog_validates_from_1_30(gate, version):
+    # A native sidecar (restartPolicy on an init container, from 1.28) and a ValidatingAdmissionPolicy (v1 from 1.30).
+    args = {"images": IMAGES, "pull_retry_seconds": 30, "untaint_image": "registry.k8s.io/kubectl:v1.33.0"}
+    if gate:
+        args |= {"startup_taint": {"key": "prepull.dev/not-ready"}, "remove_startup_taint": True}
+    objs = _objects(args)
+    assert {"ServiceAccount", "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= {
+        o["kind"] for o in objs
+    }
+    for obj in objs:
+        kubernetes_validate.validate(obj, version, strict=True)

@@ -138,6 +138,7 @@ PLAIN_INPUTS = {
     "createNamespace",
     "removeStartupTaint",
     "startupTaint",
+    "pullRetrySeconds",
     "networkPolicy",
     "tolerateAllTaints",
     "imagePlatforms",

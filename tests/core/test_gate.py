@@ -6,12 +6,14 @@ admission policy, and the behaviour of its shell script run against a fake kubec
 
 import os
 import re
+import shutil
 import subprocess
 
 import celpy
 import pytest
 
 import prepull
+from prepull.core import gate
 
 KEY = "prepull.dev/not-ready"
 NS, BASE = "warmup", "gpu"
@@ -202,25 +204,37 @@ def test_admission_policy_applies_to_exactly_that_identity_and_denies():
 FAKE_KUBECTL = r"""#!/bin/sh
 for a in "$@"; do printf '%s\n' "$a"; done >> "$FAKE_LOG"; echo --end-- >> "$FAKE_LOG"
 case "$1" in
-taint) [ -z "$FAKE_TAINT_ERR" ] && { echo "node/$3 untainted"; exit 0; }; echo "$FAKE_TAINT_ERR" >&2; exit 1;;
+taint) failed=$(grep -c '^taint$' "$FAKE_LOG")
+  [ -z "$FAKE_TAINT_ERR" ] || [ "$failed" -gt "${FAKE_TAINT_FAILS:-999}" ] && { echo "node/$3 untainted"; exit 0; }
+  echo "$FAKE_TAINT_ERR" >&2; exit 1;;
 get) [ -n "$FAKE_GET_ERR" ] && { echo "$FAKE_GET_ERR" >&2; exit 1; }; printf '%s' "$FAKE_GET_OUT"; exit 0;;
 esac
 echo "fake kubectl: unexpected call: $*" >&2; exit 99
 """
+# Records the pause between tries instead of taking it.
+FAKE_SLEEP = """#!/bin/sh
+printf 'sleep\\n%s\\n--end--\\n' "$1" >> "$FAKE_LOG"
+"""
+TRIES = 3  # the script's bound on tries, lowered from 150 so that giving up takes no time
 NOT_FOUND = 'error: taint "prepull.dev/not-ready:NoSchedule" not found'
 FORBIDDEN = "Error from server (Forbidden): nodes is forbidden: ValidatingAdmissionPolicy denied request"
 DOWN = "The connection to the server 10.96.0.1:443 was refused - did you specify the right host or port?"
 
 
-def run_script(tmp_path, effect="NoSchedule", taint_err="", get_out="", get_err=""):
-    # The real pod runs the script with busybox sh; here /bin/sh (dash is fine: the script is POSIX sh).
-    if not os.access(SH, os.X_OK):
-        pytest.fail(f"{SH} is required to run the untaint script under test, and is missing")
+def run_script(tmp_path, effect="NoSchedule", taint_err="", get_out="", get_err="", taint_fails=None, shell=SH):
+    # The real pod runs the script with busybox sh; here /bin/sh (dash is fine: the script is POSIX sh),
+    # which, unlike busybox, finds `sleep` on PATH: the fake one.
+    if not os.access(shell, os.X_OK):
+        pytest.fail(f"{shell} is required to run the untaint script under test, and is missing")
     _, untaint = untaint_of(of_kind(render(startup_taint={"key": KEY, "effect": effect}), "DaemonSet")[0])
     bindir, log = tmp_path / "bin", tmp_path / "calls"
     bindir.mkdir()
     (bindir / "kubectl").write_text(FAKE_KUBECTL)
     (bindir / "kubectl").chmod(0o755)
+    (bindir / "sleep").write_text(FAKE_SLEEP)
+    (bindir / "sleep").chmod(0o755)
+    for tool in ("grep", "timeout"):
+        (bindir / tool).symlink_to(shutil.which(tool))
     env = {
         "PATH": str(bindir),
         "NODE_NAME": NODE,
@@ -229,8 +243,9 @@ def run_script(tmp_path, effect="NoSchedule", taint_err="", get_out="", get_err=
         "FAKE_TAINT_ERR": taint_err,
         "FAKE_GET_OUT": get_out,
         "FAKE_GET_ERR": get_err,
+        **({"FAKE_TAINT_FAILS": str(taint_fails)} if taint_fails is not None else {}),
     }
-    proc = subprocess.run([SH, "-c", script_of(untaint)], env=env, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([shell, "-c", script_of(untaint)], env=env, capture_output=True, text=True, timeout=30)
     calls = [c.split("\n")[:-1] for c in log.read_text().split("--end--\n")[:-1]] if log.exists() else []
     return proc, calls
 
@@ -259,19 +274,58 @@ def test_script_succeeds_when_taint_already_absent(tmp_path, get_out):
     check_get_call(calls[1])
 
 
+@pytest.fixture(autouse=True)
+def few_tries(monkeypatch):
+    monkeypatch.setattr(gate, "UNTAINT_TRIES", TRIES)
+
+
+def tries(calls):
+    """The calls grouped by try: each ends with the pause before the next ("sleep")."""
+    groups, current = [], []
+    for call in calls:
+        current.append(call[0])
+        if call[0] == "sleep":
+            groups.append(current)
+            current = []
+    return [*groups, current] if current else groups
+
+
 @pytest.mark.parametrize(
     "effect, get_out", [("NoSchedule", "NoSchedule"), ("NoSchedule", "NoExecute NoSchedule"), ("NoExecute", "NoExecute")]
 )
-def test_script_fails_when_taint_is_still_there(tmp_path, effect, get_out):
+def test_script_gives_up_after_its_tries_when_taint_is_still_there(tmp_path, effect, get_out):
     proc, calls = run_script(tmp_path, effect=effect, taint_err=FORBIDDEN, get_out=get_out)
-    assert proc.returncode != 0 and f"{KEY}:{effect}" in proc.stderr
-    assert len(calls) == 2
+    assert proc.returncode != 0 and f"{KEY}:{effect}" in proc.stderr and f"after {TRIES} tries" in proc.stderr
+    assert tries(calls) == [["taint", "get", "sleep"]] * (TRIES - 1) + [["taint", "get"]]
+    assert [c for c in calls if c[0] == "sleep"] == [["sleep", str(gate.UNTAINT_RETRY_SECONDS)]] * (TRIES - 1)
     check_get_call(calls[1])
 
 
-def test_script_fails_when_api_unreachable(tmp_path):
+def test_script_gives_up_after_its_tries_when_api_unreachable(tmp_path):
     proc, calls = run_script(tmp_path, taint_err=DOWN, get_err=DOWN)
-    assert proc.returncode != 0 and [c[0] for c in calls] == ["taint", "get"]
+    assert proc.returncode != 0
+    assert tries(calls) == [["taint", "get", "sleep"]] * (TRIES - 1) + [["taint", "get"]]
+
+
+def test_script_removes_the_taint_on_the_try_after_the_api_server_is_back(tmp_path):
+    proc, calls = run_script(tmp_path, taint_err=DOWN, get_err=DOWN, taint_fails=TRIES - 1)
+    assert proc.returncode == 0, proc.stderr
+    assert tries(calls) == [["taint", "get", "sleep"]] * (TRIES - 1) + [["taint"]]
+    # Each call bounded: kubectl's --request-timeout would make it ignore the in-cluster configuration.
+    assert script_of(untaint_of(of_kind(render(), "DaemonSet")[0])[1]).count("timeout 30 kubectl ") == 2
+    assert not any("--request-timeout" in arg for call in calls for arg in call)
+
+
+def test_script_runs_under_busybox_sh_as_in_the_pod(tmp_path):
+    # busybox sh runs its own `sleep` (not the fake): the first try succeeds, so nothing waits.
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("busybox is not installed (Debian: busybox-static; .ci/run installs it)")
+    shell = tmp_path / "sh"
+    shell.symlink_to(busybox)
+    proc, calls = run_script(tmp_path, shell=str(shell))
+    assert proc.returncode == 0, proc.stderr
+    assert calls == [["taint", "node", NODE, f"{KEY}:NoSchedule-"]]
 
 
 def test_cluster_scoped_names_never_collide_across_namespaces():

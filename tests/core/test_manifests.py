@@ -258,8 +258,9 @@ LARGE_ARGS = {
         LARGE_ARGS,
         {**LARGE_ARGS, "method": "image-volume"},
         {"images": IMAGES, "startup_taint": {"key": "prepull.dev/not-ready"}, "remove_startup_taint": True},
+        {"images": IMAGES, "pull_retry_seconds": 30, "startup_taint": {"key": "prepull.dev/not-ready"}, "remove_startup_taint": True},
     ],
-    ids=["kubelet", "image-volume", "kubelet-options", "image-volume-options", "kubelet-untaint-gate"],
+    ids=["kubelet", "image-volume", "kubelet-options", "image-volume-options", "kubelet-untaint-gate", "kubelet-pull-retry-gate"],
 )
 def test_pod_security_restricted_holds(args):
     objs = prepull.manifests(args, "pp")
@@ -360,6 +361,20 @@ def test_effective_pod_request_is_constant_in_the_image_count(method):
     cpu, mem = effective[100]
     one = pod(one_ds({"images": ["a:1"], "method": method}))["containers"][0]["resources"]["requests"]
     assert cpu <= 2 * quantity(one["cpu"]) and mem <= 2 * quantity(one["memory"])
+
+
+@pytest.mark.parametrize("gate", [False, True], ids=["retry", "retry-gate"])
+def test_with_the_pull_retry_watchdog_the_effective_request_is_still_constant_in_the_image_count(gate):
+    # The watchdog is a sidecar: its requests add to every init container after it and to the holder, for the pod's life.
+    extra = {"startup_taint": {"key": "prepull.dev/not-ready"}, "remove_startup_taint": True} if gate else {}
+    effective = set()
+    for n in (1, 2, 10, 100):
+        spec = pod(one_ds({"images": [f"registry.example.com/team/app{i}:1" for i in range(n)], "pull_retry_seconds": 30, **extra}))
+        effective.add((effective_request(spec, "cpu"), effective_request(spec, "memory")))
+    assert len(effective) == 1, effective
+    cpu, mem = effective.pop()
+    # The holder's 1m/8Mi plus the watchdog's 10m/64Mi; with the gate, the untaint step's 10m/64Mi beside the watchdog's.
+    assert (cpu, mem) == ((Fraction(20, 1000), 128 * 2**20) if gate else (Fraction(11, 1000), 72 * 2**20))
 
 
 def test_effective_request_helper_follows_kubernetes_rules():

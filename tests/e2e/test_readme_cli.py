@@ -18,16 +18,20 @@ Python traceback, registering nothing; the policy pack as the README runs it; ``
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from checkout import copy_tracked
-from cluster_env import CONTEXT, LOCAL, ROOT, kubectl, marks, unreachable
+from cluster_env import CONTEXT, LOCAL, ROOT, containerd_images, kubectl, marks, unreachable
+from slow_registry import SlowRegistry, push_unique_image
 from test_e2e import (
     GATED_POOL,
+    MANAGED_BY,
     POOL_LABEL,
     assert_pool_has_images,
     current_spec,
@@ -41,6 +45,7 @@ from test_e2e import (
 )
 
 STACK = "dev"
+REGISTRY = os.environ.get("PREPULL_TEST_REGISTRY", "")
 ADDED_IMAGE = "docker.io/library/alpine:3.21"
 QUICKSTART_HEADING = "### dev: a local kind cluster"
 POLICY_HEADING = "## Policy pack"
@@ -168,6 +173,86 @@ def test_a_changed_image_list_rolls_out_with_a_second_up(project):
         assert ADDED_IMAGE in images[pool.name]
         assert_pool_has_images(spec, pool.name, images[pool.name])
     p.pulumi("preview", "--stack", STACK, "--expect-no-changes")
+
+
+INTERRUPTED = "interrupted"
+INTERRUPTED_NAMESPACE = "prepull-interrupted"
+CLUSTER_SCOPED = "clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings"
+
+
+def ours_in_cluster(namespace: str) -> list:
+    """Our objects of the stack whose namespace is ``namespace``: in it, and cluster-scoped ones named after it."""
+    listed = kubectl("get", "daemonsets,serviceaccounts,networkpolicies,pods", "-n", namespace, "-l", MANAGED_BY, "-o", "name")
+    scoped = kubectl("get", CLUSTER_SCOPED, "-l", MANAGED_BY, "-o", "name").stdout.split()
+    return sorted([*listed.stdout.split(), *(n for n in scoped if f".{namespace}." in n)])
+
+
+def ours_in_state(p: Project, stack: str) -> list:
+    """``kind/name`` of each Kubernetes object the stack's state holds (the form kubectl's ``-o name`` prints)."""
+    state = json.loads(p.pulumi("stack", "export", "--stack", stack).stdout)["deployment"]
+    assert not state.get("pending_operations"), state["pending_operations"]
+    kinds = {"DaemonSet": "daemonset.apps", "ServiceAccount": "serviceaccount", "NetworkPolicy": "networkpolicy.networking.k8s.io"}
+    kinds |= {
+        "ClusterRole": "clusterrole.rbac.authorization.k8s.io",
+        "ClusterRoleBinding": "clusterrolebinding.rbac.authorization.k8s.io",
+        "ValidatingAdmissionPolicy": "validatingadmissionpolicy.admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybinding.admissionregistration.k8s.io",
+    }
+    return sorted(
+        f"{kinds[r['outputs']['kind']]}/{r['outputs']['metadata']['name']}"
+        for r in state.get("resources") or []
+        if r["type"].startswith("kubernetes:") and r.get("outputs", {}).get("kind") in kinds
+    )
+
+
+def test_an_interrupted_up_converges_when_run_again_with_no_orphan_or_duplicate(project, measured):
+    """`pulumi up` sent Ctrl-C (SIGINT to its process group) while the DaemonSet rolls out, then run again.
+
+    The stack's one pool is the real node's, pulling two fresh images through the slow registry so
+    that the rollout lasts long enough to be interrupted.
+    """
+    p = project["project"]
+    with SlowRegistry(Path(LOCAL), REGISTRY, 2 * 1024 * 1024) as slow:
+        images = [f"{slow.host}/{push_unique_image(REGISTRY, 16)}" for _ in range(2)]
+        pool = {"name": GATED_POOL, "provider": "existing", "labels": {POOL_LABEL: GATED_POOL}, "images": images}
+        config = {"prepull:kubeContext": CONTEXT, "prepull:namespace": INTERRUPTED_NAMESPACE, "prepull:nodePools": [pool]}
+        stack_file = p.path / "stacks" / f"Pulumi.{INTERRUPTED}.yaml"
+        stack_file.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+        p.pulumi("stack", "init", INTERRUPTED)
+        try:
+            first = interrupt_up(p, lambda: slow.served_bytes() > 2 * 1024 * 1024)
+            assert first.returncode != 0, first.stdout[-3000:]
+            assert set(images) - containerd_images(), "the pull had finished: the interrupt came too late to prove anything"
+            print(first.stdout[-3000:])  # shown if the test fails: what the CLI said when interrupted
+            started = time.monotonic()
+            p.pulumi("up", "--stack", INTERRUPTED, "--yes")
+            measured("pulumi up interrupted, then run again: converged", time.monotonic() - started)
+            assert set(images) <= containerd_images()
+            in_cluster, in_state = ours_in_cluster(INTERRUPTED_NAMESPACE), ours_in_state(p, INTERRUPTED)
+            assert [n for n in in_cluster if not n.startswith("pod/")] == in_state  # nothing orphaned, nothing twice
+            assert len([n for n in in_cluster if n.startswith("pod/")]) == 1, in_cluster  # one pod: the one real node
+            p.pulumi("preview", "--stack", INTERRUPTED, "--expect-no-changes")
+        finally:
+            p.pulumi("destroy", "--stack", INTERRUPTED, "--yes", check=False)
+    wait_for("the stack's objects to be gone", lambda: ours_in_cluster(INTERRUPTED_NAMESPACE))
+    p.pulumi("stack", "rm", INTERRUPTED, "--yes")
+
+
+def interrupt_up(p: Project, pulling) -> subprocess.CompletedProcess:
+    """`pulumi up --yes`, sent SIGINT (a user's Ctrl-C) once ``pulling()`` and its DaemonSet exists; its result."""
+    cmd = ["pulumi", "up", "--stack", INTERRUPTED, "--yes", "--color", "never"]
+    env = {**p.env, "PULUMI_CONFIG_PASSPHRASE": ""}
+    proc = subprocess.Popen(cmd, cwd=p.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        ds = lambda: kubectl("get", "daemonsets", "-n", INTERRUPTED_NAMESPACE, "-o", "name", check=False).stdout  # noqa: E731
+        wait_for("the DaemonSet to be created and its pull to start", lambda: [] if ds() and pulling() else ["not yet"], 300, 0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
 
 
 def bad_stack(p: Project, name: str, fault: str) -> str:

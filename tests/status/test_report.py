@@ -215,6 +215,61 @@ def test_the_gate_taint_is_read_back_from_the_untaint_script():
     assert removed_taint({**container, "name": "pull-x"}) is None
 
 
+# ---------------------------------------------------------------- the pull-retry watchdog (a sidecar)
+
+
+def retry_daemon_set(**args):
+    ds = so.daemon_set(pull_retry_seconds=10, **args)
+    assert so.init_names(ds)[:2] == ["prepull-noop", "prepull-retry"]
+    return ds
+
+
+def test_a_running_watchdog_is_present_and_not_counted_as_a_pull():
+    ds = retry_daemon_set()
+    states = [so.terminated(2, 3), so.running(3), so.terminated(4, 6), so.terminated(7, 9)]
+    rep, _ = one_node(ds, states)
+    node = only_node(rep)
+    assert [(i.role, i.state) for i in node.images] == [("helper", PRESENT), ("retry", PRESENT), ("pull", PRESENT), ("pull", PRESENT)]
+    assert node.state == PRESENT and rep.state == PRESENT
+    assert node.pulls_done == len(node.pulls) == 2 and list(by_image(node)) == [so.PYTHON, so.UV]
+    assert rep.daemon_sets[0].images == (so.PYTHON, so.UV) and [s.image for s in rep.images] == sorted([so.PYTHON, so.UV])
+    # The first pull starts once the sidecar runs (not once it ends: it never does): its derived time counts from there.
+    images = by_image(node)
+    assert (images[so.PYTHON].seconds, images[so.PYTHON].time_source) == (1.0, "derived")
+    assert images[so.UV].seconds == 1.0
+
+
+def test_with_the_watchdog_running_a_pull_under_way_is_pulling_not_queued():
+    ds = retry_daemon_set()
+    rep, _ = one_node(ds, [so.terminated(2, 3), so.running(3), so.waiting("PodInitializing"), so.waiting("PodInitializing")])
+    images = by_image(only_node(rep))
+    assert (images[so.PYTHON].state, images[so.PYTHON].reason) == (PULLING, "PodInitializing")
+    assert (images[so.UV].state, images[so.UV].reason) == (PULLING, "Queued")
+    assert rep.state == PULLING
+
+
+def test_a_watchdog_whose_image_cannot_be_pulled_fails_the_node_and_queues_the_pulls():
+    ds = retry_daemon_set()
+    message = 'Back-off pulling image "registry.k8s.io/kubectl:v1.32.3"'
+    states = [so.terminated(2, 3), so.waiting("ImagePullBackOff", message), so.waiting("PodInitializing"), so.waiting("PodInitializing")]
+    node = only_node(one_node(ds, states)[0])
+    retry = node.images[1]
+    assert (retry.role, retry.state, retry.reason, retry.message) == ("retry", FAILED, "ImagePullBackOff", message)
+    assert node.state == FAILED and node.pulls_done == 0
+    assert {(i.state, i.reason, i.message) for i in node.pulls} == {(PULLING, "Queued", "after prepull-retry")}
+
+
+def test_the_watchdog_beside_the_gate_leaves_the_gate_report_as_it_was():
+    ds = retry_daemon_set(startup_taint=dict(so.GATE_TAINT), remove_startup_taint=True)
+    assert so.init_names(ds)[-1] == "untaint"
+    states = [so.terminated(2, 3), so.running(3), so.terminated(4, 6), so.terminated(7, 9), so.running(10)]
+    rep = report([ds], [so.pod(ds, "n1", states)], [so.node("n1", taints=[dict(so.GATE_TAINT)])])
+    node = only_node(rep)
+    assert rep.daemon_sets[0].gate_taint == "prepull.dev/not-ready:NoSchedule" and node.gate.present
+    assert [i.role for i in node.images] == ["helper", "retry", "pull", "pull", "untaint"]
+    assert node.state == PULLING and node.pulls_done == 2
+
+
 # ---------------------------------------------------------------- other methods
 
 

@@ -6,20 +6,25 @@ containers run strictly in order), so a node loses the taint only when it holds
 every image. Least privilege:
 
 - a dedicated ServiceAccount whose token is projected into that one container
-  only (the pod keeps ``automountServiceAccountToken: false``);
+  only (the pod keeps ``automountServiceAccountToken: false``; with
+  ``pull_retry_seconds`` the watchdog of retry.py is bound to the same account,
+  a pod having one, and gets its own token volume);
 - a ClusterRole with ``get`` and ``patch`` on nodes (RBAC cannot narrow further:
   nodes are cluster-scoped and ``resourceNames`` cannot say "my node");
 - a ValidatingAdmissionPolicy that lets that identity change nothing on a node
   except removing that one taint, and only on the node its pod runs on (bound
   service-account tokens carry the node name, KEP-4193, GA in 1.32).
+
+What the untaint step shares with the watchdog (token, home, resources, bounded
+kubectl calls) is in kubectl.py.
 """
 
 import re
 from typing import Mapping, Optional
 
 from prepull.core.kobject import KubeObject, KubeView
-from prepull.core.metadata import BUSYBOX, helper_mount_read_only, object_meta, security_context
-from prepull.core.names import check_dns_subdomain
+from prepull.core.kubectl import KUBECTL, cluster_scoped_name, kubectl_container, kubectl_volumes, service_account_object, username
+from prepull.core.metadata import object_meta
 from prepull.core.plan import Plan
 
 NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
@@ -27,24 +32,8 @@ NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
 UNTAINT_CONTAINER = "untaint"
 # The first command of the untaint script (below): `kubectl taint node "$NODE_NAME" "<key>:<effect>-"`.
 _UNTAINT_CALL = re.compile(r'kubectl taint node "\$NODE_NAME" "(?P<key>[^":]+):(?P<effect>NoSchedule|PreferNoSchedule|NoExecute)-"')
-TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-def service_account_name(base: str) -> str:
-    return f"{base}-untaint"
-
-
-def cluster_scoped_name(namespace: str, base: str) -> str:
-    """Name of the ClusterRole, bindings and policy: unique per namespace and pre-puller.
-
-    Both parts are DNS labels, which contain no dots, so dots keep the pairs apart
-    ("team-a"+"gpu" and "team"+"a-gpu" would both read "team-a-gpu" with dashes).
-    """
-    return check_dns_subdomain(f"prepull-untaint.{namespace}.{base}", "name")
-
-
-def username(namespace: str, base: str) -> str:
-    return f"system:serviceaccount:{namespace}:{service_account_name(base)}"
+# The step's volumes (`untaint-token`, `untaint-home`) and its cluster-scoped objects' prefix.
+STEP = "untaint"
 
 
 def _cel_str(value: str) -> str:
@@ -108,45 +97,31 @@ def cel_validations() -> list[KubeObject]:
     ]
 
 
-# kubectl is a large Go binary that runs API discovery: the no-op containers' 32Mi would OOM it.
-# The pod's effective request is the largest init container's, so this raises it only in gated pools.
-UNTAINT_RESOURCES: Mapping[str, Mapping[str, str]] = {
-    # kubectl writes its discovery cache to its home (an emptyDir of at most 128Mi), and logs.
-    "requests": {"cpu": "10m", "memory": "64Mi", "ephemeral-storage": "32Mi"},
-    "limits": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "256Mi"},
-}
+# While the API server is unreachable the step retries every 2 s for up to 5 minutes, so the taint
+# comes off within seconds of its return. Only then does it exit non-zero and leave the retries to the
+# kubelet, whose restart back-off grows to 5 minutes (docs/reliability.md).
+UNTAINT_RETRY_SECONDS = 2
+UNTAINT_TRIES = 150
 
 
 def untaint_container(taint: Mapping[str, str], image: str) -> KubeObject:
-    """The last init container: remove the taint from this node, idempotently.
+    """The last init container: remove the taint from this node, idempotently, retrying promptly.
 
     A pod restart (node reboot) finds the taint already gone; the script then
     checks that it is absent rather than failing on kubectl's "not found".
     """
     key, effect = taint["key"], taint["effect"]
     script = (
-        f'kubectl taint node "$NODE_NAME" "{key}:{effect}-" && exit 0; '
-        f'left=$(kubectl get node "$NODE_NAME" -o jsonpath=\'{{.spec.taints[?(@.key=="{key}")].effect}}\') || exit 1; '
-        f'case " $left " in *" {effect} "*) echo "taint {key}:{effect} is still on $NODE_NAME" >&2; exit 1;; esac'
+        "tries=0; while :; do "
+        f'{KUBECTL} taint node "$NODE_NAME" "{key}:{effect}-" && exit 0; '
+        f'left=$({KUBECTL} get node "$NODE_NAME" -o jsonpath=\'{{.spec.taints[?(@.key=="{key}")].effect}}\') && '
+        f'case " $left " in *" {effect} "*) ;; *) exit 0;; esac; '
+        f"tries=$((tries + 1)); if [ $tries -ge {UNTAINT_TRIES} ]; then "
+        f'echo "taint {key}:{effect} is still on $NODE_NAME after {UNTAINT_TRIES} tries" >&2; exit 1; fi; '
+        f"sleep {UNTAINT_RETRY_SECONDS}; done"
     )
-    return {
-        "name": UNTAINT_CONTAINER,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": [BUSYBOX, "sh", "-c", script],
-        "env": [
-            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
-            # kubectl keeps a discovery cache under $HOME; the root filesystem is read-only.
-            {"name": "HOME", "value": "/home/untaint"},
-        ],
-        "resources": {k: dict(v) for k, v in UNTAINT_RESOURCES.items()},
-        "securityContext": security_context(),
-        "volumeMounts": [
-            helper_mount_read_only(),  # the volume holding `busybox`
-            {"name": "untaint-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
-            {"name": "untaint-home", "mountPath": "/home/untaint"},
-        ],
-    }
+    env = [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
+    return kubectl_container(UNTAINT_CONTAINER, STEP, image, script, env)
 
 
 def removed_taint(container: KubeView) -> Optional[dict[str, str]]:
@@ -162,21 +137,7 @@ def removed_taint(container: KubeView) -> Optional[dict[str, str]]:
 
 def untaint_volumes() -> list[KubeObject]:
     """The token volume and kubectl's scratch home."""
-    return [token_volume(), {"name": "untaint-home", "emptyDir": {"sizeLimit": "128Mi"}}]
-
-
-def token_volume() -> KubeObject:
-    """The service-account token, CA and namespace, as the automount would provide them."""
-    return {
-        "name": "untaint-token",
-        "projected": {
-            "sources": [
-                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
-                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
-            ]
-        },
-    }
+    return kubectl_volumes(STEP)
 
 
 def gate_taint(plan: Plan) -> Mapping[str, str]:
@@ -193,16 +154,10 @@ def gate_objects(plan: Plan) -> list[KubeObject]:
     def meta(name: str, ns: Optional[str] = None) -> KubeObject:
         return object_meta(plan, name, ns)
 
-    sa = service_account_name(base)
-    cluster_name = cluster_scoped_name(namespace, base)
+    sa = service_account_object(plan)
+    cluster_name = cluster_scoped_name(STEP, namespace, base)
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": meta(sa, namespace),
-            # Only the untaint container gets a token, through its own projected volume.
-            "automountServiceAccountToken": False,
-        },
+        sa,  # also the watchdog's (retry.py) when both are on: a pod has one ServiceAccount
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
@@ -214,7 +169,7 @@ def gate_objects(plan: Plan) -> list[KubeObject]:
             "kind": "ClusterRoleBinding",
             "metadata": meta(cluster_name),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_name},
-            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}],
+            "subjects": [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": namespace}],
         },
         {
             "apiVersion": "admissionregistration.k8s.io/v1",
@@ -225,9 +180,7 @@ def gate_objects(plan: Plan) -> list[KubeObject]:
                 "matchConstraints": {
                     "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["nodes"]}]
                 },
-                "matchConditions": [
-                    {"name": "is-untaint-identity", "expression": f"request.userInfo.username == '{username(namespace, base)}'"}
-                ],
+                "matchConditions": [{"name": "is-untaint-identity", "expression": f"request.userInfo.username == '{username(plan)}'"}],
                 "variables": cel_variables(taint),
                 "validations": cel_validations(),
             },

@@ -10,9 +10,10 @@ import json
 from typing import Mapping, Optional
 
 from prepull.args import ImagePrePullerArgs, Method
-from prepull.core.gate import gate_objects, gate_taint, service_account_name, untaint_container, untaint_volumes
+from prepull.core.gate import gate_objects, gate_taint, untaint_container, untaint_volumes
 from prepull.core.images import ImageRef
 from prepull.core.kobject import KubeObject, KubeView
+from prepull.core.kubectl import service_account_name
 from prepull.core.labels import APP, ARCH_LABEL, LABEL_DAEMONSET, LABEL_INSTANCE, LABEL_NAME
 from prepull.core.metadata import (
     BUSYBOX,
@@ -27,6 +28,7 @@ from prepull.core.metadata import (
 )
 from prepull.core.names import container_name
 from prepull.core.plan import Group, Plan, build_plan
+from prepull.core.retry import retry_container, retry_objects, retry_volumes
 
 ANNOTATION_IMAGES_HASH = "prepull.dev/images-hash"  # users cannot set prepull.dev/ keys (plan.py)
 # The first init container, which copies the static busybox (``status`` tells it from the pulls by this name).
@@ -138,6 +140,12 @@ def _pull_containers(plan: Plan, group: Group) -> tuple[list[KubeObject], list[K
     if plan.needs_helper:
         init.append(_helper_copy(plan))
         volumes.append({"name": HELPER_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}})
+    if plan.pull_retry_seconds is not None:
+        # The watchdog runs on the busybox the copy above puts in the volume (the kubectl image has no
+        # shell), so it comes right after the copy rather than first; it is a sidecar, so the pulls
+        # after it run while it watches. A back-off on the copy's own pull (helper_image) is not bounded.
+        init.append(retry_container(plan.pull_retry_seconds, _component_image(plan.untaint_image, "untaint_image")))
+        volumes.extend(retry_volumes())
     if plan.method is Method.KUBELET:
         init.extend(_kubelet_pull(plan, ref) for ref in group.images)
     elif plan.method is Method.DOCKER_SOCKET:
@@ -211,7 +219,7 @@ def _pod_spec(plan: Plan, group: Group) -> KubeObject:
     optional = {
         "affinity": _affinity(group),
         "tolerations": [dict(t) for t in plan.tolerations],
-        "serviceAccountName": service_account_name(plan.base_name) if plan.remove_startup_taint else None,
+        "serviceAccountName": service_account_name(plan),
         "priorityClassName": plan.priority_class_name,
         "imagePullSecrets": [{"name": s} for s in plan.image_pull_secrets],
         "initContainers": init,
@@ -255,10 +263,10 @@ def daemon_set_manifest(plan: Plan, group: Group) -> KubeObject:
 def network_policy_manifest(plan: Plan) -> KubeObject:
     """Deny the pre-pull pods all traffic: pulls are made by the kubelet and the runtime, outside the pod.
 
-    Only the untaint step needs the API server (the kubernetes Service, or its
-    endpoints after DNAT: 443 or 6443 depending on the cluster).
+    Only the kubectl steps (the untaint step, the pull-retry watchdog) need the API server (the
+    kubernetes Service, or its endpoints after DNAT: 443 or 6443 depending on the cluster).
     """
-    egress = [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}] if plan.remove_startup_taint else []
+    egress = [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}] if plan.needs_api else []
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -283,6 +291,8 @@ def render(plan: Plan) -> list[KubeObject]:
     objects = [namespace_manifest(plan)] if plan.create_namespace else []
     if plan.remove_startup_taint:
         objects.extend(gate_objects(plan))
+    if plan.pull_retry_seconds is not None:
+        objects.extend(retry_objects(plan))
     if plan.network_policy:
         objects.append(network_policy_manifest(plan))
     objects.extend(daemon_set_manifest(plan, g) for g in plan.groups)

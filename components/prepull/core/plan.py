@@ -46,6 +46,16 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 MAX_IMAGES_PER_DAEMONSET = 1000
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 MAX_LANES = 32
+# pull_retry_seconds: not below the kubelet's first back-off step (10 s), which a retry sooner would
+# only multiply into registry and API load; at most an hour (above 300 s, the kubelet's own cap, it
+# shortens nothing, as the input's docstring says).
+PULL_RETRY_MIN_SECONDS = 10
+PULL_RETRY_MAX_SECONDS = 300
+# Why a method other than kubelet cannot have the watchdog (pull_retry_seconds).
+_NO_PULL_RETRY = {
+    Method.IMAGE_VOLUME: "with image-volume a failed volume pull blocks the pod before any container runs, the watchdog included",
+    Method.DOCKER_SOCKET: "with docker-socket a failed `docker pull` is a container restart, not the kubelet's image-pull back-off",
+}
 OTHER_ARCHES = "other"
 
 _TOLERATION_KEYS = ("key", "operator", "value", "effect", "toleration_seconds")
@@ -104,11 +114,17 @@ class Plan:
     remove_startup_taint: bool
     untaint_image: Optional[ImageRef]
     network_policy: bool
+    pull_retry_seconds: Optional[int] = None  # the watchdog's period (core.retry); None: the kubelet's back-off alone
 
     @property
     def needs_helper(self) -> bool:
-        """The static busybox is copied in for the kubelet no-op and for the untaint script."""
+        """The static busybox is copied in for the kubelet no-op and the untaint script (the pull-retry watchdog needs method kubelet)."""
         return self.method is Method.KUBELET or self.remove_startup_taint
+
+    @property
+    def needs_api(self) -> bool:
+        """A kubectl step runs (the gate's untaint step, the pull-retry watchdog): the pod has a ServiceAccount and calls the API server."""
+        return self.remove_startup_taint or self.pull_retry_seconds is not None
 
 
 PlatformLists = dict[str, tuple[Path, Any]]  # canonical ref -> (field, the platforms as given)
@@ -336,9 +352,10 @@ def build_plan(args: Optional[Mapping[str, Any]], name: str = "prepull") -> Plan
     scheduling = _scheduling(args, get)
     pull_secrets = _pull_secrets(args, method)
     gate = check_bool(get("remove_startup_taint"), "remove_startup_taint")
-    _check_method_inputs(args, method, pull_policy, gate, rollout.lanes)
+    retry = _pull_retry(args, method)
+    _check_method_inputs(args, method, pull_policy, gate, rollout.lanes, retry)
     timeouts, resources, metadata = _timeouts(args, get), _resources(args), _metadata(args)
-    own = _component_images(args, method, gate)
+    own = _component_images(args, method, gate, retry)
     groups = _daemon_sets(args, images, platforms, naming.base_name, rollout.lanes, scheduling.node_selector, gate)
     return Plan(
         base_name=naming.base_name,
@@ -369,6 +386,7 @@ def build_plan(args: Optional[Mapping[str, Any]], name: str = "prepull") -> Plan
         run_as_user=run_as_user,
         remove_startup_taint=gate,
         network_policy=check_bool(get("network_policy"), "network_policy"),
+        pull_retry_seconds=retry,
     )
 
 
@@ -442,16 +460,29 @@ def _pull_secrets(args: Mapping[str, Any], method: Method) -> tuple[str, ...]:
     return tuple(secrets)
 
 
-def _check_method_inputs(args: Mapping[str, Any], method: Method, pull_policy: PullPolicy, remove_taint: bool, lanes: int) -> None:
-    """Inputs the chosen method or gate setting cannot honour, or does not use: each is an error, not ignored."""
+def _pull_retry(args: Mapping[str, Any], method: Method) -> Optional[int]:
+    """pull_retry_seconds, where its watchdog can run: a sidecar of the pod whose pulls the kubelet backs off (method kubelet)."""
+    if args.get("pull_retry_seconds") is None:
+        return None
+    seconds = check_int(args["pull_retry_seconds"], "pull_retry_seconds", PULL_RETRY_MIN_SECONDS, PULL_RETRY_MAX_SECONDS)
+    if method is not Method.KUBELET:
+        raise PrePullInputError("pull_retry_seconds", seconds, f"needs method kubelet, not {method.value}: {_NO_PULL_RETRY[method]}")
+    return seconds
+
+
+def _check_method_inputs(
+    args: Mapping[str, Any], method: Method, pull_policy: PullPolicy, remove_taint: bool, lanes: int, retry: Optional[int]
+) -> None:
+    """Inputs the chosen method, gate or retry setting cannot honour, or does not use: each is an error, not ignored."""
     if remove_taint and args.get("startup_taint") is None:
         raise PrePullInputError("remove_startup_taint", True, "needs startup_taint: there is no taint to remove")
     if remove_taint and lanes > 1:
         raise PrePullInputError(
             "lanes", lanes, "must be 1 with remove_startup_taint: one pod must see every image of its node before it removes the taint"
         )
-    if not remove_taint and args.get("untaint_image") is not None:
-        raise PrePullInputError("untaint_image", args["untaint_image"], "is only used with remove_startup_taint")
+    if not remove_taint and retry is None and args.get("untaint_image") is not None:
+        # The kubectl image of the untaint step and of the pull-retry watchdog.
+        raise PrePullInputError("untaint_image", args["untaint_image"], "is only used with remove_startup_taint or pull_retry_seconds")
     if method is not Method.KUBELET and not remove_taint and args.get("helper_image") is not None:
         raise PrePullInputError(
             "helper_image", args["helper_image"], f"is only used by method kubelet or remove_startup_taint, not {method.value}"
@@ -539,11 +570,12 @@ def _own_image(args: Mapping[str, Any], key: str) -> ImageRef:
     return _DEFAULT_IMAGES[key] if args.get(key) is None else check_image(args[key], key)
 
 
-def _component_images(args: Mapping[str, Any], method: Method, remove_taint: bool) -> _OwnImages:
+def _component_images(args: Mapping[str, Any], method: Method, remove_taint: bool, retry: Optional[int]) -> _OwnImages:
     return _OwnImages(
         pause=_own_image(args, "pause_image"),
         helper=_own_image(args, "helper_image") if method is Method.KUBELET or remove_taint else None,
-        untaint=_own_image(args, "untaint_image") if remove_taint else None,
+        # kubectl, for the untaint step and for the pull-retry watchdog.
+        untaint=_own_image(args, "untaint_image") if remove_taint or retry is not None else None,
         docker_cli=_own_image(args, "docker_cli_image") if method is Method.DOCKER_SOCKET else None,
     )
 

@@ -90,9 +90,18 @@ PROVIDER_FIELDS = {
         optional=("agentPoolName", "osSku", "gateApiVersion"),
     ),
 }
-POOL_KEYS = ("name", "provider", "labels", "taints", "images", "startupGate", "lanes", "prepuller", "platforms") + tuple(
-    p.value for p in PoolProvider
-)
+POOL_KEYS = (
+    "name",
+    "provider",
+    "labels",
+    "taints",
+    "images",
+    "startupGate",
+    "lanes",
+    "pullRetrySeconds",
+    "prepuller",
+    "platforms",
+) + tuple(p.value for p in PoolProvider)
 # ImagePrePuller inputs a pool may set in its `prepuller` block, and their keys there (camelCase, as in the
 # schema). The pool itself decides images, namespace, base name, node selection, tolerations and the gate.
 PREPULLER_INPUTS = (
@@ -147,6 +156,7 @@ class Pool:
     prepuller: Mapping[str, Any]  # extra ImagePrePuller inputs from the pool's `prepuller` block
     platforms: tuple[Platform, ...] = ()  # the node platforms the pool declares (checks only; selects nothing)
     image_sizes: tuple[tuple[ImageRef, int], ...] = ()  # (image of `images`, bytes) pairs, from the lock file; balances lanes
+    pull_retry_seconds: Any = None  # as written (None: not set): build_plan checks it
 
     @property
     def path(self) -> Path:
@@ -372,6 +382,7 @@ def _pool(raw: Any, index: int, global_images: tuple[ImageRef, ...], names: dict
         gate_taint=_gate_taint(provider, settings, path) if gate else None,
         settings=dict(settings),
         lanes=raw.get("lanes", 1),
+        pull_retry_seconds=raw.get("pullRetrySeconds"),
         prepuller=_prepuller_block(raw.get("prepuller"), path.child("prepuller")),
         platforms=_platforms(raw.get("platforms"), path.child("platforms"), provider, settings, dict(labels)),
     )
@@ -461,6 +472,8 @@ def prepuller_args(spec: StackSpec, pool: Pool) -> dict[str, Any]:
     }
     if pool.image_sizes:
         args["image_sizes"] = dict(pool.image_sizes)
+    if pool.pull_retry_seconds is not None:
+        args["pull_retry_seconds"] = pool.pull_retry_seconds
     if tolerations:
         args["tolerations"] = tolerations
     if pool.gate_taint:

@@ -12,9 +12,11 @@ node affinity; a node they do not match is simply not listed), each image is in 
   leaves such a node out), ``Unschedulable`` (a pending pod, with the scheduler's message) or
   ``NoPod`` (the controller has not created one yet).
 
-The helper (``prepull-noop``) and the gate's ``untaint`` step are reported beside the pulls (roles
-``helper`` and ``untaint``): a failure there stops the pulls as surely as a failed pull. A gated
-DaemonSet also reports, per node, whether its startup taint is still on the node.
+The helper (``prepull-noop``), the gate's ``untaint`` step and the pull-retry watchdog
+(``prepull-retry``, a sidecar) are reported beside the pulls (roles ``helper``, ``untaint`` and
+``retry``): a failure there stops the pulls as surely as a failed pull. The watchdog runs for the
+pod's whole life, so running is its ``present``. A gated DaemonSet also reports, per node, whether
+its startup taint is still on the node.
 Nothing here talks to a cluster: :func:`classify` takes the objects as the API returns them (JSON).
 """
 
@@ -25,13 +27,14 @@ from typing import Iterable, Mapping, Optional
 from prepull.core.gate import UNTAINT_CONTAINER, removed_taint
 from prepull.core.kobject import KubeView
 from prepull.core.manifests import HELPER_CONTAINER
+from prepull.core.retry import RETRY_CONTAINER
 from prepull.status.scheduling import pick_pod, pod_node, selects, untolerated_taints
 from prepull.status.times import CACHED, DERIVED, EVENT, EventIndex, derived_seconds, index_events, pod_key
 
 PRESENT, PULLING, FAILED, NOT_SCHEDULED = "present", "pulling", "failed", "not-scheduled"
 # A node's state is the worst of its images'.
 SEVERITY = {PRESENT: 0, PULLING: 1, NOT_SCHEDULED: 2, FAILED: 3}
-HELPER, PULL, UNTAINT = "helper", "pull", "untaint"
+HELPER, PULL, UNTAINT, RETRY = "helper", "pull", "untaint", "retry"
 UNTOLERATED_TAINT, UNSCHEDULABLE, NO_POD = "UntoleratedTaint", "Unschedulable", "NoPod"
 # Waiting reasons of a container whose image is being fetched, or whose turn has not come.
 IN_PROGRESS = frozenset({"", "PodInitializing", "ContainerCreating"})
@@ -158,7 +161,7 @@ class _Step:
 
 
 def _role(container: str) -> str:
-    return {HELPER_CONTAINER: HELPER, UNTAINT_CONTAINER: UNTAINT}.get(container, PULL)
+    return {HELPER_CONTAINER: HELPER, UNTAINT_CONTAINER: UNTAINT, RETRY_CONTAINER: RETRY}.get(container, PULL)
 
 
 def _pulled_image(container: KubeView) -> str:
@@ -214,6 +217,14 @@ def container_state(status: Optional[KubeView], failure: Optional[str]) -> tuple
     return FAILED, reason, message
 
 
+def _sidecar_state(status: Optional[KubeView], failure: Optional[str]) -> tuple[str, str, Optional[str]]:
+    """State of a sidecar (the pull-retry watchdog): it never ends, so once it runs it is done with its part."""
+    state, reason, message = container_state(status, failure)
+    if state == PULLING and reason == "Running":
+        return PRESENT, "Running", None
+    return state, reason, message
+
+
 def _holder_state(status: Optional[KubeView], image: str, failure: Optional[str]) -> tuple[str, str, Optional[str]]:
     """State of an image volume: the kubelet pulls them all before it starts the holder."""
     state, reason, message = container_state(status, failure)
@@ -245,9 +256,12 @@ def _pod_view(pod: KubeView) -> _PodView:
     holders = [s for s in status.get("containerStatuses") or []]
     previous: dict[str, Optional[str]] = {}
     before = status.get("startTime")
-    for name in names:
-        previous[name] = before
-        before = ((statuses.get(name) or {}).get("state") or {}).get("terminated", {}).get("finishedAt")
+    for container in spec.get("initContainers") or []:
+        previous[container["name"]] = before
+        state = (statuses.get(container["name"]) or {}).get("state") or {}
+        # The kubelet starts the next init container once a sidecar (restartPolicy Always) runs, not once it ends.
+        started = (state.get("running") or {}).get("startedAt") if container.get("restartPolicy") == "Always" else None
+        before = started or (state.get("terminated") or {}).get("finishedAt")
     return _PodView(pod_key(pod["metadata"]), names, statuses, holders[0] if holders else None, previous)
 
 
@@ -272,7 +286,8 @@ def _image_status(step: _Step, view: _PodView, events: EventIndex, blocked_by: O
     elif step.container not in view.names:
         state, reason, message = PULLING, "OldRevision", "the node's pod is of an older revision; the rollout has not reached it"
     else:
-        state, reason, message = container_state(view.statuses.get(step.container), failure)
+        own_state = _sidecar_state if step.role == RETRY else container_state
+        state, reason, message = own_state(view.statuses.get(step.container), failure)
         if state == PULLING and blocked_by:
             reason, message = "Queued", f"after {blocked_by}"
     if state == PRESENT:

@@ -1,0 +1,219 @@
+#!/usr/bin/env python
+"""The new-node critical path on the local cluster's real node, printed as markdown (a script, not a test).
+
+    tests/cluster/up DIR [--runtime containerd2] && . DIR/env
+    python benchmarks/critical_path.py [--counts 1,10,50] [--lanes 1,4] [--serialize true,false]
+                                       [--methods kubelet,image-volume] [--rounds 1]
+
+What a user buys is the time from "node registered" to "node takes workload pods, its images
+present". Each round makes the real node new again: the kubelet stopped, the node object and its
+pods deleted, every container removed and every image deleted from containerd (cold: the pause,
+busybox and kubectl images too). The pre-puller's DaemonSets are applied first, then the kubelet
+starts and registers the node with its startup taint (a new node's). A watcher reads, every
+0.2 s, the node's existence and taints (API) and containerd's image list, and records:
+
+- **registered**: the node object first seen;
+- **images**: every listed image present in containerd;
+- **open**: the gate lifted the taint (lanes 1), or every pre-pull pod Ready (lanes 4: the gate
+  needs one pod per node, so those rounds are ungated and end when the pods are Ready).
+
+The floor is what pulling the same images costs the runtime alone, on the same cold containerd
+(wiped again after the round): ``ctr images pull`` of each image (fetch and unpack, what the
+kubelet's CRI pull does), one after another when pulls are serialised, and lane by lane in
+parallel when they are not (each lane's images in turn); its wall time. The kubelet's own "pulled
+in" figures would be the same measure, but its events stop after 25 per pod (client-go's spam
+filter), so they cannot cover 50 images. Ratio = (open - registered) / floor; overhead per image =
+(open - registered - floor) / images. Images are fresh random layers of mixed sizes (1, 2, 8 and
+32 MiB, in turn), pushed once per run, pulled from the loopback registry.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "components"), str(ROOT / "tests" / "cluster"), str(ROOT / "tests" / "e2e"), str(ROOT / "benchmarks")]
+
+import cluster  # noqa: E402  (tests/cluster/cluster.py)
+from bench import machine, table  # noqa: E402
+from slow_registry import push_unique_image  # noqa: E402
+
+import prepull  # noqa: E402
+
+NAMESPACE = "prepull-critical-path"
+SIZES_MIB = (1, 2, 8, 32)
+
+
+def kubectl(*args, input=None, check=True) -> subprocess.CompletedProcess:
+    argv = ["kubectl", "--context", cluster.CONTEXT, *args]
+    return subprocess.run(argv, input=input, capture_output=True, text=True, check=check, timeout=600)
+
+
+def ctr(*args) -> subprocess.CompletedProcess:
+    sock = os.environ["PREPULL_TEST_CONTAINERD"]
+    return subprocess.run(["ctr", "--address", sock, "-n", "k8s.io", *args], capture_output=True, text=True, check=True)
+
+
+def present() -> set:
+    return set(ctr("images", "ls", "-q").stdout.split())
+
+
+# ---------------------------------------------------------------- a new node, each round
+
+
+def new_node(d: Path) -> None:
+    """The real node as a new one: no node object, no pods, no containers, no images; the kubelet stopped."""
+    cluster.stop_pid(d, "kubelet")
+    kubectl("delete", "pods", "-n", NAMESPACE, "--all", "--force", "--grace-period=0", check=False)
+    kubectl("delete", "node", cluster.REAL_NODE, "--wait=true", check=False)
+    cluster.remove_containers(d)
+    refs = sorted(present())
+    if refs:
+        ctr("images", "rm", *refs)
+
+
+class Watcher(threading.Thread):
+    def __init__(self, images: list, gated: bool, pods_expected: int) -> None:
+        super().__init__(daemon=True)
+        self.images, self.gated, self.pods_expected = set(images), gated, pods_expected
+        self.times: dict = {}
+        self.stopping = threading.Event()
+
+    def mark(self, what: str) -> None:
+        self.times.setdefault(what, time.monotonic())
+
+    def run(self) -> None:
+        while not self.stopping.is_set() and "open" not in self.times:
+            self.tick()
+            self.stopping.wait(0.2)
+
+    def tick(self) -> None:
+        node = kubectl("get", "node", cluster.REAL_NODE, "-o", "json", check=False)
+        if node.returncode:
+            return
+        self.mark("registered")
+        if self.images <= present():
+            self.mark("images")
+        if self.gated:
+            taints = json.loads(node.stdout)["spec"].get("taints") or []
+            if not any(t["key"] == cluster.STARTUP_TAINT["key"] for t in taints):
+                self.mark("open")
+        elif self.ready_pods() >= self.pods_expected:
+            self.mark("open")
+
+    def ready_pods(self) -> int:
+        pods = json.loads(kubectl("get", "pods", "-n", NAMESPACE, "-o", "json").stdout)["items"]
+        return sum(any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])) for p in pods)
+
+
+def lanes_of(objs: list, images: list) -> list:
+    """The listed images of each DaemonSet (lane), in its pull order."""
+    out = []
+    for ds in (o for o in objs if o["kind"] == "DaemonSet"):
+        spec = ds["spec"]["template"]["spec"]
+        refs = [c["image"] for c in spec.get("initContainers") or []] + [
+            v["image"]["reference"] for v in spec.get("volumes") or [] if "image" in v
+        ]
+        out.append([r for r in refs if r in images])
+    return out
+
+
+def floor(d: Path, lanes: list, serialize: bool) -> float:
+    """Wall time of ``ctr images pull`` of every lane's images on a cold containerd (lanes in parallel unless serialised)."""
+    new_node(d)
+    work = [sum(lanes, [])] if serialize else lanes
+
+    def pull(refs: list) -> None:
+        for ref in refs:
+            ctr("images", "pull", "--plain-http", ref)
+
+    threads = [threading.Thread(target=pull, args=(refs,)) for refs in work]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - started
+
+
+# ---------------------------------------------------------------- one round
+
+
+def objects(images: list, lanes: int, method: str) -> list:
+    args: dict = {"images": images, "namespace": NAMESPACE, "create_namespace": False, "lanes": lanes, "method": method}
+    # Ungated rounds (lanes > 1) tolerate the new node's startup taint, which nothing then removes.
+    args["node_selector"] = {"kubernetes.io/hostname": cluster.REAL_NODE}
+    if lanes == 1:
+        args |= {"startup_taint": cluster.STARTUP_TAINT, "remove_startup_taint": True}
+    else:
+        args["tolerate_all_taints"] = True
+    return prepull.manifests(args, "cp")
+
+
+def one_round(d: Path, images: list, lanes: int, serialize: bool, method: str) -> dict:
+    objs = objects(images, lanes, method)
+    new_node(d)
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
+    watcher = Watcher(images, gated=lanes == 1, pods_expected=sum(o["kind"] == "DaemonSet" for o in objs))
+    watcher.start()
+    cluster.start_kubelet(d, d / "pki", {"serializeImagePulls": serialize})
+    watcher.join(timeout=900)
+    watcher.stopping.set()
+    t = watcher.times
+    if "open" not in t:
+        raise TimeoutError(f"round {len(images)} images, lanes {lanes}: the node never opened ({sorted(t)})")
+    result = {"images": t["images"] - t["registered"], "open": t["open"] - t["registered"]}
+    kubectl("delete", "-f", "-", "--wait=true", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}), check=False)
+    result["floor"] = floor(d, lanes_of(objs, images), serialize)
+    return result
+
+
+def row(n: int, lanes: int, serialize: bool, method: str, runs: list) -> list:
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    cells = [n, lanes, str(serialize).lower(), method, f"{med['images']:.1f}", f"{med['open']:.1f}"]
+    return cells + [f"{med['floor']:.1f}", f"{med['open'] / med['floor']:.2f}", f"{(med['open'] - med['floor']) / n:.2f}"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--counts", default="1,10,50")
+    parser.add_argument("--lanes", default="1,4")
+    parser.add_argument("--serialize", default="true,false")
+    parser.add_argument("--methods", default="kubelet")
+    parser.add_argument("--rounds", type=int, default=1)
+    a = parser.parse_args(argv)
+    d = Path(os.environ["PREPULL_TEST_CLUSTER"])
+    registry = os.environ["PREPULL_TEST_REGISTRY"]
+    counts = [int(c) for c in a.counts.split(",")]
+    pushed = [f"{registry}/{push_unique_image(registry, SIZES_MIB[i % len(SIZES_MIB)])}" for i in range(max(counts))]
+    kubectl("create", "namespace", NAMESPACE, check=False)
+    rows = []
+    try:
+        for method in a.methods.split(","):
+            for n in counts:
+                for lanes in [int(x) for x in a.lanes.split(",") if int(x) <= n]:  # no empty lanes (rejected)
+                    for serialize in [s == "true" for s in a.serialize.split(",")]:
+                        runs = [one_round(d, pushed[:n], lanes, serialize, method) for _ in range(a.rounds)]
+                        rows.append(row(n, lanes, serialize, method, runs))
+                        print(" | ".join(map(str, rows[-1])), file=sys.stderr, flush=True)
+    finally:
+        cluster.stop_pid(d, "kubelet")
+        cluster.start_kubelet(d, d / "pki", {})
+        kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+    runtime = json.loads(kubectl("get", "node", cluster.REAL_NODE, "-o", "json").stdout)["status"]["nodeInfo"]["containerRuntimeVersion"]
+    print(f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}; the real node on {runtime}.\n")
+    headers = ["images", "lanes", "serializeImagePulls", "method", "registered → images (s)", "registered → open (s)"]
+    headers += ["runtime-alone floor (s)", "ratio", "overhead per image (s)"]
+    print(table(headers, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
