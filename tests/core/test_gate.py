@@ -11,6 +11,7 @@ import subprocess
 
 import celpy
 import pytest
+from gate_helpers import busybox_shell, of_kind, one, pod
 
 import prepull
 from prepull.core import gate
@@ -37,20 +38,6 @@ def render(gate=True, **extra):
         args.setdefault("startup_taint", {"key": KEY})
         args["remove_startup_taint"] = True
     return prepull.manifests(args)
-
-
-def of_kind(objs, kind):
-    return [o for o in objs if o["kind"] == kind]
-
-
-def one(objs, kind):
-    found = of_kind(objs, kind)
-    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
-    return found[0]
-
-
-def pod(ds):
-    return ds["spec"]["template"]["spec"]
 
 
 def script_of(container):
@@ -318,12 +305,7 @@ def test_script_removes_the_taint_on_the_try_after_the_api_server_is_back(tmp_pa
 
 def test_script_runs_under_busybox_sh_as_in_the_pod(tmp_path):
     # busybox sh runs its own `sleep` (not the fake): the first try succeeds, so nothing waits.
-    busybox = shutil.which("busybox")
-    if busybox is None:
-        pytest.skip("busybox is not installed (Debian: busybox-static; .ci/run installs it)")
-    shell = tmp_path / "sh"
-    shell.symlink_to(busybox)
-    proc, calls = run_script(tmp_path, shell=str(shell))
+    proc, calls = run_script(tmp_path, shell=busybox_shell(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert calls == [["taint", "node", NODE, f"{KEY}:NoSchedule-"]]
 

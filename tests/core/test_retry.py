@@ -8,6 +8,7 @@ its policy's CEL evaluated in test_retry_cel.py.
 
 import celpy
 import pytest
+from gate_helpers import of_kind, one, pod
 
 import prepull
 from prepull import PrePullInputError
@@ -33,20 +34,6 @@ def render(retry=SECONDS, **extra):
     if retry is not None:
         args["pull_retry_seconds"] = retry
     return prepull.manifests(args)
-
-
-def of_kind(objs, kind):
-    return [o for o in objs if o["kind"] == kind]
-
-
-def one(objs, kind):
-    found = of_kind(objs, kind)
-    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
-    return found[0]
-
-
-def pod(ds):
-    return ds["spec"]["template"]["spec"]
 
 
 def sidecars(ds):

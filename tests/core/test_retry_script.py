@@ -15,6 +15,7 @@ import subprocess
 import time
 
 import pytest
+from gate_helpers import busybox_shell
 
 import prepull
 from prepull.core import retry
@@ -174,12 +175,7 @@ def test_the_period_is_pull_retry_seconds():
 
 @pytest.fixture
 def busybox_sh(tmp_path):
-    busybox = shutil.which("busybox")
-    if busybox is None:
-        pytest.skip("busybox is not installed (Debian: busybox-static; .ci/run installs it)")
-    shell = tmp_path / "sh"
-    shell.symlink_to(busybox)
-    return str(shell)
+    return busybox_shell(tmp_path)
 
 
 def wait_for(tmp_path, what, timeout=15):

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -25,7 +26,7 @@ LOCAL = os.environ.get("PREPULL_TEST_CLUSTER")
 CONTAINERD = os.environ.get("PREPULL_TEST_CONTAINERD")
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
-from cluster import kwok_node, node_ready  # noqa: E402,F401  (tests/cluster/cluster.py: one Node shape for every simulated node)
+from cluster import REAL_NODE, kwok_node, node_ready  # noqa: E402,F401  (tests/cluster/cluster.py: one Node shape for every simulated node)
 
 
 def copy_project(dest: Path, stack: str, backend: Path, edit: Optional[Callable[[dict], None]] = None) -> Path:
@@ -96,6 +97,99 @@ def containerd_images() -> set:
     """The image references the real node's containerd holds (the local cluster only)."""
     out = subprocess.run(["ctr", "--address", CONTAINERD, "-n", "k8s.io", "images", "ls", "-q"], check=True, capture_output=True, text=True)
     return set(out.stdout.split())
+
+
+def pods_of(namespace: str, name: str) -> list:
+    """The pods of the pre-puller ``name`` in ``namespace``, those being deleted left out."""
+    out = kubectl("get", "pods", "-n", namespace, "-l", f"prepull.dev/daemonset={name}", "-o", "json").stdout
+    return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def ready_pod(namespace: str, name: str) -> str:
+    """Problems keeping ``name``'s pod on the real node from being Ready ("" when it is), for poll."""
+    pods = pods_of(namespace, name)
+    if not pods:
+        return f"no pod of {name} yet"
+    conditions = {c["type"]: c["status"] for c in pods[0]["status"].get("conditions", [])}
+    return "" if conditions.get("Ready") == "True" else f"{pods[0]['metadata']['name']} not Ready: {pods[0]['status'].get('phase')}"
+
+
+def control_pod(namespace: str, image: str) -> dict:
+    """The Pod ``control`` on the real node: it pulls ``image``, runs ``true`` and ends (restricted, like a workload)."""
+    container = {
+        "name": "c",
+        "image": image,
+        "command": ["true"],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "resources": {"limits": {"cpu": "10m", "memory": "16Mi"}},
+    }
+    spec = {
+        "nodeName": REAL_NODE,
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 0,
+        "tolerations": [{"operator": "Exists"}],
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+    }
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "control", "namespace": namespace}, "spec": spec}
+
+
+def pull_control(namespace: str, image: str, every: float, detail: Optional[Callable[[], Any]] = None) -> None:
+    """A plain pod pulls the control ``image``, runs, and is deleted: the image is then unused.
+
+    Polls every ``every`` seconds for the pod to finish; a timeout shows ``detail()``, by default the pod's phase
+    (test_image_gc.py passes containerd's images: what its garbage-collection checks are about).
+    """
+    kubectl("apply", "-f", "-", input=json.dumps(control_pod(namespace, image)))
+
+    def not_finished() -> Any:
+        phase = kubectl("get", "pod", "-n", namespace, "control", "-o", "jsonpath={.status.phase}").stdout
+        if phase == "Succeeded":
+            return ""
+        return detail() if detail else f"phase {phase or 'not set yet'}"
+
+    poll("the control pod to finish", not_finished, timeout=120, every=every)
+    kubectl("delete", "pod", "-n", namespace, "control", "--wait=true")
+    assert image in containerd_images()
+
+
+class Recorder(threading.Thread):
+    """Every half second: containerd's images, then whether the real node has the taint ``key`` (both with their time).
+
+    Reading the images first means a tick that sees the taint gone also saw the images as they
+    were just before: the untaint step needs a container start after the last pull, far longer.
+    """
+
+    def __init__(self, images: list, key: str) -> None:
+        super().__init__(daemon=True)
+        self.images, self.key, self.ticks, self.stopping = set(images), key, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                missing = self.images - containerd_images()
+            except subprocess.CalledProcessError:  # containerd restarting: no tick, rather than a guess
+                self.stopping.wait(0.5)
+                continue
+            taints = kubectl("get", "node", REAL_NODE, "-o", "jsonpath={.spec.taints}", check=False)
+            tainted = None if taints.returncode else self.key in taints.stdout  # None: the API server did not answer
+            self.ticks.append((time.monotonic(), sorted(missing), tainted))
+            self.stopping.wait(0.5)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=30)
+
+    def first(self, what) -> float:
+        return next(t for t, missing, tainted in self.ticks if what(missing, tainted))
+
+    def check_gate_held(self) -> float:
+        """The first time the taint was seen gone, after every image was seen present; fails otherwise."""
+        early = [(round(t, 1), missing) for t, missing, tainted in self.ticks if tainted is False and missing]
+        assert not early, f"the gate opened before every image was present: {early}"
+        assert any(tainted for _, _, tainted in self.ticks), "the taint was never seen on the node: the test proves nothing"
+        return self.first(lambda missing, tainted: tainted is False)
 
 
 def unreachable(tools=("kubectl",)) -> Optional[str]:

@@ -111,10 +111,10 @@ def push_unique_image(registry: str, mib: int) -> str:
         layout = images.Layout(Path(tmp) / "layout")
         data = images.layer([("data/blob", os.urandom(mib * 1024 * 1024), 0o644, "")])
         layout.tag("image", layout.image([data], {}, path))
-        subprocess.run(
-            ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout.root}:image", f"docker://{registry}/{path}"],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+        skopeo_copy(f"oci:{layout.root}:image", f"docker://{registry}/{path}", "--quiet", "--dest-tls-verify=false", timeout=300)
     return path
+
+
+def skopeo_copy(source: str, dest: str, *options: str, timeout: float) -> None:
+    """``skopeo copy [options] source dest``, its output captured: a failure's CalledProcessError carries it, a success prints nothing."""
+    subprocess.run(["skopeo", "copy", *options, source, dest], check=True, capture_output=True, timeout=timeout)

@@ -24,9 +24,7 @@ the session's summary ("measured" section, tests/conftest.py). Covered so far:
 
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -37,9 +35,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import cluster  # noqa: E402
-from cluster_env import LOCAL, apply, as_list, kubectl, poll  # noqa: E402
+from cluster_env import LOCAL, Recorder, apply, as_list, kubectl, pods_of, poll, ready_pod  # noqa: E402
 from cluster_env import containerd_images as present  # noqa: E402
-from slow_registry import SlowRegistry, push_unique_image  # noqa: E402
+from slow_registry import SlowRegistry, push_unique_image, skopeo_copy  # noqa: E402
 
 REGISTRY = os.environ.get("PREPULL_TEST_REGISTRY", "")
 pytestmark = [
@@ -59,12 +57,7 @@ SLOW_MIB = 24
 def fresh_image() -> str:
     """A tag no node has pulled: the same image as SOURCE under a new name, so pulling it needs the registry."""
     image = f"{REGISTRY}/prepull-test/fault:{uuid.uuid4().hex[:12]}"
-    subprocess.run(
-        ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", f"docker://{SOURCE}", f"docker://{image}"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    skopeo_copy(f"docker://{SOURCE}", f"docker://{image}", "--src-tls-verify=false", "--dest-tls-verify=false", timeout=120)
     return image
 
 
@@ -86,35 +79,21 @@ def deploy(name: str, images: list, gate: bool = False, extra: Optional[dict] = 
     return objects
 
 
-def pods_of(name: str) -> list:
-    out = kubectl("get", "pods", "-n", NAMESPACE, "-l", f"prepull.dev/daemonset={name}", "-o", "json").stdout
-    return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
-
-
-def ready_pod(name: str) -> str:
-    """Problems keeping ``name``'s pod on the real node from being Ready ("" when it is), for poll."""
-    pods = pods_of(name)
-    if not pods:
-        return f"no pod of {name} yet"
-    conditions = {c["type"]: c["status"] for c in pods[0]["status"].get("conditions", [])}
-    return "" if conditions.get("Ready") == "True" else f"{pods[0]['metadata']['name']} not Ready: {pods[0]['status'].get('phase')}"
-
-
 def another_pod(name: str, old: str) -> str:
     """ "" once ``name`` has a pod other than ``old`` (Ready or not), for poll.
 
     One read: between two, the old pod can get its deletionTimestamp before the new one exists.
     """
-    pods = pods_of(name)
+    pods = pods_of(NAMESPACE, name)
     return "" if pods and pods[0]["metadata"]["name"] != old else f"{old} not replaced yet"
 
 
 def replaced(name: str, old: str) -> str:
     """Problems keeping a pod other than ``old`` from being ``name``'s Ready pod ("" when one is), for poll."""
-    pods = pods_of(name)
+    pods = pods_of(NAMESPACE, name)
     if not pods or pods[0]["metadata"]["name"] == old:
         return f"{old} not replaced yet"
-    return ready_pod(name)
+    return ready_pod(NAMESPACE, name)
 
 
 def events(pod: str, reason: str) -> list:
@@ -124,7 +103,7 @@ def events(pod: str, reason: str) -> list:
 
 def pull_not_failed(name: str) -> str:
     """ "" once ``name``'s pod has a Failed event (its pull failed), else why not, for poll."""
-    pods = pods_of(name)
+    pods = pods_of(NAMESPACE, name)
     return "" if pods and events(pods[0]["metadata"]["name"], "Failed") else "no failure yet"
 
 
@@ -150,13 +129,13 @@ def node():
 def test_a_deleted_holder_pod_is_recreated_and_pulls_nothing_again(node, measured):
     images = [fresh_image(), fresh_image()]
     deploy("holder", images)
-    poll("the pre-pull pod to be Ready", lambda: ready_pod("holder"), timeout=180, every=2)
-    old = pods_of("holder")[0]["metadata"]["name"]
+    poll("the pre-pull pod to be Ready", lambda: ready_pod(NAMESPACE, "holder"), timeout=180, every=2)
+    old = pods_of(NAMESPACE, "holder")[0]["metadata"]["name"]
     deleted = time.monotonic()
     kubectl("delete", "pod", "-n", NAMESPACE, old, "--wait=false")
     poll("a new pre-pull pod to be Ready", lambda: replaced("holder", old), timeout=180, every=1)
     recovery = time.monotonic() - deleted
-    new = pods_of("holder")[0]["metadata"]["name"]
+    new = pods_of(NAMESPACE, "holder")[0]["metadata"]["name"]
     assert set(images) <= present()
     # The kubelet checks each image and finds it: no pull, whatever the registry does.
     pulled = events(new, "Pulled")
@@ -165,17 +144,26 @@ def test_a_deleted_holder_pod_is_recreated_and_pulls_nothing_again(node, measure
     measured("holder pod deleted: a new pod Ready, nothing pulled again", recovery)
 
 
-def test_an_unreachable_registry_delays_the_pull_until_it_is_back_and_the_pod_then_finishes(node, measured):
+def outage(node: Path, name: str, down: float) -> tuple[str, float]:
+    """Deploy ``name`` of a fresh image with the registry stopped; start it again ``down`` s after the pull failed.
+
+    Returns the image and when the registry was back (time.monotonic()).
+    """
     image = fresh_image()
     cluster.stop_pid(node, "registry")
     try:
-        deploy("offline", [image])
-        poll("the pull to fail", lambda: pull_not_failed("offline"), 120, 1)
-        time.sleep(30)  # a few failed attempts: the kubelet's back-off has grown past its first 10 s
+        deploy(name, [image])
+        poll("the pull to fail", lambda: pull_not_failed(name), 120, 1)
+        time.sleep(down)
     finally:
         cluster.start_registry(node)
-    back = time.monotonic()
-    poll("the pre-pull pod to be Ready once the registry is back", lambda: ready_pod("offline"), timeout=330, every=1)
+    return image, time.monotonic()
+
+
+def test_an_unreachable_registry_delays_the_pull_until_it_is_back_and_the_pod_then_finishes(node, measured):
+    # 30 s: a few failed attempts, so the kubelet's back-off has grown past its first 10 s.
+    image, back = outage(node, "offline", 30)
+    poll("the pre-pull pod to be Ready once the registry is back", lambda: ready_pod(NAMESPACE, "offline"), timeout=330, every=1)
     recovery = time.monotonic() - back
     assert image in present()
     # No action from us: the same pod, pulling again after its back-off (at most 5 minutes).
@@ -185,16 +173,9 @@ def test_an_unreachable_registry_delays_the_pull_until_it_is_back_and_the_pod_th
 
 def test_after_a_registry_outage_deleting_the_pod_retries_at_once_instead_of_after_the_back_off(node, measured):
     # The user's remedy (docs/reliability.md): the kubelet's back-off is per pod and image, so a new pod pulls at once.
-    image = fresh_image()
-    cluster.stop_pid(node, "registry")
-    try:
-        deploy("remedy", [image])
-        poll("the pull to fail", lambda: pull_not_failed("remedy"), 120, 1)
-        time.sleep(45)  # failed attempts at about 0, 10, 30 s: the next one is due about 40 s after that
-    finally:
-        cluster.start_registry(node)
-    back = time.monotonic()
-    old = pods_of("remedy")[0]["metadata"]["name"]
+    # 45 s: failed attempts at about 0, 10, 30 s, so the next one is due about 40 s after that.
+    image, back = outage(node, "remedy", 45)
+    old = pods_of(NAMESPACE, "remedy")[0]["metadata"]["name"]
     kubectl("delete", "pod", "-n", NAMESPACE, old, "--wait=false")
     poll("a new pre-pull pod to be Ready", lambda: replaced("remedy", old), timeout=120, every=0.5)
     recovery = time.monotonic() - back
@@ -218,66 +199,28 @@ def test_with_pull_retry_a_registry_outage_heals_without_waiting_out_the_back_of
     try:
         # The watchdog's kubectl and the helper's busybox come from the registry too: on the node before it stops.
         objects = deploy("retry-warm", [DEFAULTS["untaint_image"]])
-        poll("the watchdog's image to be on the node", lambda: ready_pod("retry-warm"), timeout=180, every=1)
+        poll("the watchdog's image to be on the node", lambda: ready_pod(NAMESPACE, "retry-warm"), timeout=180, every=1)
         delete_objects(objects)
         image = fresh_image()
         cluster.stop_pid(node, "registry")
         try:
             objects = deploy("retry", [image], extra={"pull_retry_seconds": 10})
             poll("the pull to fail", lambda: pull_not_failed("retry"), 120, 1)
-            first = pods_of("retry")[0]["metadata"]["name"]
+            first = pods_of(NAMESPACE, "retry")[0]["metadata"]["name"]
             # Its watchdog's delete is admitted (its own pod): the DaemonSet makes a new pod, which tries at once.
             poll("the watchdog to replace the pod", lambda: another_pod("retry", first), 60, 1)
             time.sleep(45)  # as long as the remedy test's outage: the kubelet's back-off alone would have grown to 40 s
         finally:
             cluster.start_registry(node)
         back = time.monotonic()
-        poll("a pre-pull pod to be Ready once the registry is back", lambda: ready_pod("retry"), timeout=120, every=0.5)
+        poll("a pre-pull pod to be Ready once the registry is back", lambda: ready_pod(NAMESPACE, "retry"), timeout=120, every=0.5)
         recovery = time.monotonic() - back
-        assert pods_of("retry")[0]["metadata"]["name"] != first
+        assert pods_of(NAMESPACE, "retry")[0]["metadata"]["name"] != first
         assert image in present()
         assert recovery < 30, recovery  # at most one watchdog period (10 s) and a pod start
         measured("registry back, with pull_retry_seconds 10: a Ready pod (the watchdog's delete, no back-off)", recovery)
     finally:
         delete_objects(objects)
-
-
-class Recorder(threading.Thread):
-    """Every half second: containerd's images, then the real node's GATE taint (both with their time).
-
-    Reading the images first means a tick that sees the taint gone also saw the images as they
-    were just before: the untaint step needs a container start after the last pull, far longer.
-    """
-
-    def __init__(self, images: list) -> None:
-        super().__init__(daemon=True)
-        self.images, self.ticks, self.stopping = set(images), [], threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                missing = self.images - present()
-            except subprocess.CalledProcessError:  # containerd restarting: no tick, rather than a guess
-                self.stopping.wait(0.5)
-                continue
-            taints = kubectl("get", "node", cluster.REAL_NODE, "-o", "jsonpath={.spec.taints}", check=False)
-            tainted = None if taints.returncode else GATE["key"] in taints.stdout  # None: the API server did not answer
-            self.ticks.append((time.monotonic(), sorted(missing), tainted))
-            self.stopping.wait(0.5)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(timeout=30)
-
-    def first(self, what) -> float:
-        return next(t for t, missing, tainted in self.ticks if what(missing, tainted))
-
-    def check_gate_held(self) -> float:
-        """The first time the taint was seen gone, after every image was seen present; fails otherwise."""
-        early = [(round(t, 1), missing) for t, missing, tainted in self.ticks if tainted is False and missing]
-        assert not early, f"the gate opened before every image was present: {early}"
-        assert any(tainted for _, _, tainted in self.ticks), "the taint was never seen on the node: the test proves nothing"
-        return self.first(lambda missing, tainted: tainted is False)
 
 
 @pytest.fixture
@@ -286,7 +229,7 @@ def gated(node):
     with SlowRegistry(node, REGISTRY, SLOW_RATE) as slow:
         images = [f"{slow.host}/{push_unique_image(REGISTRY, SLOW_MIB)}" for _ in range(2)]
         kubectl("taint", "node", cluster.REAL_NODE, f"{GATE['key']}:{GATE['effect']}", "--overwrite")
-        recorder = Recorder(images)
+        recorder = Recorder(images, GATE["key"])
         objects = []
         recorder.start()
         try:
@@ -310,7 +253,7 @@ def finish(name: str, gated, since: float, what: str, measured) -> None:
     """The pod Ready, every image present, the gate held until then; record the time from ``since``."""
     _, images, recorder, _ = gated
     try:
-        poll(f"the pre-pull pod to be Ready after {what}", lambda: ready_pod(name), timeout=300, every=1)
+        poll(f"the pre-pull pod to be Ready after {what}", lambda: ready_pod(NAMESPACE, name), timeout=300, every=1)
     except pytest.fail.Exception:
         print(kubectl("describe", "pods", "-n", NAMESPACE, check=False).stdout)  # shown with the failure
         raise
@@ -355,9 +298,9 @@ def test_the_api_server_down_during_the_untaint_step_lifts_the_taint_once_it_is_
     lifted = recorder.check_gate_held()
     assert lifted > restarted
     measured("API server restarted: the untaint step lifted the taint (its own 2 s retries)", lifted - restarted)
-    poll("the pre-pull pod to be Ready", lambda: ready_pod("apiserver"), timeout=120, every=1)
+    poll("the pre-pull pod to be Ready", lambda: ready_pod(NAMESPACE, "apiserver"), timeout=120, every=1)
     # It was the step's own retries, not the kubelet restarting it: one run that failed, then succeeded.
-    pod = pods_of("apiserver")[0]
+    pod = pods_of(NAMESPACE, "apiserver")[0]
     untaint = next(c for c in pod["status"]["initContainerStatuses"] if c["name"] == "untaint")
     assert untaint["restartCount"] == 0, untaint
     log = kubectl("logs", "-n", NAMESPACE, pod["metadata"]["name"], "-c", "untaint").stdout
@@ -417,8 +360,8 @@ def pod_phase_reason(name: str) -> tuple:
 def test_under_disk_pressure_a_workload_over_its_request_is_evicted_before_the_holder(node, disk_threshold, measured):
     images = [fresh_image(), fresh_image()]
     deploy("evict", images)
-    poll("the pre-pull pod to be Ready", lambda: ready_pod("evict"), timeout=180, every=2)
-    holder = pods_of("evict")[0]["metadata"]["name"]
+    poll("the pre-pull pod to be Ready", lambda: ready_pod(NAMESPACE, "evict"), timeout=180, every=2)
+    holder = pods_of(NAMESPACE, "evict")[0]["metadata"]["name"]
     kubelet_log = node / "logs" / "kubelet.log"
     log_start = kubelet_log.stat().st_size
     apply([filler("filler")])
@@ -436,7 +379,7 @@ def test_under_disk_pressure_a_workload_over_its_request_is_evicted_before_the_h
     order = json.loads(ranked.split("pods=", 1)[1])
     assert order.index(f"{NAMESPACE}/filler") < order.index(f"{NAMESPACE}/{holder}"), order
     # The holder stays: same pod, never evicted, its images still present (in use, so image GC left them).
-    assert pods_of("evict")[0]["metadata"]["name"] == holder
+    assert pods_of(NAMESPACE, "evict")[0]["metadata"]["name"] == holder
     assert pod_phase_reason(holder) == ("Running", None)
     assert set(images) <= present()
     assert not events(holder, "Evicted")

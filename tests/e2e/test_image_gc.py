@@ -16,7 +16,6 @@ images must go in a later pass. The kubelet collects every 5 minutes (ImageGCPer
 this module takes about 25 minutes. What it observed is in docs/image-gc.md.
 """
 
-import json
 import os
 import sys
 import time
@@ -27,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import cluster  # noqa: E402
-from cluster_env import LOCAL, apply, kubectl, poll  # noqa: E402
+from cluster_env import LOCAL, apply, kubectl, poll, pull_control  # noqa: E402
 from cluster_env import containerd_images as present  # noqa: E402
 
 REGISTRY = os.environ.get("PREPULL_TEST_REGISTRY", "")
@@ -91,40 +90,6 @@ def deploy_prepuller() -> None:
     assert set(OURS) <= present()
 
 
-def pull_control() -> None:
-    """A plain pod pulls the control image, runs, and is deleted: the image is then unused."""
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "control", "namespace": NAMESPACE},
-        "spec": {
-            "nodeName": cluster.REAL_NODE,
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 0,
-            "tolerations": [{"operator": "Exists"}],
-            "automountServiceAccountToken": False,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [
-                {
-                    "name": "c",
-                    "image": CONTROL,
-                    "command": ["true"],
-                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                    "resources": {"limits": {"cpu": "10m", "memory": "16Mi"}},
-                }
-            ],
-        },
-    }
-    kubectl("apply", "-f", "-", input=json.dumps(pod))
-    wait(
-        "the control pod to finish",
-        lambda: kubectl("get", "pod", "-n", NAMESPACE, "control", "-o", "jsonpath={.status.phase}").stdout == "Succeeded",
-        timeout=120,
-    )
-    kubectl("delete", "pod", "-n", NAMESPACE, "control", "--wait=true")
-    assert CONTROL in present()
-
-
 @pytest.fixture(scope="module")
 def node():
     """The pre-puller on the real node; afterwards the kubelet's own configuration is restored."""
@@ -140,7 +105,8 @@ def node():
 
 def survives_a_pass_that_collects_the_control(d: Path, patch: dict) -> float:
     """Restart the kubelet with ``patch``; return the start of the pass after the one that collected the control."""
-    pull_control()
+    # A timeout while the control pod runs shows containerd's images, as the waits for collection do.
+    pull_control(NAMESPACE, CONTROL, every=5, detail=lambda: f"containerd holds {sorted(present())}")
     started = cluster.restart_kubelet(d, patch)
     # The control goes in the first pass allowed to take it (by age: the first after 1m of uptime).
     wait("the control image to be collected", lambda: CONTROL not in present(), timeout=2 * GC_PERIOD + SLACK)

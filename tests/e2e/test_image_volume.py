@@ -34,7 +34,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -44,7 +43,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import cluster  # noqa: E402
-from cluster_env import CONTAINERD, LOCAL, apply, as_list, kubectl, poll  # noqa: E402
+from cluster_env import CONTAINERD, LOCAL, Recorder, apply, as_list, kubectl, pods_of, poll, pull_control, ready_pod  # noqa: E402
 from cluster_env import containerd_images as present  # noqa: E402
 from slow_registry import SlowRegistry, push_unique_image  # noqa: E402
 
@@ -135,23 +134,9 @@ def node():
         kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", check=False)
 
 
-def pods_of(name: str) -> list:
-    out = kubectl("get", "pods", "-n", NAMESPACE, "-l", f"prepull.dev/daemonset={name}", "-o", "json").stdout
-    return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
-
-
-def ready_pod(name: str) -> str:
-    """Problems keeping ``name``'s pod on the real node from being Ready ("" when it is), for poll."""
-    pods = pods_of(name)
-    if not pods:
-        return f"no pod of {name} yet"
-    conditions = {c["type"]: c["status"] for c in pods[0]["status"].get("conditions", [])}
-    return "" if conditions.get("Ready") == "True" else f"{pods[0]['metadata']['name']} not Ready: {pods[0]['status'].get('phase')}"
-
-
 def wait_ready(name: str, timeout: float = 180) -> None:
     try:
-        poll(f"the pre-pull pod {name} to be Ready", lambda: ready_pod(name), timeout=timeout, every=0.5)
+        poll(f"the pre-pull pod {name} to be Ready", lambda: ready_pod(NAMESPACE, name), timeout=timeout, every=0.5)
     except pytest.fail.Exception:
         print(kubectl("describe", "pods", "-n", NAMESPACE, "-l", f"prepull.dev/daemonset={name}", check=False).stdout)
         raise
@@ -213,7 +198,7 @@ def test_image_volumes_pull_every_image_and_the_holder_mounts_each_read_only(vol
     objects, images, elapsed = volumes
     measured(f"image-volume: apply to Ready, {len(images) - 1} fresh {MIB} MiB images and a multi-arch index", elapsed)
     assert set(images) <= present()
-    pod = pods_of("volumes")[0]
+    pod = pods_of(NAMESPACE, "volumes")[0]
     # No pull containers: the kubelet pulled every image volume before it started the holder.
     assert not pod["spec"].get("initContainers"), [c["name"] for c in pod["spec"]["initContainers"]]
     assert [c["name"] for c in pod["spec"]["containers"]] == ["holder"]
@@ -244,35 +229,11 @@ def test_for_comparison_method_kubelet_on_containerd_2(node, measured):
 # ---------------------------------------------------------------- 3: the gate
 
 
-class Recorder(threading.Thread):
-    """Every half second: containerd's images, then the real node's GATE taint (as test_faults.py's)."""
-
-    def __init__(self, images: list) -> None:
-        super().__init__(daemon=True)
-        self.images, self.ticks, self.stopping = set(images), [], threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                missing = self.images - present()
-            except subprocess.CalledProcessError:
-                self.stopping.wait(0.5)
-                continue
-            taints = kubectl("get", "node", cluster.REAL_NODE, "-o", "jsonpath={.spec.taints}", check=False)
-            tainted = None if taints.returncode else GATE["key"] in taints.stdout
-            self.ticks.append((time.monotonic(), sorted(missing), tainted))
-            self.stopping.wait(0.5)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(timeout=30)
-
-
 def test_the_gate_lifts_the_taint_only_once_every_image_volume_is_present(node, measured):
     with SlowRegistry(node.d, REGISTRY, SLOW_RATE) as slow:
         images = fresh_images(2, SLOW_MIB, slow.host)
         kubectl("taint", "node", cluster.REAL_NODE, f"{GATE['key']}:{GATE['effect']}", "--overwrite")
-        recorder = Recorder(images)
+        recorder = Recorder(images, GATE["key"])
         recorder.start()
         objects = []
         try:
@@ -290,7 +251,7 @@ def test_the_gate_lifts_the_taint_only_once_every_image_volume_is_present(node, 
         held = [t for t, missing, tainted in recorder.ticks if tainted and missing]
         assert held, "the taint was never seen on while an image was missing: the test proves nothing"
         # The pulls are image volumes, done before any container; the init containers are the gate's own.
-        pod = pods_of("gated")[0]
+        pod = pods_of(NAMESPACE, "gated")[0]
         assert [c["name"] for c in pod["spec"]["initContainers"]] == ["prepull-noop", "untaint"], pod["spec"]["initContainers"]
         measured("image-volume with the gate: apply to Ready, 2 fresh 24 MiB images at 4 MiB/s, gate held", ready - started)
         node.remove(objects)
@@ -299,55 +260,20 @@ def test_the_gate_lifts_the_taint_only_once_every_image_volume_is_present(node, 
 # ---------------------------------------------------------------- 4: image garbage collection
 
 
-def pull_control() -> None:
-    """A plain pod pulls the control image, runs, and is deleted: the image is then unused."""
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "control", "namespace": NAMESPACE},
-        "spec": {
-            "nodeName": cluster.REAL_NODE,
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 0,
-            "tolerations": [{"operator": "Exists"}],
-            "automountServiceAccountToken": False,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [
-                {
-                    "name": "c",
-                    "image": CONTROL,
-                    "command": ["true"],
-                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                    "resources": {"limits": {"cpu": "10m", "memory": "16Mi"}},
-                }
-            ],
-        },
-    }
-    kubectl("apply", "-f", "-", input=json.dumps(pod))
-
-    def not_finished() -> str:
-        phase = kubectl("get", "pod", "-n", NAMESPACE, "control", "-o", "jsonpath={.status.phase}").stdout
-        return "" if phase == "Succeeded" else f"phase {phase or 'not set yet'}"
-
-    poll("the control pod to finish", not_finished, timeout=120, every=1)
-    kubectl("delete", "pod", "-n", NAMESPACE, "control", "--wait=true")
-    assert CONTROL in present()
-
-
 def wait_images(what: str, condition, timeout: float) -> None:
     poll(what, lambda: [] if condition() else f"containerd holds {sorted(present())}", timeout, 5)
 
 
 def test_image_gc_leaves_the_volume_images_while_their_pod_lives_and_takes_them_after(node, volumes):
     objects, images, _ = volumes
-    pull_control()
+    pull_control(NAMESPACE, CONTROL, every=1)
     node.kubelet_patched = True
     cluster.restart_kubelet(node.d, BY_DISK)
     # The first pass after a start cannot measure the disk (docs/image-gc.md): the control goes in the second.
     wait_images("the control image to be collected", lambda: CONTROL not in present(), timeout=2 * GC_PERIOD + SLACK)
     missing = set(images) - present()
     assert not missing, f"collected with the control, although the holder mounts them: {missing}"
-    assert not ready_pod("volumes"), "the image-volume pod is no longer Ready"
+    assert not ready_pod(NAMESPACE, "volumes"), "the image-volume pod is no longer Ready"
     node.remove([daemon_set(objects)])
     selector = "prepull.dev/daemonset=volumes"
     poll("the pre-pull pod to be gone", lambda: kubectl("get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "name").stdout.strip(), 120)
