@@ -3,7 +3,7 @@
 
     tests/cluster/up DIR [--runtime containerd2] && . DIR/env
     python benchmarks/critical_path.py [--counts 1,10,50] [--lanes 1,4] [--serialize true,false]
-                                       [--methods kubelet,image-volume] [--rounds 1]
+                                       [--methods kubelet,image-volume] [--pull-qps 5] [--rounds 1]
 
 What a user buys is the time from "node registered" to "node takes workload pods, its images
 present". Each round makes the real node new again: the kubelet stopped, the node object and its
@@ -22,7 +22,9 @@ The floor is what pulling the same images costs the runtime alone, on the same c
 kubelet's CRI pull does), one after another when pulls are serialised, and lane by lane in
 parallel when they are not (each lane's images in turn); its wall time. The kubelet's own "pulled
 in" figures would be the same measure, but its events stop after 25 per pod (client-go's spam
-filter), so they cannot cover 50 images. Ratio = (open - registered) / floor; overhead per image =
+filter), so they cannot cover 50 images. The kubelet's ``registryPullQPS`` (default 5, burst 10) is a dimension too
+(``--pull-qps 5,0``; 0 means no limit): a pull over that rate fails at once with "pull QPS
+exceeded" and waits out the image back-off (10 s, then doubling). Ratio = (open - registered) / floor; overhead per image =
 (open - registered - floor) / images. Images are fresh random layers of mixed sizes (1, 2, 8 and
 32 MiB, in turn), pushed once per run, pulled from the loopback registry.
 """
@@ -157,13 +159,13 @@ def objects(images: list, lanes: int, method: str) -> list:
     return prepull.manifests(args, "cp")
 
 
-def one_round(d: Path, images: list, lanes: int, serialize: bool, method: str) -> dict:
+def one_round(d: Path, images: list, lanes: int, kubelet: dict, method: str) -> dict:
     objs = objects(images, lanes, method)
     new_node(d)
     kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
     watcher = Watcher(images, gated=lanes == 1, pods_expected=sum(o["kind"] == "DaemonSet" for o in objs))
     watcher.start()
-    cluster.start_kubelet(d, d / "pki", {"serializeImagePulls": serialize})
+    cluster.start_kubelet(d, d / "pki", kubelet)
     watcher.join(timeout=900)
     watcher.stopping.set()
     t = watcher.times
@@ -171,14 +173,24 @@ def one_round(d: Path, images: list, lanes: int, serialize: bool, method: str) -
         raise TimeoutError(f"round {len(images)} images, lanes {lanes}: the node never opened ({sorted(t)})")
     result = {"images": t["images"] - t["registered"], "open": t["open"] - t["registered"]}
     kubectl("delete", "-f", "-", "--wait=true", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}), check=False)
-    result["floor"] = floor(d, lanes_of(objs, images), serialize)
+    result["floor"] = floor(d, lanes_of(objs, images), kubelet["serializeImagePulls"])
     return result
 
 
-def row(n: int, lanes: int, serialize: bool, method: str, runs: list) -> list:
+def row(n: int, lanes: int, kubelet: dict, method: str, runs: list) -> list:
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    cells = [n, lanes, str(serialize).lower(), method, f"{med['images']:.1f}", f"{med['open']:.1f}"]
+    cells = [n, lanes, str(kubelet["serializeImagePulls"]).lower(), kubelet["registryPullQPS"], method]
+    cells += [f"{med['images']:.1f}", f"{med['open']:.1f}"]
     return cells + [f"{med['floor']:.1f}", f"{med['open'] / med['floor']:.2f}", f"{(med['open'] - med['floor']) / n:.2f}"]
+
+
+def kubelet_settings(a: argparse.Namespace) -> list:
+    """Every combination of the kubelet settings asked for, as kubelet configuration patches."""
+    return [
+        {"serializeImagePulls": serialize == "true", "registryPullQPS": int(qps)}
+        for serialize in a.serialize.split(",")
+        for qps in a.pull_qps.split(",")
+    ]
 
 
 def main(argv=None) -> int:
@@ -187,6 +199,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lanes", default="1,4")
     parser.add_argument("--serialize", default="true,false")
     parser.add_argument("--methods", default="kubelet")
+    parser.add_argument("--pull-qps", default="5", help="the kubelet's registryPullQPS values (5: its default; 0: no limit)")
     parser.add_argument("--rounds", type=int, default=1)
     a = parser.parse_args(argv)
     d = Path(os.environ["PREPULL_TEST_CLUSTER"])
@@ -199,9 +212,9 @@ def main(argv=None) -> int:
         for method in a.methods.split(","):
             for n in counts:
                 for lanes in [int(x) for x in a.lanes.split(",") if int(x) <= n]:  # no empty lanes (rejected)
-                    for serialize in [s == "true" for s in a.serialize.split(",")]:
-                        runs = [one_round(d, pushed[:n], lanes, serialize, method) for _ in range(a.rounds)]
-                        rows.append(row(n, lanes, serialize, method, runs))
+                    for kubelet in kubelet_settings(a):
+                        runs = [one_round(d, pushed[:n], lanes, kubelet, method) for _ in range(a.rounds)]
+                        rows.append(row(n, lanes, kubelet, method, runs))
                         print(" | ".join(map(str, rows[-1])), file=sys.stderr, flush=True)
     finally:
         cluster.stop_pid(d, "kubelet")
@@ -209,7 +222,7 @@ def main(argv=None) -> int:
         kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
     runtime = json.loads(kubectl("get", "node", cluster.REAL_NODE, "-o", "json").stdout)["status"]["nodeInfo"]["containerRuntimeVersion"]
     print(f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}; the real node on {runtime}.\n")
-    headers = ["images", "lanes", "serializeImagePulls", "method", "registered → images (s)", "registered → open (s)"]
+    headers = ["images", "lanes", "serializeImagePulls", "registryPullQPS", "method", "registered → images (s)", "registered → open (s)"]
     headers += ["runtime-alone floor (s)", "ratio", "overhead per image (s)"]
     print(table(headers, rows))
     return 0
