@@ -226,7 +226,7 @@ class ImagePrePullerArgs(TypedDict, total=False):
     pause_image: Input[str]
     """Image of the long-running holder container. Default: `registry.k8s.io/pause:3.10.1` (static, multi-arch, runs as non-root). Accepts an Output."""
     helper_image: Input[str]
-    """kubelet method: image whose static busybox is copied into a shared emptyDir and run as the no-op command of every pull container, so images without a shell (distroless, scratch) work. Must contain a static `/bin/busybox`. Default: `docker.io/library/busybox:1.37.0-musl`. Accepts an Output."""
+    """kubelet method: image whose static busybox is copied into a shared emptyDir and run as the no-op command of every pull container, so images without a shell (distroless, scratch) work. The gate's untaint step runs its script on the same busybox: copied the same way, or with method image-volume mounted straight from this image as an image volume (no copy step). Must contain a static `/bin/busybox`. Default: `docker.io/library/busybox:1.37.0-musl`. Accepts an Output."""
     docker_cli_image: Input[str]
     """docker-socket method: image with the `docker` CLI. Default: `docker.io/library/docker:27.5.1-cli`. Accepts an Output."""
     startup_taint: StartupTaint

@@ -291,3 +291,16 @@ def test_image_volumes_are_present_once_the_holder_runs_and_failed_by_name():
     ]
     states = {i.image: i.state for i in only_node(report([ds], [p], [so.node("n1")])).images}
     assert states == {so.PYTHON: PULLING, so.UV: FAILED}
+
+
+def test_with_image_volume_and_the_gate_the_helper_is_an_image_volume_of_its_own_not_a_listed_image():
+    ds = so.daemon_set("gated", method="image-volume", startup_taint=dict(so.GATE_TAINT), remove_startup_taint=True)
+    assert so.init_names(ds) == ["untaint"]  # no copy step: busybox comes from the helper image, mounted
+    p = so.pod(ds, "n1", [so.running(9)])
+    p["status"]["containerStatuses"] = [{"name": "holder", "state": so.waiting("PodInitializing")}]
+    node = only_node(report([ds], [p], [so.node("n1", taints=[dict(so.GATE_TAINT)])]))
+    # In the kubelet's order: the image volumes (all pulled before any container starts), then the gate's step.
+    roles = [(i.image, i.role, i.state) for i in node.images]
+    helper, kubectl = "docker.io/library/busybox:1.37.0-musl", "registry.k8s.io/kubectl:v1.32.3"
+    assert roles == [(helper, "helper", PRESENT), (so.PYTHON, "pull", PRESENT), (so.UV, "pull", PRESENT), (kubectl, "untaint", PULLING)]
+    assert node.gate.present and node.pulls_done == 2

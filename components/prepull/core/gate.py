@@ -104,11 +104,12 @@ UNTAINT_RETRY_SECONDS = 2
 UNTAINT_TRIES = 150
 
 
-def untaint_container(taint: Mapping[str, str], image: str) -> KubeObject:
+def untaint_container(taint: Mapping[str, str], image: str, helper_from_image: bool = False) -> KubeObject:
     """The last init container: remove the taint from this node, idempotently, retrying promptly.
 
     A pod restart (node reboot) finds the taint already gone; the script then
     checks that it is absent rather than failing on kubectl's "not found".
+    ``helper_from_image``: busybox is an image volume of the helper image (method image-volume).
     """
     key, effect = taint["key"], taint["effect"]
     script = (
@@ -121,7 +122,7 @@ def untaint_container(taint: Mapping[str, str], image: str) -> KubeObject:
         f"sleep {UNTAINT_RETRY_SECONDS}; done"
     )
     env = [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
-    return kubectl_container(UNTAINT_CONTAINER, STEP, image, script, env)
+    return kubectl_container(UNTAINT_CONTAINER, STEP, image, script, env, helper_from_image)
 
 
 def removed_taint(container: KubeView) -> Optional[dict[str, str]]:

@@ -90,8 +90,11 @@ def kubectl_volumes(step: str) -> list[KubeObject]:
     return [token_volume(f"{step}-token"), {"name": f"{step}-home", "emptyDir": {"sizeLimit": "128Mi"}}]
 
 
-def kubectl_container(name: str, step: str, image: str, script: str, env: list[KubeObject]) -> KubeObject:
-    """A container running ``script`` under busybox sh, with kubectl, the step's token and its home (``/home/<step>``)."""
+def kubectl_container(name: str, step: str, image: str, script: str, env: list[KubeObject], helper_from_image: bool = False) -> KubeObject:
+    """A container running ``script`` under busybox sh, with kubectl, the step's token and its home (``/home/<step>``).
+
+    ``helper_from_image``: busybox comes from an image volume of the helper image, not the copy step's emptyDir.
+    """
     home = f"/home/{step}"
     return {
         "name": name,
@@ -103,7 +106,7 @@ def kubectl_container(name: str, step: str, image: str, script: str, env: list[K
         "resources": {k: dict(v) for k, v in KUBECTL_RESOURCES.items()},
         "securityContext": security_context(),
         "volumeMounts": [
-            helper_mount_read_only(),  # the volume holding `busybox`
+            helper_mount_read_only(helper_from_image),  # the volume holding `busybox`
             {"name": f"{step}-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
             {"name": f"{step}-home", "mountPath": home},
         ],

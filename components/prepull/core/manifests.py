@@ -103,6 +103,25 @@ def _helper_copy(plan: Plan) -> KubeObject:
     }
 
 
+def _helper_step(plan: Plan, from_image: bool) -> list[KubeObject]:
+    """The copy step, unless the runtime mounts the helper image itself (method image-volume).
+
+    There the kubelet pulls it with the other image volumes, and no init container (a pull, a
+    start, and about a second until the kubelet sees it exit) stands before the gate's step.
+    """
+    return [] if from_image else [_helper_copy(plan)]
+
+
+def _helper_volume(plan: Plan, from_image: bool) -> KubeObject:
+    """The volume busybox is run from: the helper image as an image volume, or the emptyDir the copy step fills."""
+    if from_image:
+        return {
+            "name": HELPER_VOLUME,
+            "image": {"reference": _component_image(plan.helper_image, "helper_image"), "pullPolicy": "IfNotPresent"},
+        }
+    return {"name": HELPER_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}}
+
+
 def _kubelet_pull(plan: Plan, ref: ImageRef) -> KubeObject:
     return {
         "name": container_name("pull", ref.path, ref.short_hash),
@@ -137,9 +156,10 @@ def _pull_containers(plan: Plan, group: Group) -> tuple[list[KubeObject], list[K
     init: list[KubeObject] = []
     mounts: list[KubeObject] = []
     volumes: list[KubeObject] = []
+    helper_from_image = plan.method is Method.IMAGE_VOLUME
     if plan.needs_helper:
-        init.append(_helper_copy(plan))
-        volumes.append({"name": HELPER_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}})
+        init.extend(_helper_step(plan, helper_from_image))
+        volumes.append(_helper_volume(plan, helper_from_image))
     if plan.pull_retry_seconds is not None:
         # The watchdog runs on the busybox the copy above puts in the volume (the kubectl image has no
         # shell), so it comes right after the copy rather than first; it is a sidecar, so the pulls
@@ -158,7 +178,7 @@ def _pull_containers(plan: Plan, group: Group) -> tuple[list[KubeObject], list[K
             mounts.append({"name": vol, "mountPath": f"/images/{vol}", "readOnly": True})
     if plan.remove_startup_taint:
         # Last: init containers run in order, so every pull above has succeeded.
-        init.append(untaint_container(gate_taint(plan), _component_image(plan.untaint_image, "untaint_image")))
+        init.append(untaint_container(gate_taint(plan), _component_image(plan.untaint_image, "untaint_image"), helper_from_image))
         volumes.extend(untaint_volumes())
     return init, mounts, volumes
 

@@ -15,6 +15,8 @@ HELPER_MOUNT = "/.prepull"
 HELPER_VOLUME = "prepull-bin"
 BUSYBOX = f"{HELPER_MOUNT}/busybox"
 NOOP = [BUSYBOX, "true"]
+# With method image-volume the helper image itself is the volume (no copy step); its busybox is in bin/.
+HELPER_IMAGE_DIR = "bin"
 
 
 def pairs(items: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -22,9 +24,14 @@ def pairs(items: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {k: v for k, v in items}
 
 
-def helper_mount_read_only() -> KubeObject:
-    """How every container after the copy step sees the static busybox."""
-    return {"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}
+def helper_mount_read_only(from_image: bool = False) -> KubeObject:
+    """How every container after the copy step sees the static busybox, at ``BUSYBOX`` either way.
+
+    ``from_image``: the volume is the helper image (an image volume), mounted from its ``bin``
+    directory; otherwise it is the emptyDir the copy step filled.
+    """
+    mount: KubeObject = {"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}
+    return mount | ({"subPath": HELPER_IMAGE_DIR} if from_image else {})
 
 
 def security_context(read_only_root: bool = True) -> KubeObject:

@@ -27,6 +27,7 @@ from typing import Iterable, Mapping, Optional
 from prepull.core.gate import UNTAINT_CONTAINER, removed_taint
 from prepull.core.kobject import KubeView
 from prepull.core.manifests import HELPER_CONTAINER
+from prepull.core.metadata import HELPER_VOLUME
 from prepull.core.retry import RETRY_CONTAINER
 from prepull.status.scheduling import pick_pod, pod_node, selects, untolerated_taints
 from prepull.status.times import CACHED, DERIVED, EVENT, EventIndex, derived_seconds, index_events, pod_key
@@ -160,8 +161,10 @@ class _Step:
 # ---------------------------------------------------------------- what a DaemonSet pulls, and where
 
 
-def _role(container: str) -> str:
-    return {HELPER_CONTAINER: HELPER, UNTAINT_CONTAINER: UNTAINT, RETRY_CONTAINER: RETRY}.get(container, PULL)
+def _role(step: str) -> str:
+    # The helper is a copy step (init container), or with method image-volume an image volume of its own.
+    roles = {HELPER_CONTAINER: HELPER, HOLDER_PREFIX + HELPER_VOLUME: HELPER, UNTAINT_CONTAINER: UNTAINT, RETRY_CONTAINER: RETRY}
+    return roles.get(step, PULL)
 
 
 def _pulled_image(container: KubeView) -> str:
@@ -173,9 +176,12 @@ def _pulled_image(container: KubeView) -> str:
 
 
 def expected_steps(pod_spec: KubeView) -> tuple[_Step, ...]:
-    """Every image a DaemonSet's pods pull, in order: init containers, then image volumes."""
-    steps = [_Step(c["name"], _pulled_image(c), _role(c["name"])) for c in pod_spec.get("initContainers") or []]
-    steps += [_Step(HOLDER_PREFIX + v["name"], v["image"]["reference"], PULL) for v in pod_spec.get("volumes") or [] if v.get("image")]
+    """Every image a DaemonSet's pods pull, in order: image volumes (the kubelet pulls them before any container), then init containers."""
+    steps = []
+    for volume in (v for v in pod_spec.get("volumes") or [] if v.get("image")):
+        step = HOLDER_PREFIX + volume["name"]
+        steps.append(_Step(step, volume["image"]["reference"], _role(step)))
+    steps += [_Step(c["name"], _pulled_image(c), _role(c["name"])) for c in pod_spec.get("initContainers") or []]
     return tuple(steps)
 
 
@@ -225,9 +231,11 @@ def _sidecar_state(status: Optional[KubeView], failure: Optional[str]) -> tuple[
     return state, reason, message
 
 
-def _holder_state(status: Optional[KubeView], image: str, failure: Optional[str]) -> tuple[str, str, Optional[str]]:
-    """State of an image volume: the kubelet pulls them all before it starts the holder."""
-    state, reason, message = container_state(status, failure)
+def _holder_state(view: "_PodView", image: str, failure: Optional[str]) -> tuple[str, str, Optional[str]]:
+    """State of an image volume: the kubelet pulls them all before it starts any container of the pod."""
+    if any(set(s.get("state") or {}) & {"running", "terminated"} for s in view.statuses.values()):
+        return PRESENT, "Mounted", None  # an init container (the gate's step) started: every volume was pulled
+    state, reason, message = container_state(view.holder, failure)
     if state == PULLING and reason == "Running":
         return PRESENT, "Mounted", None
     if state == FAILED and message and image not in message and '"' in message:
@@ -282,7 +290,7 @@ def _image_status(step: _Step, view: _PodView, events: EventIndex, blocked_by: O
     failure = events.failure_of(view.key, step.container, step.image)
     reason: Optional[str]
     if step.container.startswith(HOLDER_PREFIX):
-        state, reason, message = _holder_state(view.holder, step.image, failure)
+        state, reason, message = _holder_state(view, step.image, failure)
     elif step.container not in view.names:
         state, reason, message = PULLING, "OldRevision", "the node's pod is of an older revision; the rollout has not reached it"
     else:
