@@ -14,8 +14,9 @@ starts and registers the node with its startup taint (a new node's). A watcher r
 
 - **registered**: the node object first seen;
 - **images**: every listed image present in containerd;
-- **open**: the gate lifted the taint (lanes 1), or every pre-pull pod Ready (lanes 4: the gate
-  needs one pod per node, so those rounds are ungated and end when the pods are Ready).
+- **open**: the gate lifted the taint (every round is gated; with lanes, each lane's untaint
+  step waits for every lane of the node). A round in which the taint went before every image was
+  present fails the run.
 
 The floor is what pulling the same images costs the runtime alone, on the same cold containerd
 (wiped again after the round): ``ctr images pull`` of each image (fetch and unpack, what the
@@ -82,9 +83,9 @@ def new_node(d: Path) -> None:
 
 
 class Watcher(threading.Thread):
-    def __init__(self, images: list, gated: bool, pods_expected: int) -> None:
+    def __init__(self, images: list) -> None:
         super().__init__(daemon=True)
-        self.images, self.gated, self.pods_expected = set(images), gated, pods_expected
+        self.images = set(images)
         self.times: dict = {}
         self.stopping = threading.Event()
 
@@ -97,22 +98,19 @@ class Watcher(threading.Thread):
             self.stopping.wait(0.2)
 
     def tick(self) -> None:
+        # The images first: a tick that sees the taint gone saw them as they were just before, so an
+        # early open shows as "open" without "images" (the untaint step needs a container start after
+        # the last pull, far longer than the gap between the two reads).
+        complete = self.images <= present()
         node = kubectl("get", "node", cluster.REAL_NODE, "-o", "json", check=False)
         if node.returncode:
             return
         self.mark("registered")
-        if self.images <= present():
+        if complete:
             self.mark("images")
-        if self.gated:
-            taints = json.loads(node.stdout)["spec"].get("taints") or []
-            if not any(t["key"] == cluster.STARTUP_TAINT["key"] for t in taints):
-                self.mark("open")
-        elif self.ready_pods() >= self.pods_expected:
+        taints = json.loads(node.stdout)["spec"].get("taints") or []
+        if not any(t["key"] == cluster.STARTUP_TAINT["key"] for t in taints):
             self.mark("open")
-
-    def ready_pods(self) -> int:
-        pods = json.loads(kubectl("get", "pods", "-n", NAMESPACE, "-o", "json").stdout)["items"]
-        return sum(any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])) for p in pods)
 
 
 def lanes_of(objs: list, images: list) -> list:
@@ -150,12 +148,8 @@ def floor(d: Path, lanes: list, serialize: bool) -> float:
 
 def objects(images: list, lanes: int, method: str) -> list:
     args: dict = {"images": images, "namespace": NAMESPACE, "create_namespace": False, "lanes": lanes, "method": method}
-    # Ungated rounds (lanes > 1) tolerate the new node's startup taint, which nothing then removes.
     args["node_selector"] = {"kubernetes.io/hostname": cluster.REAL_NODE}
-    if lanes == 1:
-        args |= {"startup_taint": cluster.STARTUP_TAINT, "remove_startup_taint": True}
-    else:
-        args["tolerate_all_taints"] = True
+    args |= {"startup_taint": cluster.STARTUP_TAINT, "remove_startup_taint": True}
     return prepull.manifests(args, "cp")
 
 
@@ -163,7 +157,7 @@ def one_round(d: Path, images: list, lanes: int, kubelet: dict, method: str) -> 
     objs = objects(images, lanes, method)
     new_node(d)
     kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
-    watcher = Watcher(images, gated=lanes == 1, pods_expected=sum(o["kind"] == "DaemonSet" for o in objs))
+    watcher = Watcher(images)
     watcher.start()
     cluster.start_kubelet(d, d / "pki", kubelet)
     watcher.join(timeout=900)
@@ -171,6 +165,8 @@ def one_round(d: Path, images: list, lanes: int, kubelet: dict, method: str) -> 
     t = watcher.times
     if "open" not in t:
         raise TimeoutError(f"round {len(images)} images, lanes {lanes}: the node never opened ({sorted(t)})")
+    if "images" not in t or t["open"] < t["images"]:
+        raise AssertionError(f"round {len(images)} images, lanes {lanes}: the gate opened before every image was present")
     result = {"images": t["images"] - t["registered"], "open": t["open"] - t["registered"]}
     kubectl("delete", "-f", "-", "--wait=true", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}), check=False)
     result["floor"] = floor(d, lanes_of(objs, images), kubelet["serializeImagePulls"])

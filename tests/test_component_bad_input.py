@@ -220,13 +220,6 @@ CASES = [
     ("annotations-too-large", {"images": OK, "annotations": {"big": "x" * 300_000}}, "pp", "annotations", "<300003 bytes>"),
     ("gate-without-taint", {"images": OK, "remove_startup_taint": True}, "pp", "remove_startup_taint", True),
     (
-        "gate-with-lanes",
-        {"images": ["a:1", "b:1"], "lanes": 2, "startup_taint": {"key": "t"}, "remove_startup_taint": True},
-        "pp",
-        "lanes",
-        2,
-    ),
-    (
         "untaint-image-without-gate",
         {"images": OK, "untaint_image": "registry.k8s.io/kubectl:v1.32.3"},
         "pp",

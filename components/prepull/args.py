@@ -232,7 +232,7 @@ class ImagePrePullerArgs(TypedDict, total=False):
     startup_taint: StartupTaint
     """A startup taint the pods tolerate (new nodes register with it; see the node-pool gate). Default: none. Plain value: decides which objects exist (with `remove_startup_taint`)."""
     remove_startup_taint: bool
-    """Remove `startup_taint` from each node once every image is present there (the new-node gate): adds a ServiceAccount, a ClusterRole limited to get/patch on nodes and a ValidatingAdmissionPolicy that allows only that removal, only on the pod's own node. Needs `startup_taint`, `lanes` 1 and Kubernetes >= 1.30 (1.32 for the node-name claim in tokens). Default: false. Plain value: decides which objects exist."""
+    """Remove `startup_taint` from each node once every image is present there (the new-node gate): adds a ServiceAccount, a ClusterRole limited to get/patch on nodes and a ValidatingAdmissionPolicy that allows only that removal, only on the pod's own node. With `lanes` above 1, each lane's pod has the step, which first waits until every lane's pod on its node has finished its pulls (adds a Role with `list` on pods in `namespace`). Needs `startup_taint` and Kubernetes >= 1.30 (1.32 for the node-name claim in tokens). Default: false. Plain value: decides which objects exist."""
     untaint_image: Input[str]
     """Image with `kubectl` for the taint removal step and for the `pull_retry_seconds` watchdog. Default: `registry.k8s.io/kubectl:v1.32.3` (official, multi-arch, kubectl only). Accepts an Output."""
     pull_retry_seconds: Optional[int]

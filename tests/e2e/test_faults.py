@@ -19,6 +19,8 @@ the session's summary ("measured" section, tests/conftest.py). Covered so far:
    workload writing far over its ephemeral-storage request is evicted, and the kubelet's own
    ranking (its log) puts our holder after it; the holder and its images stay.
 
+The gate across two lanes is checked here too, with the same recorder (no fault).
+
 `pulumi up` interrupted mid-rollout is in test_readme_cli.py: it needs the CLI and a project copy.
 """
 
@@ -268,6 +270,23 @@ def test_without_a_fault_the_same_gated_pull_takes_the_baseline_time(node, gated
     # The figure the faults below are compared with (docs/reliability.md): same images, same rate.
     since = start_gated_and_wait_for_the_pull("baseline", gated)
     finish("baseline", gated, since, "no fault (baseline)", measured)
+
+
+def test_with_two_lanes_each_lane_waits_and_the_taint_goes_only_once_both_have_pulled(node, gated, measured):
+    # Not a fault: the gate across lanes (one image a lane), with the same recorder as the faults.
+    slow, images, recorder, objects = gated
+    objects.extend(deploy("lanes", images, gate=True, extra={"lanes": 2}))
+    since = time.monotonic()
+    for lane in ("lanes-l1", "lanes-l2"):
+        poll(f"{lane}'s pod to be Ready", lambda: ready_pod(NAMESPACE, lane), timeout=300, every=1)
+    ready = time.monotonic()
+    assert set(images) <= present()
+    poll("the recorder to see the taint gone", lambda: "" if any(t is False for _, _, t in recorder.ticks) else "still on", 30, 0.5)
+    recorder.check_gate_held()
+    for lane in ("lanes-l1", "lanes-l2"):
+        status = {s["name"]: s["state"] for s in pods_of(NAMESPACE, lane)[0]["status"]["initContainerStatuses"]}
+        assert status["untaint"]["terminated"]["exitCode"] == 0, (lane, status["untaint"])
+    measured("two lanes, gated: both pods Ready, images present, gate held", ready - since)
 
 
 def test_a_kubelet_restart_mid_pull_ends_with_the_images_present_and_the_gate_held(node, gated, measured):

@@ -15,6 +15,11 @@ every image. Least privilege:
   except removing that one taint, and only on the node its pod runs on (bound
   service-account tokens carry the node name, KEP-4193, GA in 1.32).
 
+With ``lanes`` above 1 a node runs one pod per lane, each with its own untaint step. Each step
+first waits until the untaint step of every lane's pod on its node has started (that pod's pulls
+are then done), listing the pods of those DaemonSets on its node; then any of them removes the
+taint (idempotent). That needs ``list`` on pods in the namespace: a Role, only then.
+
 What the untaint step shares with the watchdog (token, home, resources, bounded
 kubectl calls) is in kubectl.py.
 """
@@ -23,9 +28,10 @@ import re
 from typing import Mapping, Optional
 
 from prepull.core.kobject import KubeObject, KubeView
+from prepull.core.labels import LABEL_DAEMONSET
 from prepull.core.kubectl import KUBECTL, cluster_scoped_name, kubectl_container, kubectl_volumes, service_account_object, username
 from prepull.core.metadata import object_meta
-from prepull.core.plan import Plan
+from prepull.core.plan import Group, Plan
 
 NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
 # The last init container of a gated pod (``status`` finds the gate's taint in its script).
@@ -104,16 +110,38 @@ UNTAINT_RETRY_SECONDS = 2
 UNTAINT_TRIES = 150
 
 
-def untaint_container(taint: Mapping[str, str], image: str, helper_from_image: bool = False) -> KubeObject:
+def lanes_on_node(plan: Plan, group: Group) -> tuple[str, ...]:
+    """The DaemonSets whose pods share ``group``'s nodes (its lanes, itself included), in plan order."""
+    return tuple(g.name for g in plan.groups if g.same_nodes(group))
+
+
+def _wait_for_lanes(lanes: tuple[str, ...]) -> str:
+    """Script: wait until the untaint step of every lane's pod on this node has started ("" for one lane).
+
+    Counted by lines, one a pod: a new node has one pod per lane (a surge adds a second pod only
+    where an older one ran, on a node whose taint its older pod already removed).
+    """
+    if len(lanes) < 2:
+        return ""
+    started = f'{{.status.initContainerStatuses[?(@.name=="{UNTAINT_CONTAINER}")].state}}'
+    listing = (
+        f'{KUBECTL} get pods -l "{LABEL_DAEMONSET} in ({",".join(lanes)})" --field-selector "spec.nodeName=$NODE_NAME" '
+        f"-o jsonpath='{{range .items[*]}}{started}{{\"\\n\"}}{{end}}'"
+    )
+    return f'until [ "$({listing} | grep -c -e running -e terminated)" -ge {len(lanes)} ]; do sleep {UNTAINT_RETRY_SECONDS}; done; '
+
+
+def untaint_container(taint: Mapping[str, str], image: str, helper_from_image: bool = False, lanes: tuple[str, ...] = ()) -> KubeObject:
     """The last init container: remove the taint from this node, idempotently, retrying promptly.
 
     A pod restart (node reboot) finds the taint already gone; the script then
     checks that it is absent rather than failing on kubectl's "not found".
     ``helper_from_image``: busybox is an image volume of the helper image (method image-volume).
+    ``lanes``: the DaemonSets of this node's lanes; with more than one, it first waits for them all.
     """
     key, effect = taint["key"], taint["effect"]
     script = (
-        "tries=0; while :; do "
+        _wait_for_lanes(lanes) + "tries=0; while :; do "
         f'{KUBECTL} taint node "$NODE_NAME" "{key}:{effect}-" && exit 0; '
         f'left=$({KUBECTL} get node "$NODE_NAME" -o jsonpath=\'{{.spec.taints[?(@.key=="{key}")].effect}}\') && '
         f'case " $left " in *" {effect} "*) ;; *) exit 0;; esac; '
@@ -149,7 +177,7 @@ def gate_taint(plan: Plan) -> Mapping[str, str]:
 
 
 def gate_objects(plan: Plan) -> list[KubeObject]:
-    """ServiceAccount, ClusterRole, ClusterRoleBinding, ValidatingAdmissionPolicy and its binding."""
+    """ServiceAccount, ClusterRole(Binding), ValidatingAdmissionPolicy(Binding); with lanes, a Role and its binding too."""
     namespace, base, taint = plan.namespace, plan.base_name, gate_taint(plan)
 
     def meta(name: str, ns: Optional[str] = None) -> KubeObject:
@@ -191,5 +219,29 @@ def gate_objects(plan: Plan) -> list[KubeObject]:
             "kind": "ValidatingAdmissionPolicyBinding",
             "metadata": meta(cluster_name),
             "spec": {"policyName": cluster_name, "validationActions": ["Deny"]},
+        },
+        *_lanes_rbac(plan, sa["metadata"]["name"]),
+    ]
+
+
+def _lanes_rbac(plan: Plan, service_account: str) -> list[KubeObject]:
+    """With several lanes on a node: a Role to list the pods of its namespace (to see the other lanes), and its binding."""
+    if not any(len(lanes_on_node(plan, g)) > 1 for g in plan.groups):
+        return []
+    rbac, name = "rbac.authorization.k8s.io", f"{plan.base_name}-{STEP}"
+    return [
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "Role",
+            "metadata": object_meta(plan, name, plan.namespace),
+            # `list` only: each step reads the untaint state of its node's lanes; nothing is changed.
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": object_meta(plan, name, plan.namespace),
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": plan.namespace}],
         },
     ]

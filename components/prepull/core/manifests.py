@@ -10,7 +10,7 @@ import json
 from typing import Mapping, Optional
 
 from prepull.args import ImagePrePullerArgs, Method
-from prepull.core.gate import gate_objects, gate_taint, untaint_container, untaint_volumes
+from prepull.core.gate import gate_objects, gate_taint, lanes_on_node, untaint_container, untaint_volumes
 from prepull.core.images import ImageRef
 from prepull.core.kobject import KubeObject, KubeView
 from prepull.core.kubectl import service_account_name
@@ -178,7 +178,8 @@ def _pull_containers(plan: Plan, group: Group) -> tuple[list[KubeObject], list[K
             mounts.append({"name": vol, "mountPath": f"/images/{vol}", "readOnly": True})
     if plan.remove_startup_taint:
         # Last: init containers run in order, so every pull above has succeeded.
-        init.append(untaint_container(gate_taint(plan), _component_image(plan.untaint_image, "untaint_image"), helper_from_image))
+        untaint_image = _component_image(plan.untaint_image, "untaint_image")
+        init.append(untaint_container(gate_taint(plan), untaint_image, helper_from_image, lanes_on_node(plan, group)))
         volumes.extend(untaint_volumes())
     return init, mounts, volumes
 

@@ -81,6 +81,10 @@ class Group:
     arch_not_in: tuple[str, ...] = ()
     """Exclude nodes of these arches."""
 
+    def same_nodes(self, other: "Group") -> bool:
+        """Whether ``other`` runs on the same nodes (another lane of the same architectures)."""
+        return (self.arch_in, self.arch_not_in) == (other.arch_in, other.arch_not_in)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -353,7 +357,7 @@ def build_plan(args: Optional[Mapping[str, Any]], name: str = "prepull") -> Plan
     pull_secrets = _pull_secrets(args, method)
     gate = check_bool(get("remove_startup_taint"), "remove_startup_taint")
     retry = _pull_retry(args, method)
-    _check_method_inputs(args, method, pull_policy, gate, rollout.lanes, retry)
+    _check_method_inputs(args, method, pull_policy, gate, retry)
     timeouts, resources, metadata = _timeouts(args, get), _resources(args), _metadata(args)
     own = _component_images(args, method, gate, retry)
     groups = _daemon_sets(args, images, platforms, naming.base_name, rollout.lanes, scheduling.node_selector, gate)
@@ -471,15 +475,11 @@ def _pull_retry(args: Mapping[str, Any], method: Method) -> Optional[int]:
 
 
 def _check_method_inputs(
-    args: Mapping[str, Any], method: Method, pull_policy: PullPolicy, remove_taint: bool, lanes: int, retry: Optional[int]
+    args: Mapping[str, Any], method: Method, pull_policy: PullPolicy, remove_taint: bool, retry: Optional[int]
 ) -> None:
     """Inputs the chosen method, gate or retry setting cannot honour, or does not use: each is an error, not ignored."""
     if remove_taint and args.get("startup_taint") is None:
         raise PrePullInputError("remove_startup_taint", True, "needs startup_taint: there is no taint to remove")
-    if remove_taint and lanes > 1:
-        raise PrePullInputError(
-            "lanes", lanes, "must be 1 with remove_startup_taint: one pod must see every image of its node before it removes the taint"
-        )
     if not remove_taint and retry is None and args.get("untaint_image") is not None:
         # The kubectl image of the untaint step and of the pull-retry watchdog.
         raise PrePullInputError("untaint_image", args["untaint_image"], "is only used with remove_startup_taint or pull_retry_seconds")
