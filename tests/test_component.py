@@ -81,8 +81,9 @@ def test_type_token_and_one_registration(run_program):
         {"images": IMAGES, "create_namespace": False, "namespace": "kube-system"},
         {"images": IMAGES, "pull_retry_seconds": 30},
         {"images": IMAGES, "pull_retry_seconds": 30, "startup_taint": {"key": "prepull.dev/not-ready"}, "remove_startup_taint": True},
+        {"images": IMAGES, "lanes": 2, "pull_retry_seconds": 30, "startup_taint": {"key": "t"}, "remove_startup_taint": True},
     ],
-    ids=["defaults", "lanes", "platforms", "image-volume", "docker-socket", "no-namespace", "pull-retry", "pull-retry-gate"],
+    ids=["defaults", "lanes", "platforms", "image-volume", "docker-socket", "no-namespace", "pull-retry", "pull-retry-gate", "gated-lanes"],
 )
 def test_children_are_exactly_the_manifests(run_program, args):
     run, got = build(run_program, args)
@@ -266,3 +267,11 @@ def test_pull_retry_children_have_names_of_their_own_and_leave_the_gates_unchang
         "w-retry-vapbinding",
         "w-sa",
     ]
+
+
+def test_the_gate_across_lanes_adds_its_role_under_names_apart_from_the_watchdogs(run_program):
+    args = {"images": IMAGES, "lanes": 2, "startup_taint": {"key": "t"}, "remove_startup_taint": True, "pull_retry_seconds": 30}
+    run, _ = build(run_program, args, name="w")
+    names = [r.name for r in children(run)]
+    assert len(set(names)) == len(names)
+    assert {"w-role", "w-rolebinding", "w-retry-role", "w-retry-rolebinding"} <= set(names)
