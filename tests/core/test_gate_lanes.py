@@ -50,7 +50,7 @@ def test_each_lane_waits_for_every_lane_of_its_node_before_the_taint_call():
         text = script(ds)
         assert waited_for(ds) == names
         assert '--field-selector "spec.nodeName=$NODE_NAME"' in text and "-ge 2 ]" in text
-        assert text.index("until [") < text.index("kubectl taint node")
+        assert text.index("while :; do n=") < text.index("kubectl taint node")
 
 
 def test_with_platforms_a_lane_waits_only_for_the_lanes_of_its_own_architectures():
@@ -61,7 +61,7 @@ def test_with_platforms_a_lane_waits_only_for_the_lanes_of_its_own_architectures
         if len(same) > 1:
             assert waited_for(ds) == same
         else:  # one lane on those nodes (an architecture with one image, or none): nothing to wait for
-            assert "until [" not in script(ds)
+            assert "lanes on" not in script(ds)
 
 
 def test_lanes_add_a_role_listing_pods_for_the_untaint_account_and_one_lane_adds_none():
@@ -99,7 +99,7 @@ def run(tmp_path, answers, shell="/bin/sh"):
     for name, text in (("kubectl", FAKE_KUBECTL), ("sleep", FAKE_SLEEP)):
         (bindir / name).write_text(text)
         (bindir / name).chmod(0o755)
-    for tool in ("grep", "timeout", "cut", "tr"):
+    for tool in ("grep", "timeout", "cut", "tr", "sort", "wc"):
         (bindir / tool).symlink_to(shutil.which(tool))
     env = {"PATH": str(bindir), "NODE_NAME": NODE, "HOME": str(tmp_path), "FAKE_LOG": str(log), "FAKE_PODS": ";".join(answers)}
     ds = of_kind(render(), "DaemonSet")[0]
@@ -107,23 +107,36 @@ def run(tmp_path, answers, shell="/bin/sh"):
     return proc, log.read_text().splitlines()
 
 
+L1, L2 = f"{BASE}-l1", f"{BASE}-l2"
+
+
 def test_the_taint_is_removed_only_once_every_lane_started_its_untaint_step(tmp_path):
     # Another lane still pulling, then its pod not listed yet (a new node), then both past their pulls.
-    answers = [f"{RUNNING}|", RUNNING, f"{RUNNING}|{WAITING}", f"{RUNNING}|{DONE}"]
+    answers = [f"{L1} {RUNNING}|{L2} {WAITING}", f"{L1} {RUNNING}", f"{L2} {WAITING}|{L1} {DONE}", f"{L1} {RUNNING}|{L2} {DONE}"]
     proc, calls = run(tmp_path, answers)
     assert proc.returncode == 0, proc.stderr
     assert calls == ["get pods", "sleep 2"] * 3 + ["get pods", "taint node"]
+    # Said once, not on every try: the count did not change.
+    assert proc.stderr.count(f"1 of 2 lanes on {NODE} have pulled; waiting") == 1, proc.stderr
+
+
+def test_two_pods_of_one_lane_do_not_stand_in_for_another_lane(tmp_path):
+    # A surge: the old and the new pod of lane 1 are both past their pulls; lane 2 is still pulling.
+    answers = [f"{L1} {DONE}|{L1} {RUNNING}|{L2} {WAITING}", f"{L1} {DONE}|{L1} {RUNNING}|{L2} {RUNNING}"]
+    proc, calls = run(tmp_path, answers)
+    assert proc.returncode == 0, proc.stderr
+    assert calls == ["get pods", "sleep 2", "get pods", "taint node"]
 
 
 def test_an_unreachable_api_server_keeps_the_step_waiting(tmp_path):
     # An empty answer is what a failed kubectl call gives the count: zero lanes started.
-    proc, calls = run(tmp_path, ["", "", f"{DONE}|{RUNNING}"])
+    proc, calls = run(tmp_path, ["", "", f"{L1} {DONE}|{L2} {RUNNING}"])
     assert proc.returncode == 0, proc.stderr
     assert calls == ["get pods", "sleep 2", "get pods", "sleep 2", "get pods", "taint node"]
 
 
 def test_the_wait_runs_under_busybox_sh_as_in_the_pod(tmp_path):
-    # busybox sh runs its own grep and sleep (one real 2 s pause here), and the fake kubectl from PATH.
-    proc, calls = run(tmp_path, [f"{RUNNING}|{WAITING}", f"{RUNNING}|{DONE}"], shell=busybox_shell(tmp_path))
+    # busybox sh runs its own grep, cut, sort, wc and sleep (one real 2 s pause here), and the fake kubectl from PATH.
+    proc, calls = run(tmp_path, [f"{L1} {RUNNING}|{L2} {WAITING}", f"{L1} {RUNNING}|{L2} {DONE}"], shell=busybox_shell(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert calls == ["get pods", "get pods", "taint node"]

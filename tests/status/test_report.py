@@ -304,3 +304,18 @@ def test_with_image_volume_and_the_gate_the_helper_is_an_image_volume_of_its_own
     helper, kubectl = "docker.io/library/busybox:1.37.0-musl", "registry.k8s.io/kubectl:v1.32.3"
     assert roles == [(helper, "helper", PRESENT), (so.PYTHON, "pull", PRESENT), (so.UV, "pull", PRESENT), (kubectl, "untaint", PULLING)]
     assert node.gate.present and node.pulls_done == 2
+
+
+def test_an_image_volume_the_started_gate_step_does_not_mount_is_not_taken_for_present():
+    # As rendered before the step mounted every image volume: it mounted only busybox's. The kubelet
+    # then starts it even when another volume's pull failed, so its start proves nothing of those.
+    ds = so.daemon_set("gated", method="image-volume", startup_taint=dict(so.GATE_TAINT), remove_startup_taint=True)
+    untaint = ds["spec"]["template"]["spec"]["initContainers"][0]
+    untaint["volumeMounts"] = [m for m in untaint["volumeMounts"] if not m["name"].startswith("img-")]
+    p = so.pod(ds, "n1", [so.terminated(9, 10)])
+    p["status"]["containerStatuses"] = [
+        {"name": "holder", "state": so.waiting("ErrImagePull", f'failed to pull image "{so.UV}": not found')}
+    ]
+    states = {i.image: i.state for i in only_node(report([ds], [p], [so.node("n1")])).images}
+    assert states[so.UV] == FAILED and states[so.PYTHON] == PULLING
+    assert states["docker.io/library/busybox:1.37.0-musl"] == PRESENT

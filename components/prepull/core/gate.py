@@ -118,17 +118,24 @@ def lanes_on_node(plan: Plan, group: Group) -> tuple[str, ...]:
 def _wait_for_lanes(lanes: tuple[str, ...]) -> str:
     """Script: wait until the untaint step of every lane's pod on this node has started ("" for one lane).
 
-    Counted by lines, one a pod: a new node has one pod per lane (a surge adds a second pod only
-    where an older one ran, on a node whose taint its older pod already removed).
+    Counts distinct lanes, not pods: with a surge, or a pod being replaced, a lane has two pods on
+    a node, and one of them past its pulls must not stand in for another lane. Says how many lanes
+    are done each time that changes, so a wait on a lane that never comes shows in the step's log.
     """
     if len(lanes) < 2:
         return ""
-    started = f'{{.status.initContainerStatuses[?(@.name=="{UNTAINT_CONTAINER}")].state}}'
+    state = f'{{.status.initContainerStatuses[?(@.name=="{UNTAINT_CONTAINER}")].state}}'
+    lane = "{.metadata.labels." + LABEL_DAEMONSET.replace(".", "\\.") + "}"
     listing = (
         f'{KUBECTL} get pods -l "{LABEL_DAEMONSET} in ({",".join(lanes)})" --field-selector "spec.nodeName=$NODE_NAME" '
-        f"-o jsonpath='{{range .items[*]}}{started}{{\"\\n\"}}{{end}}'"
+        f"-o jsonpath='{{range .items[*]}}{lane} {state}{{\"\\n\"}}{{end}}'"
     )
-    return f'until [ "$({listing} | grep -c -e running -e terminated)" -ge {len(lanes)} ]; do sleep {UNTAINT_RETRY_SECONDS}; done; '
+    done = f"""{listing} | grep -e ' {{"running"' -e ' {{"terminated"' | cut -d' ' -f1 | sort -u | wc -l"""
+    return (
+        f'last=; while :; do n=$({done}); [ "$n" -ge {len(lanes)} ] && break; '
+        f'[ "$n" = "$last" ] || echo "$n of {len(lanes)} lanes on $NODE_NAME have pulled; waiting" >&2; '
+        f"last=$n; sleep {UNTAINT_RETRY_SECONDS}; done; "
+    )
 
 
 def untaint_container(taint: Mapping[str, str], image: str, helper_from_image: bool = False, lanes: tuple[str, ...] = ()) -> KubeObject:

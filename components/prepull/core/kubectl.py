@@ -10,7 +10,7 @@ Keeping these here means the two steps cannot drift apart on any of them.
 from typing import Mapping, Optional
 
 from prepull.core.kobject import KubeObject
-from prepull.core.metadata import BUSYBOX, helper_mount_read_only, object_meta, security_context
+from prepull.core.metadata import busybox_path, helper_mount_read_only, object_meta, security_context
 from prepull.core.names import check_dns_subdomain
 from prepull.core.plan import Plan
 
@@ -100,13 +100,13 @@ def kubectl_container(name: str, step: str, image: str, script: str, env: list[K
         "name": name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": [BUSYBOX, "sh", "-c", script],
+        "command": [busybox_path(helper_from_image), "sh", "-c", script],
         # kubectl keeps a discovery cache under $HOME; the root filesystem is read-only.
         "env": [*env, {"name": "HOME", "value": home}],
         "resources": {k: dict(v) for k, v in KUBECTL_RESOURCES.items()},
         "securityContext": security_context(),
         "volumeMounts": [
-            helper_mount_read_only(helper_from_image),  # the volume holding `busybox`
+            helper_mount_read_only(),  # the volume holding `busybox`
             {"name": f"{step}-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
             {"name": f"{step}-home", "mountPath": home},
         ],

@@ -179,7 +179,13 @@ def _pull_containers(plan: Plan, group: Group) -> tuple[list[KubeObject], list[K
     if plan.remove_startup_taint:
         # Last: init containers run in order, so every pull above has succeeded.
         untaint_image = _component_image(plan.untaint_image, "untaint_image")
-        init.append(untaint_container(gate_taint(plan), untaint_image, helper_from_image, lanes_on_node(plan, group)))
+        untaint = untaint_container(gate_taint(plan), untaint_image, helper_from_image, lanes_on_node(plan, group))
+        if helper_from_image:
+            # The kubelet tries every image volume before any container, but a failed pull stops only
+            # the containers that mount that volume: mounting them all keeps this step from running
+            # (and lifting the taint) before every image is there.
+            untaint["volumeMounts"] = [*untaint["volumeMounts"], *(dict(m) for m in mounts)]
+        init.append(untaint)
         volumes.extend(untaint_volumes())
     return init, mounts, volumes
 

@@ -15,8 +15,9 @@ HELPER_MOUNT = "/.prepull"
 HELPER_VOLUME = "prepull-bin"
 BUSYBOX = f"{HELPER_MOUNT}/busybox"
 NOOP = [BUSYBOX, "true"]
-# With method image-volume the helper image itself is the volume (no copy step); its busybox is in bin/.
-HELPER_IMAGE_DIR = "bin"
+# With method image-volume the helper image itself is the volume (no copy step), mounted whole at
+# HELPER_MOUNT: a subPath on an image volume needs Kubernetes 1.33 and containerd 2.2.
+BUSYBOX_IN_IMAGE = f"{HELPER_MOUNT}/bin/busybox"
 
 
 def pairs(items: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -24,14 +25,14 @@ def pairs(items: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {k: v for k, v in items}
 
 
-def helper_mount_read_only(from_image: bool = False) -> KubeObject:
-    """How every container after the copy step sees the static busybox, at ``BUSYBOX`` either way.
+def helper_mount_read_only() -> KubeObject:
+    """How every container after the copy step sees the static busybox (or, with image-volume, the helper image)."""
+    return {"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}
 
-    ``from_image``: the volume is the helper image (an image volume), mounted from its ``bin``
-    directory; otherwise it is the emptyDir the copy step filled.
-    """
-    mount: KubeObject = {"name": HELPER_VOLUME, "mountPath": HELPER_MOUNT, "readOnly": True}
-    return mount | ({"subPath": HELPER_IMAGE_DIR} if from_image else {})
+
+def busybox_path(from_image: bool) -> str:
+    """Where a container finds busybox: copied to the emptyDir, or in the helper image mounted as a volume."""
+    return BUSYBOX_IN_IMAGE if from_image else BUSYBOX
 
 
 def security_context(read_only_root: bool = True) -> KubeObject:

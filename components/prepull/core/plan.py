@@ -271,7 +271,7 @@ def _groups(
 
     Lanes are balanced by ``sizes`` ({canonical: bytes}) when every image has one, else
     round-robin (prepull.core.lanes). With the gate, nodes of an architecture no image is for
-    still need a pod: one that pulls nothing and only removes the startup taint (lanes is 1 then).
+    still need a pod: one that pulls nothing and only removes the startup taint (a single lane).
     """
     sizes = sizes or {}
     if fixed_arch is not None and platforms:

@@ -231,10 +231,10 @@ def _sidecar_state(status: Optional[KubeView], failure: Optional[str]) -> tuple[
     return state, reason, message
 
 
-def _holder_state(view: "_PodView", image: str, failure: Optional[str]) -> tuple[str, str, Optional[str]]:
-    """State of an image volume: the kubelet pulls them all before it starts any container of the pod."""
-    if any(set(s.get("state") or {}) & {"running", "terminated"} for s in view.statuses.values()):
-        return PRESENT, "Mounted", None  # an init container (the gate's step) started: every volume was pulled
+def _holder_state(view: "_PodView", volume: str, image: str, failure: Optional[str]) -> tuple[str, str, Optional[str]]:
+    """State of an image volume: present once a container that mounts it started (the gate's step, or the holder)."""
+    if volume in view.started_mounts:
+        return PRESENT, "Mounted", None
     state, reason, message = container_state(view.holder, failure)
     if state == PULLING and reason == "Running":
         return PRESENT, "Mounted", None
@@ -255,6 +255,8 @@ class _PodView:
     statuses: Mapping[str, KubeView]
     holder: Optional[KubeView]
     previous_finished: Mapping[str, Optional[str]]
+    started_mounts: frozenset[str] = frozenset()
+    """Volumes an init container that has started mounts: the kubelet starts none before its image volumes are pulled."""
 
 
 def _pod_view(pod: KubeView) -> _PodView:
@@ -270,7 +272,13 @@ def _pod_view(pod: KubeView) -> _PodView:
         # The kubelet starts the next init container once a sidecar (restartPolicy Always) runs, not once it ends.
         started = (state.get("running") or {}).get("startedAt") if container.get("restartPolicy") == "Always" else None
         before = started or (state.get("terminated") or {}).get("finishedAt")
-    return _PodView(pod_key(pod["metadata"]), names, statuses, holders[0] if holders else None, previous)
+    started_mounts = frozenset(
+        m["name"]
+        for c in spec.get("initContainers") or []
+        if set((statuses.get(c["name"]) or {}).get("state") or {}) & {"running", "terminated"}
+        for m in c.get("volumeMounts") or []
+    )
+    return _PodView(pod_key(pod["metadata"]), names, statuses, holders[0] if holders else None, previous, started_mounts)
 
 
 def _times(step: _Step, view: _PodView, events: EventIndex) -> tuple[Optional[float], Optional[str], Optional[int]]:
@@ -290,7 +298,7 @@ def _image_status(step: _Step, view: _PodView, events: EventIndex, blocked_by: O
     failure = events.failure_of(view.key, step.container, step.image)
     reason: Optional[str]
     if step.container.startswith(HOLDER_PREFIX):
-        state, reason, message = _holder_state(view, step.image, failure)
+        state, reason, message = _holder_state(view, step.container.removeprefix(HOLDER_PREFIX), step.image, failure)
     elif step.container not in view.names:
         state, reason, message = PULLING, "OldRevision", "the node's pod is of an older revision; the rollout has not reached it"
     else:
