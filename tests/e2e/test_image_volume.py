@@ -260,6 +260,36 @@ def test_the_gate_lifts_the_taint_only_once_every_image_volume_is_present(node, 
         node.remove(objects)
 
 
+def test_a_failed_image_volume_pull_keeps_the_gate_step_from_running_and_the_taint_on(node):
+    # The kubelet tries every image volume before any container, but a failed pull stops only the
+    # containers that mount that volume: the gate's step mounts them all, so it must not start.
+    images = [*fresh_images(1), f"{REGISTRY}/prepull-test/missing:{int(time.time())}"]
+    kubectl("taint", "node", cluster.REAL_NODE, f"{GATE['key']}:{GATE['effect']}", "--overwrite")
+    objects = []
+    try:
+        objects = node.deploy("failing", images, startup_taint=GATE, remove_startup_taint=True)
+
+        def pull_failed() -> str:
+            # The failure shows on the first container the kubelet tries to start: the gate's step.
+            pods = pods_of(NAMESPACE, "failing")
+            status = pods[0]["status"] if pods else {}
+            statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+            reasons = {((s.get("state") or {}).get("waiting") or {}).get("reason") for s in statuses}
+            return "" if {"ErrImagePull", "ImagePullBackOff"} & reasons else f"waiting reasons {sorted(map(str, reasons))}"
+
+        poll("the missing image's pull to fail", pull_failed, timeout=120, every=1)
+        time.sleep(5)  # a moment for a wrongly started step to show, and to lift the taint
+        pod = pods_of(NAMESPACE, "failing")[0]
+        untaint = {s["name"]: s for s in pod["status"].get("initContainerStatuses") or []}["untaint"]
+        assert "waiting" in untaint["state"], f"the gate's step started although a volume failed: {untaint['state']}"
+        taints = kubectl("get", "node", cluster.REAL_NODE, "-o", "jsonpath={.spec.taints}").stdout
+        assert GATE["key"] in taints, f"the taint went although a volume failed: {taints}"
+        assert images[0] in present()
+    finally:
+        kubectl("taint", "node", cluster.REAL_NODE, f"{GATE['key']}:{GATE['effect']}-", check=False)
+        node.remove(objects)
+
+
 # ---------------------------------------------------------------- 4: image garbage collection
 
 

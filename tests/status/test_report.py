@@ -319,3 +319,14 @@ def test_an_image_volume_the_started_gate_step_does_not_mount_is_not_taken_for_p
     states = {i.image: i.state for i in only_node(report([ds], [p], [so.node("n1")])).images}
     assert states[so.UV] == FAILED and states[so.PYTHON] == PULLING
     assert states["docker.io/library/busybox:1.37.0-musl"] == PRESENT
+
+
+def test_with_image_volume_and_the_gate_a_failed_volume_pull_shows_on_its_image_via_the_gate_step():
+    # The gate's step mounts every volume and is the first container the kubelet tries: the failure is its waiting reason.
+    ds = so.daemon_set("gated", method="image-volume", startup_taint=dict(so.GATE_TAINT), remove_startup_taint=True)
+    p = so.pod(ds, "n1", [so.waiting("ErrImagePull", f'failed to pull image "{so.UV}": not found')])
+    p["status"]["containerStatuses"] = [{"name": "holder", "state": so.waiting("PodInitializing")}]
+    node = only_node(report([ds], [p], [so.node("n1", taints=[dict(so.GATE_TAINT)])]))
+    states = {i.image: (i.state, i.reason) for i in node.images if i.role == "pull"}
+    assert states == {so.UV: (FAILED, "ErrImagePull"), so.PYTHON: (PULLING, "Waiting")}
+    assert node.state == FAILED and node.gate.present

@@ -21,7 +21,7 @@ Nothing here talks to a cluster: :func:`classify` takes the objects as the API r
 """
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
 
 from prepull.core.gate import UNTAINT_CONTAINER, removed_taint
@@ -235,7 +235,8 @@ def _holder_state(view: "_PodView", volume: str, image: str, failure: Optional[s
     """State of an image volume: present once a container that mounts it started (the gate's step, or the holder)."""
     if volume in view.started_mounts:
         return PRESENT, "Mounted", None
-    state, reason, message = container_state(view.holder, failure)
+    # With the gate its step mounts every volume and is the first container the kubelet tries.
+    state, reason, message = container_state(view.first_mounter.get(volume) or view.holder, failure)
     if state == PULLING and reason == "Running":
         return PRESENT, "Mounted", None
     if state == FAILED and message and image not in message and '"' in message:
@@ -257,6 +258,8 @@ class _PodView:
     previous_finished: Mapping[str, Optional[str]]
     started_mounts: frozenset[str] = frozenset()
     """Volumes an init container that has started mounts: the kubelet starts none before its image volumes are pulled."""
+    first_mounter: Mapping[str, KubeView] = field(default_factory=dict)
+    """Per volume, the status of the first init container not yet started that mounts it: a failed pull shows there."""
 
 
 def _pod_view(pod: KubeView) -> _PodView:
@@ -272,13 +275,23 @@ def _pod_view(pod: KubeView) -> _PodView:
         # The kubelet starts the next init container once a sidecar (restartPolicy Always) runs, not once it ends.
         started = (state.get("running") or {}).get("startedAt") if container.get("restartPolicy") == "Always" else None
         before = started or (state.get("terminated") or {}).get("finishedAt")
-    started_mounts = frozenset(
-        m["name"]
-        for c in spec.get("initContainers") or []
-        if set((statuses.get(c["name"]) or {}).get("state") or {}) & {"running", "terminated"}
-        for m in c.get("volumeMounts") or []
-    )
-    return _PodView(pod_key(pod["metadata"]), names, statuses, holders[0] if holders else None, previous, started_mounts)
+    started, first_mounter = _mounts(spec.get("initContainers") or [], statuses)
+    return _PodView(pod_key(pod["metadata"]), names, statuses, holders[0] if holders else None, previous, started, first_mounter)
+
+
+def _mounts(inits: list[KubeView], statuses: Mapping[str, KubeView]) -> tuple[frozenset[str], dict[str, KubeView]]:
+    """(volumes a started init container mounts, {volume: status of the first unstarted init container mounting it})."""
+    started: set[str] = set()
+    first: dict[str, KubeView] = {}
+    for container in inits:
+        status = statuses.get(container["name"]) or {}
+        ran = bool(set(status.get("state") or {}) & {"running", "terminated"})
+        for mount in container.get("volumeMounts") or []:
+            if ran:
+                started.add(mount["name"])
+            elif status:
+                first.setdefault(mount["name"], status)
+    return frozenset(started), first
 
 
 def _times(step: _Step, view: _PodView, events: EventIndex) -> tuple[Optional[float], Optional[str], Optional[int]]:
