@@ -29,7 +29,16 @@ from typing import Mapping, Optional
 
 from prepull.core.kobject import KubeObject, KubeView
 from prepull.core.labels import LABEL_DAEMONSET
-from prepull.core.kubectl import KUBECTL, cluster_scoped_name, kubectl_container, kubectl_volumes, service_account_object, username
+from prepull.core.kubectl import (
+    KUBECTL,
+    admission_policy,
+    cluster_scoped_name,
+    kubectl_container,
+    kubectl_volumes,
+    pod_role,
+    service_account_object,
+    username,
+)
 from prepull.core.metadata import object_meta
 from prepull.core.plan import Group, Plan
 
@@ -185,7 +194,7 @@ def gate_taint(plan: Plan) -> Mapping[str, str]:
 
 def gate_objects(plan: Plan) -> list[KubeObject]:
     """ServiceAccount, ClusterRole(Binding), ValidatingAdmissionPolicy(Binding); with lanes, a Role and its binding too."""
-    namespace, base, taint = plan.namespace, plan.base_name, gate_taint(plan)
+    namespace, base = plan.namespace, plan.base_name
 
     def meta(name: str, ns: Optional[str] = None) -> KubeObject:
         return object_meta(plan, name, ns)
@@ -207,48 +216,26 @@ def gate_objects(plan: Plan) -> list[KubeObject]:
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_name},
             "subjects": [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": namespace}],
         },
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": meta(cluster_name),
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["nodes"]}]
-                },
-                "matchConditions": [{"name": "is-untaint-identity", "expression": f"request.userInfo.username == '{username(plan)}'"}],
-                "variables": cel_variables(taint),
-                "validations": cel_validations(),
-            },
-        },
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": meta(cluster_name),
-            "spec": {"policyName": cluster_name, "validationActions": ["Deny"]},
-        },
+        *admission_policy(plan, cluster_name, _policy(plan)),
         *_lanes_rbac(plan, sa["metadata"]["name"]),
     ]
+
+
+def _policy(plan: Plan) -> KubeObject:
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["nodes"]}]
+        },
+        "matchConditions": [{"name": "is-untaint-identity", "expression": f"request.userInfo.username == '{username(plan)}'"}],
+        "variables": cel_variables(gate_taint(plan)),
+        "validations": cel_validations(),
+    }
 
 
 def _lanes_rbac(plan: Plan, service_account: str) -> list[KubeObject]:
     """With several lanes on a node: a Role to list the pods of its namespace (to see the other lanes), and its binding."""
     if not any(len(lanes_on_node(plan, g)) > 1 for g in plan.groups):
         return []
-    rbac, name = "rbac.authorization.k8s.io", f"{plan.base_name}-{STEP}"
-    return [
-        {
-            "apiVersion": f"{rbac}/v1",
-            "kind": "Role",
-            "metadata": object_meta(plan, name, plan.namespace),
-            # `list` only: each step reads the untaint state of its node's lanes; nothing is changed.
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
-        },
-        {
-            "apiVersion": f"{rbac}/v1",
-            "kind": "RoleBinding",
-            "metadata": object_meta(plan, name, plan.namespace),
-            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": plan.namespace}],
-        },
-    ]
+    # `list` only: each step reads the untaint state of its node's lanes; nothing is changed.
+    return pod_role(plan, f"{plan.base_name}-{STEP}", ["list"], service_account)

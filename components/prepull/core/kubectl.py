@@ -111,3 +111,41 @@ def kubectl_container(name: str, step: str, image: str, script: str, env: list[K
             {"name": f"{step}-home", "mountPath": home},
         ],
     }
+
+
+def pod_role(plan: Plan, name: str, verbs: list[str], service_account: str) -> list[KubeObject]:
+    """A Role ``name`` in the pods' namespace with ``verbs`` on pods, and its binding to ``service_account``."""
+    rbac = "rbac.authorization.k8s.io"
+    return [
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "Role",
+            "metadata": object_meta(plan, name, plan.namespace),
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": verbs}],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": object_meta(plan, name, plan.namespace),
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": plan.namespace}],
+        },
+    ]
+
+
+def admission_policy(plan: Plan, name: str, spec: KubeObject) -> list[KubeObject]:
+    """A ValidatingAdmissionPolicy ``name`` (cluster-scoped) with ``spec``, and its binding that denies what it rejects."""
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": object_meta(plan, name),
+            "spec": spec,
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": object_meta(plan, name),
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
+        },
+    ]

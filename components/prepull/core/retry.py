@@ -20,8 +20,16 @@ Least privilege, as for the gate (gate.py; what both share is in kubectl.py):
 """
 
 from prepull.core.kobject import KubeObject
-from prepull.core.kubectl import KUBECTL, cluster_scoped_name, kubectl_container, kubectl_volumes, service_account_object, username
-from prepull.core.metadata import object_meta
+from prepull.core.kubectl import (
+    KUBECTL,
+    admission_policy,
+    cluster_scoped_name,
+    kubectl_container,
+    kubectl_volumes,
+    pod_role,
+    service_account_object,
+    username,
+)
 from prepull.core.plan import Plan
 
 POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name"
@@ -114,48 +122,10 @@ def retry_object_ids(plan: Plan) -> frozenset[tuple[str, str]]:
 def retry_objects(plan: Plan) -> list[KubeObject]:
     """The ServiceAccount (unless the gate's declares it), Role, RoleBinding, ValidatingAdmissionPolicy and its binding."""
     sa = service_account_object(plan)
-    return [*([] if plan.remove_startup_taint else [sa]), *_rbac(plan, sa["metadata"]["name"]), *_admission(plan)]
-
-
-def _rbac(plan: Plan, service_account: str) -> list[KubeObject]:
-    """The Role and its binding to the pod's ServiceAccount, in the pods' namespace."""
-    name, _ = _names(plan)
-    rbac = "rbac.authorization.k8s.io"
-    return [
-        {
-            "apiVersion": f"{rbac}/v1",
-            "kind": "Role",
-            "metadata": object_meta(plan, name, plan.namespace),
-            # `get` to read its own pod's state, `delete` to replace it: no list, no eviction, no other kind.
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "delete"]}],
-        },
-        {
-            "apiVersion": f"{rbac}/v1",
-            "kind": "RoleBinding",
-            "metadata": object_meta(plan, name, plan.namespace),
-            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": plan.namespace}],
-        },
-    ]
-
-
-def _admission(plan: Plan) -> list[KubeObject]:
-    """The ValidatingAdmissionPolicy and its binding (cluster-scoped)."""
-    _, cluster_name = _names(plan)
-    return [
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": object_meta(plan, cluster_name),
-            "spec": _policy(plan),
-        },
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": object_meta(plan, cluster_name),
-            "spec": {"policyName": cluster_name, "validationActions": ["Deny"]},
-        },
-    ]
+    name, cluster_name = _names(plan)
+    # `get` to read its own pod's state, `delete` to replace it: no list, no eviction, no other kind.
+    role = pod_role(plan, name, ["get", "delete"], sa["metadata"]["name"])
+    return [*([] if plan.remove_startup_taint else [sa]), *role, *admission_policy(plan, cluster_name, _policy(plan))]
 
 
 def _policy(plan: Plan) -> KubeObject:
