@@ -369,16 +369,15 @@ def containerd_config(d: Path) -> Path:
         (c / "config.toml").write_text(containerd2_config_text(d))
         return c / "config.toml"
     cri = 'plugins."io.containerd.grpc.v1.cri"'
-    (c / "config.toml").write_text(f"""version = 2
-root = "{c / "root"}"
-state = "{c / "state"}"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.opt", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "{containerd_socket(d)}"
-[ttrpc]
-  address = "{c / "containerd.sock.ttrpc"}"
-[{cri}]
+    disabled = (
+        "io.containerd.snapshotter.v1.aufs",
+        "io.containerd.snapshotter.v1.btrfs",
+        "io.containerd.snapshotter.v1.zfs",
+        "io.containerd.snapshotter.v1.devmapper",
+        "io.containerd.internal.v1.opt",
+        "io.containerd.tracing.processor.v1.otlp",
+    )
+    (c / "config.toml").write_text(f"""{containerd_preamble(d, 2, disabled)}[{cri}]
   sandbox_image = "registry.k8s.io/pause:3.10.1"
   # These machines lack CAP_SYS_RESOURCE: runc cannot lower a container's oom_score_adj (the
   # kubelet asks -998 for sandboxes), so clamp it to containerd's own, as rootless setups do.
@@ -401,6 +400,20 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     return c / "config.toml"
 
 
+def containerd_preamble(d: Path, version: int, disabled: tuple[str, ...]) -> str:
+    """How both configuration versions begin: the version, DIR's root and state, the plugins left out, the sockets."""
+    c = d / "containerd"
+    return f"""version = {version}
+root = "{c / "root"}"
+state = "{c / "state"}"
+disabled_plugins = [{", ".join(f'"{plugin}"' for plugin in disabled)}]
+[grpc]
+  address = "{containerd_socket(d)}"
+[ttrpc]
+  address = "{c / "containerd.sock.ttrpc"}"
+"""
+
+
 def containerd2_config_text(d: Path) -> str:
     """containerd 2's configuration (``version = 3``): the same paths, mirrors, stream port and CNI as 1.6's.
 
@@ -410,16 +423,13 @@ def containerd2_config_text(d: Path) -> str:
     """
     c = d / "containerd"
     images_plugin, runtime_plugin = "plugins.'io.containerd.cri.v1.images'", "plugins.'io.containerd.cri.v1.runtime'"
-    return f"""version = 3
-root = "{c / "root"}"
-state = "{c / "state"}"
-disabled_plugins = ["io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.opt", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.nri.v1.nri"]
-[grpc]
-  address = "{containerd_socket(d)}"
-[ttrpc]
-  address = "{c / "containerd.sock.ttrpc"}"
-[{images_plugin}]
+    disabled = (
+        "io.containerd.snapshotter.v1.devmapper",
+        "io.containerd.internal.v1.opt",
+        "io.containerd.tracing.processor.v1.otlp",
+        "io.containerd.nri.v1.nri",
+    )
+    return f"""{containerd_preamble(d, 3, disabled)}[{images_plugin}]
   snapshotter = "overlayfs"
   [{images_plugin}.pinned_images]
     sandbox = "registry.k8s.io/pause:3.10.1"
