@@ -103,23 +103,17 @@ def _helper_copy(plan: Plan) -> KubeObject:
     }
 
 
-def _helper_step(plan: Plan, from_image: bool) -> list[KubeObject]:
-    """The copy step, unless the runtime mounts the helper image itself (method image-volume).
+def _helper(plan: Plan, from_image: bool) -> tuple[list[KubeObject], KubeObject]:
+    """(the copy step, or none; the volume busybox is run from).
 
-    There the kubelet pulls it with the other image volumes, and no init container (a pull, a
-    start, and about a second until the kubelet sees it exit) stands before the gate's step.
+    With method image-volume the helper image itself is an image volume: the kubelet pulls it with
+    the others, and no init container (a pull, a start, and about a second until the kubelet sees
+    it exit) stands before the gate's step. Otherwise the copy step fills an emptyDir.
     """
-    return [] if from_image else [_helper_copy(plan)]
-
-
-def _helper_volume(plan: Plan, from_image: bool) -> KubeObject:
-    """The volume busybox is run from: the helper image as an image volume, or the emptyDir the copy step fills."""
     if from_image:
-        return {
-            "name": HELPER_VOLUME,
-            "image": {"reference": _component_image(plan.helper_image, "helper_image"), "pullPolicy": "IfNotPresent"},
-        }
-    return {"name": HELPER_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}}
+        reference = _component_image(plan.helper_image, "helper_image")
+        return [], {"name": HELPER_VOLUME, "image": {"reference": reference, "pullPolicy": "IfNotPresent"}}
+    return [_helper_copy(plan)], {"name": HELPER_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}}
 
 
 def _kubelet_pull(plan: Plan, ref: ImageRef) -> KubeObject:
@@ -158,8 +152,9 @@ def _pull_containers(plan: Plan, group: Group) -> tuple[list[KubeObject], list[K
     volumes: list[KubeObject] = []
     helper_from_image = plan.method is Method.IMAGE_VOLUME
     if plan.needs_helper:
-        init.extend(_helper_step(plan, helper_from_image))
-        volumes.append(_helper_volume(plan, helper_from_image))
+        copy, volume = _helper(plan, helper_from_image)
+        init.extend(copy)
+        volumes.append(volume)
     if plan.pull_retry_seconds is not None:
         # The watchdog runs on the busybox the copy above puts in the volume (the kubectl image has no
         # shell), so it comes right after the copy rather than first; it is a sidecar, so the pulls

@@ -47,8 +47,8 @@ MAX_IMAGES_PER_DAEMONSET = 1000
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 MAX_LANES = 32
 # pull_retry_seconds: not below the kubelet's first back-off step (10 s), which a retry sooner would
-# only multiply into registry and API load; at most an hour (above 300 s, the kubelet's own cap, it
-# shortens nothing, as the input's docstring says).
+# only multiply into registry and API load; at most 300 s, the kubelet's own cap (a longer period
+# would shorten nothing, as the input's docstring says).
 PULL_RETRY_MIN_SECONDS = 10
 PULL_RETRY_MAX_SECONDS = 300
 # Why a method other than kubelet cannot have the watchdog (pull_retry_seconds).
@@ -122,7 +122,7 @@ class Plan:
 
     @property
     def needs_helper(self) -> bool:
-        """The static busybox is copied in for the kubelet no-op and the untaint script (the pull-retry watchdog needs method kubelet)."""
+        """The static busybox, for the kubelet no-op and the kubectl steps: copied in, or with image-volume mounted from its image."""
         return self.method is Method.KUBELET or self.remove_startup_taint
 
     @property

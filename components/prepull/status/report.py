@@ -21,7 +21,7 @@ Nothing here talks to a cluster: :func:`classify` takes the objects as the API r
 """
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
 from prepull.core.gate import UNTAINT_CONTAINER, removed_taint
@@ -256,9 +256,9 @@ class _PodView:
     statuses: Mapping[str, KubeView]
     holder: Optional[KubeView]
     previous_finished: Mapping[str, Optional[str]]
-    started_mounts: frozenset[str] = frozenset()
+    started_mounts: frozenset[str]
     """Volumes an init container that has started mounts: the kubelet starts none before its image volumes are pulled."""
-    first_mounter: Mapping[str, KubeView] = field(default_factory=dict)
+    first_mounter: Mapping[str, KubeView]
     """Per volume, the status of the first init container not yet started that mounts it: a failed pull shows there."""
 
 
