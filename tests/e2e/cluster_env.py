@@ -184,6 +184,10 @@ class Recorder(threading.Thread):
     def first(self, what) -> float:
         return next(t for t, missing, tainted in self.ticks if what(missing, tainted))
 
+    def wait_taint_gone(self, timeout: float = 30) -> None:
+        """Poll until a tick has seen the taint gone (the gate opened)."""
+        poll("the recorder to see the taint gone", lambda: "" if any(t is False for _, _, t in self.ticks) else "still on", timeout, 0.5)
+
     def check_gate_held(self) -> float:
         """The first time the taint was seen gone, after every image was seen present; fails otherwise."""
         early = [(round(t, 1), missing) for t, missing, tainted in self.ticks if tainted is False and missing]

@@ -261,7 +261,7 @@ def finish(name: str, gated, since: float, what: str, measured) -> None:
         raise
     ready = time.monotonic()
     assert set(images) <= present()
-    poll("the recorder to see the taint gone", lambda: "" if any(t is False for _, _, t in recorder.ticks) else "still on", 30, 0.5)
+    recorder.wait_taint_gone()
     recorder.check_gate_held()
     measured(f"{what} mid-pull: pod Ready, images present, gate held", ready - since)
 
@@ -281,7 +281,7 @@ def test_with_two_lanes_each_lane_waits_and_the_taint_goes_only_once_both_have_p
         poll(f"{lane}'s pod to be Ready", lambda: ready_pod(NAMESPACE, lane), timeout=300, every=1)
     ready = time.monotonic()
     assert set(images) <= present()
-    poll("the recorder to see the taint gone", lambda: "" if any(t is False for _, _, t in recorder.ticks) else "still on", 30, 0.5)
+    recorder.wait_taint_gone()
     recorder.check_gate_held()
     for lane in ("lanes-l1", "lanes-l2"):
         status = {s["name"]: s["state"] for s in pods_of(NAMESPACE, lane)[0]["status"]["initContainerStatuses"]}

@@ -241,7 +241,7 @@ def test_the_gate_lifts_the_taint_only_once_every_image_volume_is_present(node, 
             objects = node.deploy("gated", images, startup_taint=GATE, remove_startup_taint=True)
             wait_ready("gated", timeout=300)
             ready = time.monotonic()
-            poll("the recorder to see the taint gone", lambda: "" if any(t is False for _, _, t in recorder.ticks) else "on", 30, 0.5)
+            recorder.wait_taint_gone()
         finally:
             recorder.stop()
             kubectl("taint", "node", cluster.REAL_NODE, f"{GATE['key']}:{GATE['effect']}-", check=False)
